@@ -1,0 +1,1 @@
+"""Dataset manifest and embedded demo data of bayes-scaling (read through importlib.resources)."""

@@ -1,0 +1,1 @@
+"""Prior sets shipped with bayes-scaling (TOML files read through importlib.resources)."""
