@@ -1,0 +1,607 @@
+"""Run NUTS on a scaling-law model and return a labelled ArviZ ``InferenceData``.
+
+Layers: :func:`prepare` (validated frame -> arrays and a hashable :class:`ModelSpec`),
+:func:`sample` (explicit ``rng_key`` -> dict of xarray groups), :func:`fit` (one call from data
+to ``InferenceData``). Compiled samplers are cached per model spec, data size and sampler
+settings, so a second fit of same-shaped data does not trace or compile again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import pandas as pd
+import xarray as xr
+from numpyro.infer import MCMC, NUTS, Predictive, init_to_median
+from numpyro.infer.util import log_likelihood as _numpyro_log_likelihood
+
+from bayes_scaling import __version__
+from bayes_scaling import data as _data
+from bayes_scaling.laws import LawSpec, get_law
+from bayes_scaling.models import LIKELIHOODS, ModelSpec, build_model, resolve_pooling
+from bayes_scaling.priors import PriorSet, resolve_priors
+
+__all__ = [
+    "FitInputs",
+    "SamplerSettings",
+    "prepare",
+    "sample",
+    "fit",
+    "to_inference_data",
+    "save_fit",
+    "load_fit",
+    "posterior_draws",
+    "fit_law",
+    "fit_spec",
+    "summarize",
+    "diagnostics",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerSettings:
+    """NUTS settings; part of the compiled-sampler cache key."""
+
+    num_chains: int = 4
+    num_warmup: int = 500
+    num_samples: int = 1000
+    target_accept_prob: float = 0.9
+    dense_mass: bool = True
+    max_tree_depth: int = 10
+    chain_method: str | None = None  # None: parallel when enough devices, else sequential
+    progress_bar: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("num_chains", "num_warmup", "num_samples"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < (0 if name == "num_warmup" else 1):
+                raise ValueError(f"{name} must be a {'non-negative' if name == 'num_warmup' else 'positive'} integer; got {v!r}")
+        if not 0 < self.target_accept_prob < 1:
+            raise ValueError(f"target_accept_prob must be in (0, 1); got {self.target_accept_prob}")
+
+
+@dataclasses.dataclass(frozen=True)
+class FitInputs:
+    """Arrays for the model (log covariates, log target, group codes) and their labels."""
+
+    spec: ModelSpec
+    frame: pd.DataFrame
+    x: dict[str, np.ndarray]
+    y: np.ndarray
+    group_index: np.ndarray | None
+    group_labels: tuple[str, ...]
+    group_column: str | None
+
+    @property
+    def num_points(self) -> int:
+        return int(self.y.shape[0])
+
+
+def prepare(
+    data,
+    law: str | LawSpec = "chinchilla",
+    *,
+    priors=None,
+    group: str | None = None,
+    pooling=None,
+    likelihood: str = "student_t",
+    columns: Mapping[str, str] | None = None,
+    derive_tokens: bool = False,
+    flops_per_token: float = 6.0,
+) -> FitInputs:
+    """Validate data and build the static model spec plus the arrays it is run on."""
+    spec_law = get_law(law)
+    if likelihood not in LIKELIHOODS:
+        raise ValueError(f"unknown likelihood {likelihood!r}; expected one of {', '.join(LIKELIHOODS)}")
+    prior_set = resolve_priors(spec_law, priors)
+    pool = resolve_pooling(spec_law, pooling, grouped=group is not None)
+    frame = _data.validate(
+        data, spec_law, group=group, columns=columns, derive_tokens=derive_tokens,
+        flops_per_token=flops_per_token, pooling=pool,
+    )
+    x = {c: np.log(frame[c].to_numpy(dtype=float)) for c in spec_law.covariates}
+    y = np.log(frame[spec_law.target].to_numpy(dtype=float))
+    if group is not None:
+        codes, labels = pd.factorize(frame["group"], sort=True)
+        group_index = codes.astype(np.int32)
+        group_labels = tuple(str(v) for v in labels)
+    else:
+        group_index, group_labels = None, ()
+    reference = tuple((c, float(np.round(x[c].mean(), 6))) for c in spec_law.covariates)
+    spec = ModelSpec(
+        law=spec_law,
+        priors=prior_set,
+        likelihood=likelihood,
+        pooling=tuple(sorted(pool.items())),
+        num_groups=len(group_labels),
+        reference=reference,
+    )
+    return FitInputs(spec, frame, x, y, group_index, group_labels, group)
+
+
+# --------------------------------------------------------------------------- sampler cache
+
+_SAMPLERS: dict[Any, MCMC] = {}
+TRACE_COUNTS: dict[str, int] = {}  # model traces per law name; read by tests
+
+
+def _chain_method(settings: SamplerSettings) -> str:
+    if settings.chain_method is not None:
+        return settings.chain_method
+    return "parallel" if jax.local_device_count() >= settings.num_chains > 1 else "sequential"
+
+
+def _sampler(spec: ModelSpec, num_points: int, settings: SamplerSettings) -> MCMC:
+    key = (spec, num_points, settings)
+    mcmc = _SAMPLERS.get(key)
+    if mcmc is None:
+        inner = build_model(spec)
+
+        def counted_model(*args, **kwargs):
+            TRACE_COUNTS[spec.law.name] = TRACE_COUNTS.get(spec.law.name, 0) + 1
+            return inner(*args, **kwargs)
+
+        kernel = NUTS(
+            counted_model,
+            dense_mass=settings.dense_mass,
+            target_accept_prob=settings.target_accept_prob,
+            max_tree_depth=settings.max_tree_depth,
+            init_strategy=init_to_median(num_samples=15),
+        )
+        mcmc = MCMC(
+            kernel,
+            num_warmup=settings.num_warmup,
+            num_samples=settings.num_samples,
+            num_chains=settings.num_chains,
+            chain_method=_chain_method(settings),
+            progress_bar=settings.progress_bar,
+            jit_model_args=True,
+        )
+        if len(_SAMPLERS) > 32:
+            _SAMPLERS.pop(next(iter(_SAMPLERS)))
+        _SAMPLERS[key] = mcmc
+    return mcmc
+
+
+def _model_args(inputs: FitInputs):
+    x = {k: jnp.asarray(v, dtype=jnp.float32) for k, v in inputs.x.items()}
+    y = jnp.asarray(inputs.y, dtype=jnp.float32)
+    gi = None if inputs.group_index is None else jnp.asarray(inputs.group_index)
+    return x, y, gi
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+def sample(inputs: FitInputs, rng_key: jax.Array, settings: SamplerSettings = SamplerSettings(), *, prior_samples: int = 500) -> dict[str, xr.Dataset]:
+    """Run NUTS with an explicit key and return the InferenceData groups as xarray Datasets.
+
+    Groups: ``posterior``, ``sample_stats``, ``log_likelihood``, ``observed_data``,
+    ``constant_data``, ``prior`` and ``prior_predictive`` (when ``prior_samples > 0``).
+    Diagnostics problems are raised as warnings (R-hat > 1.01, bulk ESS < 400, divergences).
+    """
+    spec = inputs.spec
+    mcmc = _sampler(spec, inputs.num_points, settings)
+    x, y, gi = _model_args(inputs)
+    key_mcmc, key_prior = jax.random.split(rng_key)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="There are not enough devices", category=UserWarning)
+        mcmc.run(key_mcmc, x, y, gi, extra_fields=("diverging", "num_steps", "energy", "potential_energy", "accept_prob"))
+    samples = mcmc.get_samples(group_by_chain=True)
+    extra = mcmc.get_extra_fields(group_by_chain=True)
+
+    groups = _to_groups(inputs, samples, extra)
+    # pointwise log likelihood, vectorised over draws
+    flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in samples.items()}
+    ll = _numpyro_log_likelihood(build_model(spec), flat, x, y, gi)[f"log_{spec.law.target}"]
+    nc, nd = settings.num_chains, settings.num_samples
+    groups["log_likelihood"] = xr.Dataset(
+        {f"log_{spec.law.target}": (("chain", "draw", "point"), np.asarray(ll).reshape(nc, nd, -1))},
+        coords=_coords(inputs, nc, nd),
+    )
+    if prior_samples:
+        prior = Predictive(build_model(spec), num_samples=prior_samples)(key_prior, x, None, gi)
+        pp_name = f"log_{spec.law.target}"
+        prior_pred = {pp_name: np.asarray(prior.pop(pp_name))[None]}
+        prior_params = {k: np.asarray(v)[None] for k, v in prior.items()}
+        groups["prior"] = _params_dataset(inputs, prior_params, 1, prior_samples)
+        groups["prior_predictive"] = xr.Dataset(
+            {pp_name: (("chain", "draw", "point"), prior_pred[pp_name])},
+            coords=_coords(inputs, 1, prior_samples),
+        )
+    _warn_diagnostics(groups["posterior"], groups["sample_stats"], spec)
+    return groups
+
+
+def _coords(inputs: FitInputs, nc: int, nd: int) -> dict[str, Any]:
+    coords: dict[str, Any] = {"chain": np.arange(nc), "draw": np.arange(nd), "point": np.arange(inputs.num_points)}
+    if inputs.group_labels:
+        coords["group"] = list(inputs.group_labels)
+    return coords
+
+
+def _params_dataset(inputs: FitInputs, samples: Mapping[str, np.ndarray], nc: int, nd: int) -> xr.Dataset:
+    spec = inputs.spec
+    keep = list(spec.law.param_names) + ["sigma", "nu"]
+    keep += [f"{p}_pop_{s}" for p in spec.law.param_names for s in ("loc", "sd")]
+    data_vars = {}
+    for name in keep:
+        if name not in samples:
+            continue
+        v = np.asarray(samples[name])
+        dims = ("chain", "draw") + (("group",) if v.ndim == 3 else ())
+        data_vars[name] = (dims, v)
+    ds = xr.Dataset(data_vars, coords={k: v for k, v in _coords(inputs, nc, nd).items() if k != "point"})
+    return ds
+
+
+def _to_groups(inputs: FitInputs, samples, extra) -> dict[str, xr.Dataset]:
+    spec = inputs.spec
+    nc, nd = next(iter(samples.values())).shape[:2]
+    posterior = _params_dataset(inputs, {k: np.asarray(v) for k, v in samples.items()}, nc, nd)
+    posterior.attrs.update(_attrs(inputs))
+    stats = xr.Dataset(
+        {
+            "diverging": (("chain", "draw"), np.asarray(extra["diverging"]).astype(bool)),
+            "n_steps": (("chain", "draw"), np.asarray(extra["num_steps"])),
+            "energy": (("chain", "draw"), np.asarray(extra["energy"])),
+            "lp": (("chain", "draw"), -np.asarray(extra["potential_energy"])),
+            "acceptance_rate": (("chain", "draw"), np.asarray(extra["accept_prob"])),
+        },
+        coords={"chain": np.arange(nc), "draw": np.arange(nd)},
+    )
+    point = np.arange(inputs.num_points)
+    target = spec.law.target
+    observed = xr.Dataset({f"log_{target}": (("point",), inputs.y)}, coords={"point": point})
+    const = {c: (("point",), inputs.frame[c].to_numpy(dtype=float)) for c in spec.law.covariates}
+    if inputs.group_index is not None:
+        const["group_index"] = (("point",), inputs.group_index)
+    constant = xr.Dataset(const, coords={"point": point, **({"group": list(inputs.group_labels)} if inputs.group_labels else {})})
+    return {"posterior": posterior, "sample_stats": stats, "observed_data": observed, "constant_data": constant}
+
+
+def _attrs(inputs: FitInputs) -> dict[str, str]:
+    spec = inputs.spec
+    return {
+        "law": spec.law.name,
+        "formula": spec.law.formula,
+        "priors": spec.priors.to_json(),
+        "likelihood": spec.likelihood,
+        "pooling": json.dumps(spec.pooling_map),
+        "group_column": inputs.group_column or "",
+        "groups": json.dumps(list(inputs.group_labels)),
+        "covariates": json.dumps(list(spec.law.covariates)),
+        "target": spec.law.target,
+        "reference": json.dumps(spec.reference_map),
+        "data_hash": _data.data_hash(inputs.frame),
+        "num_points": str(inputs.num_points),
+        "bayes_scaling_version": __version__,
+        "inference_library": f"numpyro {numpyro.__version__}",
+    }
+
+
+def _split_rhat(v: np.ndarray) -> np.ndarray:
+    from numpyro.diagnostics import split_gelman_rubin
+
+    return np.asarray(split_gelman_rubin(v))
+
+
+def _ess(v: np.ndarray) -> np.ndarray:
+    from numpyro.diagnostics import effective_sample_size
+
+    return np.asarray(effective_sample_size(v))
+
+
+def diagnostics(posterior: xr.Dataset, sample_stats: xr.Dataset, names=None) -> dict[str, float]:
+    """Max split R-hat, min ESS (numpyro's estimators) and the divergence count."""
+    names = names or [n for n in posterior.data_vars]
+    rhat, ess = [], []
+    for name in names:
+        v = posterior[name].values
+        if v.shape[0] > 1:
+            rhat.append(float(np.nanmax(_split_rhat(v))))
+        ess.append(float(np.nanmin(_ess(v))))
+    return {
+        "max_rhat": max(rhat) if rhat else float("nan"),
+        "min_ess": min(ess),
+        "divergences": int(sample_stats["diverging"].sum()),
+    }
+
+
+def _warn_diagnostics(posterior: xr.Dataset, stats: xr.Dataset, spec: ModelSpec) -> None:
+    names = [n for n in posterior.data_vars]
+    d = diagnostics(posterior, stats, names)
+    if d["divergences"]:
+        warnings.warn(
+            f"{d['divergences']} divergent transitions: the posterior has regions NUTS cannot explore "
+            "reliably. Try target_accept_prob=0.95 or 0.99 (CLI --target-accept), more informative "
+            "priors, or sharing poorly identified parameters across groups.",
+            RuntimeWarning, stacklevel=3,
+        )
+    if d["max_rhat"] > 1.01:
+        warnings.warn(
+            f"max R-hat is {d['max_rhat']:.3f} (> 1.01): chains disagree. Run more warmup and samples "
+            "(--warmup, --samples), check for multimodality, or use more informative priors.",
+            RuntimeWarning, stacklevel=3,
+        )
+    if d["min_ess"] < 400:
+        warnings.warn(
+            f"min effective sample size is {d['min_ess']:.0f} (< 400): tail quantiles are unreliable. "
+            "Draw more samples (--samples) or more chains (--chains).",
+            RuntimeWarning, stacklevel=3,
+        )
+
+
+# --------------------------------------------------------------------------- one-call API
+
+
+def to_inference_data(groups: Mapping[str, xr.Dataset]):
+    """Wrap groups in an ``arviz.InferenceData`` (arviz is imported here, lazily)."""
+    import arviz as az
+
+    return az.InferenceData(**dict(groups))
+
+
+def fit(
+    data,
+    law: str | LawSpec = "chinchilla",
+    *,
+    priors: None | str | Path | Mapping | PriorSet = None,
+    group: str | None = None,
+    pooling: None | str | Mapping[str, str] = None,
+    likelihood: str = "student_t",
+    num_chains: int = 4,
+    num_warmup: int = 500,
+    num_samples: int = 1000,
+    target_accept_prob: float = 0.9,
+    seed: int = 0,
+    rng_key: jax.Array | None = None,
+    columns: Mapping[str, str] | None = None,
+    derive_tokens: bool = False,
+    flops_per_token: float = 6.0,
+    prior_samples: int = 500,
+    progress_bar: bool = False,
+):
+    """Fit a scaling law with NUTS and return an ``arviz.InferenceData``.
+
+    Parameters
+    ----------
+    data : DataFrame, str or Path
+        Runs with canonical columns (``N``, ``D``, ``C``, ``U``, ``B``, ``steps``, ``loss``), a CSV
+        path, or a dataset name (see :func:`bayes_scaling.datasets.list_datasets`).
+    law : str or LawSpec, default "chinchilla"
+        A registered law (``bayes-scaling laws`` lists them).
+    priors : None, str, path, mapping or PriorSet
+        Overrides of the law's default priors (a shipped set name such as
+        ``"chinchilla-literature"``, a TOML file, or a dict naming some parameters).
+    group : str, optional
+        Column defining groups (datasets, architectures, settings) for a hierarchical fit.
+    pooling : None, str or mapping
+        Per-parameter ``"shared"``, ``"pooled"`` (default with groups) or ``"independent"``.
+    likelihood : {"student_t", "normal"}
+        Likelihood of the log target; Student-t (degrees of freedom learned) is robust to outliers.
+    num_chains, num_warmup, num_samples : int
+        NUTS budget. Defaults give bulk ESS well above 1000 for the Chinchilla law.
+    target_accept_prob : float, default 0.9
+    seed : int, default 0
+        Used when ``rng_key`` is not given.
+    rng_key : jax.Array, optional
+    columns : mapping, optional
+        Renames to canonical columns.
+    derive_tokens : bool, default False
+        Compute ``D = C / (flops_per_token * N)`` when ``D`` is missing.
+    flops_per_token : float, default 6.0
+    prior_samples : int, default 500
+        Draws for the ``prior`` and ``prior_predictive`` groups (0 to skip).
+    progress_bar : bool, default False
+
+    Returns
+    -------
+    arviz.InferenceData
+        Groups posterior (law parameters by the paper's symbols, per-group ones with a ``group``
+        dim, plus ``sigma`` and ``nu``), sample_stats, log_likelihood, observed_data,
+        constant_data, prior, prior_predictive; ``posterior.attrs`` record the law, priors,
+        likelihood, pooling, reference point, package version and a data hash.
+
+    Raises
+    ------
+    bayes_scaling.data.DataError
+        For bad data (the message names the column, rule and first offending row).
+    KeyError
+        For an unknown law.
+
+    Warns
+    -----
+    RuntimeWarning
+        When R-hat > 1.01, bulk ESS < 400 or there are divergences, with what to try.
+
+    Examples
+    --------
+    >>> from bayes_scaling import fit, load_dataset
+    >>> idata = fit(load_dataset("demo"), "chinchilla", num_chains=2, num_warmup=200,
+    ...             num_samples=200, seed=0)  # doctest: +SKIP
+    >>> float(idata.posterior["alpha"].median())  # doctest: +SKIP
+    0.35...
+    """
+    inputs = prepare(
+        data, law, priors=priors, group=group, pooling=pooling, likelihood=likelihood,
+        columns=columns, derive_tokens=derive_tokens, flops_per_token=flops_per_token,
+    )
+    settings = SamplerSettings(
+        num_chains=num_chains, num_warmup=num_warmup, num_samples=num_samples,
+        target_accept_prob=target_accept_prob, progress_bar=progress_bar,
+    )
+    key = jax.random.PRNGKey(seed) if rng_key is None else rng_key
+    groups = sample(inputs, key, settings, prior_samples=prior_samples)
+    return to_inference_data(groups)
+
+
+fit_law = fit  # alias used in docs
+
+
+def fit_spec(idata) -> dict[str, Any]:
+    """The decoded ``posterior.attrs`` of a fit: law spec, priors, pooling, groups, reference."""
+    attrs = dict(idata.posterior.attrs)
+    law = get_law(attrs["law"])
+    return {
+        "law": law,
+        "priors": PriorSet.from_dict(json.loads(attrs["priors"])),
+        "pooling": json.loads(attrs.get("pooling", "{}")),
+        "groups": json.loads(attrs.get("groups", "[]")),
+        "reference": json.loads(attrs.get("reference", "{}")),
+        "likelihood": attrs.get("likelihood", "student_t"),
+        "group_column": attrs.get("group_column", ""),
+    }
+
+
+# --------------------------------------------------------------------------- files
+
+
+def save_fit(fit_or_groups, path: str | Path) -> Path:
+    """Write a fit to netCDF atomically (a temporary file renamed on success; never pickle)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    groups = fit_or_groups if isinstance(fit_or_groups, Mapping) else {g: fit_or_groups[g] for g in fit_or_groups.groups()}
+    fd, tmp = tempfile.mkstemp(prefix=".bayes-scaling-", suffix=".nc", dir=path.parent)
+    os.close(fd)
+    try:
+        mode = "w"
+        for name, ds in groups.items():
+            ds.to_netcdf(tmp, mode=mode, group=name, engine="h5netcdf")
+            mode = "a"
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_fit(path: str | Path):
+    """Read a fit saved by :func:`save_fit` (or ``InferenceData.to_netcdf``) as InferenceData."""
+    import arviz as az
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"fit file {str(path)!r} does not exist")
+    try:
+        idata = az.from_netcdf(path)
+    except Exception as exc:  # noqa: BLE001 - any reader error means "not a fit file"
+        raise ValueError(f"{str(path)!r} is not a bayes-scaling fit file (netCDF): {exc}") from None
+    if "posterior" not in idata.groups() or "law" not in idata.posterior.attrs:
+        raise ValueError(f"{str(path)!r} has no posterior with a 'law' attribute; was it written by bayes-scaling fit?")
+    return idata
+
+
+# --------------------------------------------------------------------------- draws
+
+
+def posterior_draws(idata, group: str | None = None, *, seed: int = 0) -> dict[str, np.ndarray]:
+    """Flat posterior draws of the law parameters, ``sigma`` and ``nu``, each of shape ``(S,)``.
+
+    Parameters
+    ----------
+    idata : InferenceData
+        A fit from :func:`fit`.
+    group : str, optional
+        For hierarchical fits: a group label, or ``"new"`` for a group not in the data, whose
+        parameters are drawn from the fitted population distribution (pooled parameters) or
+        taken as they are (shared parameters).
+    seed : int, default 0
+        Seed for the population draws of a new group.
+
+    Raises
+    ------
+    ValueError
+        For a grouped fit without ``group``, an unknown label, or ``"new"`` when a parameter
+        is independent across groups (it has no population distribution).
+    """
+    info = fit_spec(idata)
+    law: LawSpec = info["law"]
+    post = idata.posterior
+    labels = info["groups"]
+    per_group = [n for n in law.param_names if "group" in post[n].dims]
+    if per_group and group is None:
+        raise ValueError(f"this fit has per-group parameters {per_group}; pass group= one of {labels} or 'new'")
+    if group is not None and group != "new" and group not in labels:
+        raise ValueError(f"unknown group {group!r}; the fit's groups are {labels} (or 'new' for an unseen group)")
+    out: dict[str, np.ndarray] = {}
+    rng = np.random.default_rng(seed)
+    for p in law.params:
+        v = post[p.name]
+        if "group" not in v.dims:
+            out[p.name] = v.values.reshape(-1)
+        elif group != "new":
+            out[p.name] = v.sel(group=group).values.reshape(-1)
+        else:
+            if info["pooling"].get(p.name) != "pooled":
+                raise ValueError(
+                    f"parameter {p.name!r} is independent across groups, so a new group has no "
+                    "population distribution to draw from; refit with it pooled"
+                )
+            loc = post[f"{p.name}_pop_loc"].values.reshape(-1)
+            sd = post[f"{p.name}_pop_sd"].values.reshape(-1)
+            u = loc + sd * rng.standard_normal(loc.shape)
+            if p.centre is not None:
+                cov, exponent = p.centre
+                ref = info["reference"][cov]
+                u = u + (ref if exponent is None else out[exponent] * ref)
+            out[p.name] = np.exp(u) if p.constraint == "positive" else u
+    out["sigma"] = post["sigma"].values.reshape(-1)
+    if "nu" in post:
+        out["nu"] = post["nu"].values.reshape(-1)
+    elif info["likelihood"] == "student_t":
+        nu = info["priors"].noise["nu"]
+        out["nu"] = np.full_like(out["sigma"], nu.kwargs.get("value", np.inf))
+    return out
+
+
+
+
+def summarize(idata, var_names=None, quantiles=(0.05, 0.5, 0.95)) -> pd.DataFrame:
+    """Posterior table: mean, sd, quantiles, R-hat and bulk/tail ESS (ArviZ's estimators).
+
+    One row per parameter, or per parameter and group (``alpha[rw]``) for per-group ones.
+    """
+    import arviz as az
+
+    post = idata.posterior
+    if var_names is None:
+        law = get_law(post.attrs["law"])
+        var_names = [n for n in list(law.param_names) + ["sigma", "nu"] if n in post]
+    unknown = [n for n in var_names if n not in post]
+    if unknown:
+        raise KeyError(f"unknown variables {unknown}; the posterior has {list(post.data_vars)}")
+    ds = post[var_names]
+    rhat = az.rhat(ds) if post.sizes["chain"] > 1 else None
+    ess_bulk = az.ess(ds, method="bulk")
+    ess_tail = az.ess(ds, method="tail")
+    rows = []
+    for name in var_names:
+        v = ds[name]
+        labels = [None] if "group" not in v.dims else list(v["group"].values)
+        for label in labels:
+            sel = v if label is None else v.sel(group=label)
+            values = sel.values.reshape(-1)
+            row = {"parameter": name if label is None else f"{name}[{label}]",
+                   "mean": float(values.mean()), "sd": float(values.std(ddof=1))}
+            for q, qv in zip(quantiles, np.quantile(values, quantiles)):
+                row[f"q{round(q * 100):02d}"] = float(qv)
+            pick = (lambda d: d[name]) if label is None else (lambda d: d[name].sel(group=label))
+            row["r_hat"] = float(pick(rhat)) if rhat is not None else float("nan")
+            row["ess_bulk"] = float(pick(ess_bulk))
+            row["ess_tail"] = float(pick(ess_tail))
+            rows.append(row)
+    return pd.DataFrame(rows).set_index("parameter")

@@ -1,0 +1,186 @@
+"""numpyro model builders: likelihood on the log target, per-parameter pooling across groups.
+
+The model for a law ``f`` with parameters ``theta`` is
+
+    log y_i ~ StudentT(nu, f(theta_{g(i)}, log x_i), sigma)      (or Normal(mu, sigma))
+
+Each parameter is, across the groups of a ``group`` column, either *shared* (one value),
+*pooled* (per-group values around a learned population location with a learned spread,
+non-centred) or *independent* (per-group values, each with the prior).
+
+Amplitude and scale parameters flagged with ``ParamSpec.centre`` are sampled as their log
+value at a reference point of the data (the mean log covariate), which removes most of the
+correlation with their exponent; the public parameter is recorded as a deterministic site.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import jax.numpy as jnp
+import numpyro
+import numpyro.distributions as dist
+from numpyro.distributions import transforms as T
+
+from bayes_scaling.laws import LawSpec
+from bayes_scaling.priors import PriorSet
+
+__all__ = ["POOLING_MODES", "LIKELIHOODS", "ModelSpec", "build_model", "resolve_pooling"]
+
+POOLING_MODES = ("shared", "pooled", "independent")
+LIKELIHOODS = ("student_t", "normal")
+
+
+def resolve_pooling(law: LawSpec, pooling, grouped: bool) -> dict[str, str]:
+    """Per-parameter pooling: a mode for all, a mapping for some (rest pooled), shared without groups."""
+    if not grouped:
+        if pooling not in (None, "shared") and not (
+            isinstance(pooling, Mapping) and set(pooling.values()) <= {"shared"}
+        ):
+            raise ValueError("pooling needs a group column (group=...); without groups every parameter is shared")
+        return {p: "shared" for p in law.param_names}
+    if pooling is None:
+        return {p: "pooled" for p in law.param_names}
+    if isinstance(pooling, str):
+        if pooling not in POOLING_MODES:
+            raise ValueError(f"unknown pooling {pooling!r}; expected one of {', '.join(POOLING_MODES)}")
+        return {p: pooling for p in law.param_names}
+    if isinstance(pooling, Mapping):
+        unknown = sorted(set(pooling) - set(law.param_names))
+        if unknown:
+            raise ValueError(f"pooling names {unknown}, which law {law.name!r} does not have; its parameters: {list(law.param_names)}")
+        for k, v in pooling.items():
+            if v not in POOLING_MODES:
+                raise ValueError(f"pooling for {k!r} is {v!r}; expected one of {', '.join(POOLING_MODES)}")
+        return {p: pooling.get(p, "pooled") for p in law.param_names}
+    raise TypeError(f"pooling must be None, a mode name or a mapping; got {type(pooling).__name__}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """Everything static about a model: law, priors, likelihood, pooling, groups, reference point.
+
+    It is hashable, so a compiled sampler can be cached per spec and data shape.
+    """
+
+    law: LawSpec
+    priors: PriorSet
+    likelihood: str
+    pooling: tuple[tuple[str, str], ...]
+    num_groups: int
+    reference: tuple[tuple[str, float], ...]
+
+    def __hash__(self) -> int:
+        return hash((self.law.name, id(self.law), self.priors.to_json(), self.likelihood, self.pooling, self.num_groups, self.reference))
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, ModelSpec) and hash(self) == hash(other)
+
+    @property
+    def pooling_map(self) -> dict[str, str]:
+        return dict(self.pooling)
+
+    @property
+    def reference_map(self) -> dict[str, float]:
+        return dict(self.reference)
+
+    def per_group(self, name: str) -> bool:
+        return self.num_groups > 0 and self.pooling_map[name] != "shared"
+
+
+def _log_prior_of(prior):
+    """The prior pushed to the log scale (for positive parameters)."""
+    return dist.TransformedDistribution(prior, T.ExpTransform().inv)
+
+
+def _shift(p, values: Mapping[str, jnp.ndarray], reference: Mapping[str, float]):
+    cov, exponent = p.centre
+    ref = reference[cov]
+    return ref if exponent is None else values[exponent] * ref
+
+
+def _population_value(spec: ModelSpec, name: str, values, pop_values):
+    """A scalar stand-in for a possibly per-group parameter, used to centre shared amplitudes."""
+    if name in pop_values:
+        return pop_values[name]
+    v = values[name]
+    return jnp.mean(v) if jnp.ndim(v) else v
+
+
+def build_model(spec: ModelSpec):
+    """Return ``model(x, y=None, group_index=None, mask=None)`` for numpyro.
+
+    ``x`` maps covariate names to log covariates (shape ``(n,)``), ``y`` is the log target,
+    ``group_index`` integer group codes, ``mask`` a boolean array of rows that count (padding).
+    """
+    law = spec.law
+    priors = spec.priors
+    pooling = spec.pooling_map
+    reference = spec.reference_map
+    G = spec.num_groups
+    target_site = f"log_{law.target}"
+
+    def model(x, y=None, group_index=None, mask=None):
+        values: dict[str, jnp.ndarray] = {}
+        pop_values: dict[str, jnp.ndarray] = {}  # population medians of per-group params
+        for p in law.params:
+            prior = priors.params[p.name].to_numpyro()
+            mode = pooling[p.name] if G else "shared"
+            positive = p.constraint == "positive"
+            if mode == "shared":
+                if p.centre is None:
+                    values[p.name] = numpyro.sample(p.name, prior)
+                else:
+                    shift = _shift(p, {k: _population_value(spec, k, values, pop_values) for k in values}, reference)
+                    u = numpyro.sample(f"{p.name}_ref", dist.TransformedDistribution(_log_prior_of(prior), T.AffineTransform(-shift, 1.0)))
+                    values[p.name] = numpyro.deterministic(p.name, jnp.exp(u + shift))
+            elif mode == "independent":
+                with numpyro.plate("group", G):
+                    if p.centre is None:
+                        values[p.name] = numpyro.sample(p.name, prior)
+                    else:
+                        shift = _shift(p, values, reference)
+                        shift = jnp.broadcast_to(shift, (G,))
+                        u = numpyro.sample(f"{p.name}_ref", dist.TransformedDistribution(_log_prior_of(prior), T.AffineTransform(-shift, 1.0)))
+                        values[p.name] = numpyro.deterministic(p.name, jnp.exp(u + shift))
+            else:  # pooled, non-centred, on the unconstrained scale
+                base = _log_prior_of(prior) if positive else prior
+                if p.centre is not None:
+                    pop_shift = _shift(p, {k: _population_value(spec, k, values, pop_values) for k in values}, reference)
+                    base = dist.TransformedDistribution(base, T.AffineTransform(-pop_shift, 1.0))
+                loc = numpyro.sample(f"{p.name}_pop_loc", base)
+                sd = numpyro.sample(f"{p.name}_pop_sd", dist.HalfNormal(priors.pop_sd(p.name)))
+                with numpyro.plate("group", G):
+                    z = numpyro.sample(f"{p.name}_z", dist.Normal(0.0, 1.0))
+                u = loc + sd * z
+                if p.centre is not None:
+                    shift = jnp.broadcast_to(_shift(p, values, reference), (G,))
+                    value = jnp.exp(u + shift)
+                    pop_values[p.name] = jnp.exp(loc + pop_shift)
+                else:
+                    value = jnp.exp(u) if positive else u
+                    pop_values[p.name] = jnp.exp(loc) if positive else loc
+                values[p.name] = numpyro.deterministic(p.name, value)
+
+        sigma = numpyro.sample("sigma", priors.noise["sigma"].to_numpyro())
+        if spec.likelihood == "student_t":
+            nu_prior = priors.noise["nu"]
+            if nu_prior.dist == "fixed":
+                nu = jnp.asarray(nu_prior.kwargs["value"])
+            else:
+                nu = numpyro.sample("nu", nu_prior.to_numpyro())
+        pointwise = {
+            k: (v[group_index] if (G and pooling[k] != "shared") else v) for k, v in values.items()
+        }
+        mu = law.fn(pointwise, x)
+        if spec.likelihood == "student_t":
+            obs_dist = dist.StudentT(nu, mu, sigma)
+        else:
+            obs_dist = dist.Normal(mu, sigma)
+        with numpyro.plate("point", mu.shape[0]):
+            with numpyro.handlers.mask(mask=True if mask is None else mask):
+                numpyro.sample(target_site, obs_dist, obs=y)
+
+    model.spec = spec
+    return model

@@ -1,0 +1,43 @@
+"""Test configuration: JAX on CPU, warnings as errors except those listed, the shared data directory."""
+
+import os
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+
+import pytest  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
+
+
+def data_dir() -> Path | None:
+    """The directory with the published datasets: BAYES_SCALING_DATA, else ../shared/datasets."""
+    env = os.environ.get("BAYES_SCALING_DATA")
+    for candidate in ([Path(env)] if env else []) + [SHARED_DATA]:
+        if candidate.is_dir():
+            return candidate.resolve()
+    return None
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    d = data_dir()
+    if d is None:
+        pytest.skip("published datasets not found: set BAYES_SCALING_DATA or place ../shared/datasets beside the checkout")
+    os.environ.setdefault("BAYES_SCALING_DATA", str(d))
+    return d
+
+
+def pytest_configure(config):
+    config.addinivalue_line("filterwarnings", "error")
+    # arviz 0.x announces its refactor on import; not ours to fix
+    config.addinivalue_line("filterwarnings", "ignore::FutureWarning:arviz")
+    config.addinivalue_line("filterwarnings", "ignore:.*ArviZ is undergoing a major refactor.*:FutureWarning")
+    # small test budgets trip the low-ESS diagnostic on purpose; tests that check diagnostics opt back in
+    config.addinivalue_line("filterwarnings", "ignore:min effective sample size:RuntimeWarning")
+    config.addinivalue_line("filterwarnings", "ignore:There are not enough devices:UserWarning")
+
+
+warnings.filterwarnings("ignore", category=FutureWarning, module="arviz")
