@@ -1,7 +1,8 @@
 """Validation of user data at the boundary: frames or CSVs in, clean canonical frames out.
 
 Canonical column names are ``N`` (parameters), ``D`` (training tokens), ``C`` (training FLOPs),
-``U`` (unique tokens), ``B`` (batch size), ``steps``, ``loss`` and ``group``. Nothing is
+``U`` (unique tokens), ``B`` (batch size), ``steps``, ``loss``, ``loss_x`` (the loss on another
+dataset, the covariate of the loss-to-loss law) and ``group``. Nothing is
 dropped: every problem is an error that names the column, the rule and the first offending
 row, except exact duplicate rows, which only warn.
 """
@@ -25,8 +26,8 @@ __all__ = [
     "parse_split",
 ]
 
-CANONICAL_COLUMNS = ("N", "D", "C", "U", "B", "steps", "loss", "group")
-POSITIVE_COLUMNS = ("N", "D", "C", "U", "B", "steps", "loss")
+CANONICAL_COLUMNS = ("N", "D", "C", "U", "B", "steps", "loss", "loss_x", "group")
+POSITIVE_COLUMNS = ("N", "D", "C", "U", "B", "steps", "loss", "loss_x")
 
 
 class DataError(ValueError):

@@ -32,6 +32,7 @@ __all__ = [
     "broken_power_law",
     "data_constrained",
     "batch_steps",
+    "loss_to_loss",
 ]
 
 CONSTRAINTS = ("positive", "real")
@@ -470,3 +471,61 @@ def get_law(law: str | LawSpec) -> LawSpec:
 for _spec in _builtin_specs():
     register_law(_spec)
 del _spec
+
+
+# --------------------------------------------------------------------------- loss-to-loss
+
+LOSS_TO_LOSS_FLOOR = 1e-3  # nats: the smooth floor of L_x - E_x in loss_to_loss
+
+
+def loss_to_loss(params: Mapping[str, jax.Array], x: Mapping[str, jax.Array]) -> jax.Array:
+    r"""Loss-to-loss law, log loss on dataset y: :math:`\log(K (L_x - E_x)^\kappa + E_y)`.
+
+    The covariate ``loss_x`` is the loss of the same model on dataset x; the law predicts its
+    loss ``L_y`` on dataset y (the ``loss`` column).
+
+    Notes
+    -----
+    Computed as ``logaddexp(log E_y, log K + kappa * log gap)`` with the reducible loss
+    ``gap = L_x - E_x`` floored smoothly, ``s * softplus((L_x - E_x) / s)`` with
+    ``s = 1e-3`` nats: where ``E_x`` is below every observed ``L_x`` by more than a few ``s``
+    (any sensible fit) this is ``L_x - E_x`` to float precision, and a draw with ``E_x`` above
+    an observed ``L_x`` gives a poor fit instead of a NaN that would stop the sampler.
+
+    References
+    ----------
+    Brandfonbrener, Anand, Vyas, Malach, Kakade 2024, "Loss-to-Loss Prediction: Scaling Laws for
+    All Datasets", arXiv:2411.12925.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> p = dict(E_x=1.5, E_y=2.0, K=1.2, kappa=0.9)
+    >>> float(jnp.exp(loss_to_loss(p, {"loss_x": jnp.log(3.0)})))  # 1.2 * 1.5**0.9 + 2  # doctest: +ELLIPSIS
+    3.72...
+    """
+    s = LOSS_TO_LOSS_FLOOR
+    z = (jnp.exp(x["loss_x"]) - params["E_x"]) / s
+    # log softplus(z), equal to z far below zero (where softplus underflows in float32)
+    log_softplus = jnp.where(z > -15.0, jnp.log(jax.nn.softplus(jnp.maximum(z, -15.0))), z)
+    log_gap = jnp.log(s) + log_softplus
+    term = jnp.log(params["K"]) + params["kappa"] * log_gap
+    return jnp.logaddexp(jnp.log(params["E_y"]), term)
+
+
+register_law(
+    LawSpec(
+        name="loss_to_loss",
+        fn=loss_to_loss,
+        params=(
+            ParamSpec("E_x", description="irreducible loss on dataset x (the covariate loss_x)"),
+            ParamSpec("kappa", description="exponent of the reducible loss on x"),
+            ParamSpec("K", description="multiplier of the reducible loss"),
+            ParamSpec("E_y", description="irreducible loss on dataset y (the target)"),
+        ),
+        covariates=("loss_x",),
+        formula="L_y = K*(L_x - E_x)^kappa + E_y",
+        reference="Brandfonbrener et al. 2024, arXiv:2411.12925",
+        priors=_priors.load_prior_set("loss_to_loss").for_law("loss_to_loss"),
+    )
+)
