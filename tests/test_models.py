@@ -1,0 +1,125 @@
+"""Model layer and the InferenceData layout: pooling modes, new-group draws, files."""
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_scaling import inference
+from bayes_scaling.laws import LAWS
+from bayes_scaling.models import resolve_pooling
+
+CHIN = LAWS["chinchilla"]
+TRUTH = dict(E=1.8, A=480.0, B=2000.0, alpha=0.35, beta=0.37)
+SMALL = dict(num_chains=2, num_warmup=300, num_samples=300, prior_samples=50)
+
+
+def two_group_data(seed=0, e_shift=0.3):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for g, E in (("a", TRUTH["E"]), ("b", TRUTH["E"] + e_shift)):
+        for n in np.geomspace(3e7, 2e9, 6):
+            for r in (5, 20, 80):
+                p = dict(TRUTH, E=E)
+                loss = float(CHIN.predict(p, {"N": n, "D": n * r})) * np.exp(0.01 * rng.standard_normal())
+                rows.append((g, n, n * r, loss))
+    return pd.DataFrame(rows, columns=["dataset", "N", "D", "loss"])
+
+
+def test_resolve_pooling_rules():
+    assert set(resolve_pooling(CHIN, None, grouped=True).values()) == {"pooled"}
+    assert set(resolve_pooling(CHIN, None, grouped=False).values()) == {"shared"}
+    mixed = resolve_pooling(CHIN, {"alpha": "shared"}, grouped=True)
+    assert mixed["alpha"] == "shared" and mixed["E"] == "pooled"
+    with pytest.raises(ValueError, match="unknown pooling 'partial'"):
+        resolve_pooling(CHIN, "partial", grouped=True)
+    with pytest.raises(ValueError, match=r"pooling names \['gamma'\]"):
+        resolve_pooling(CHIN, {"gamma": "pooled"}, grouped=True)
+    with pytest.raises(ValueError, match="needs a group column"):
+        resolve_pooling(CHIN, "pooled", grouped=False)
+
+
+@pytest.fixture(scope="module")
+def grouped_fit():
+    data = two_group_data()
+    with warnings.catch_warnings():
+        # two groups and a tiny budget: the population sd converges slowly; not what these tests check
+        warnings.filterwarnings("ignore", message="max R-hat", category=RuntimeWarning)
+        return inference.fit(data, "chinchilla", group="dataset",
+                         pooling={"E": "pooled", "alpha": "shared", "beta": "shared", "A": "shared", "B": "shared"},
+                         seed=1, **SMALL)
+
+
+def test_inference_data_layout(grouped_fit):
+    idata = grouped_fit
+    for g in ("posterior", "sample_stats", "log_likelihood", "observed_data", "constant_data", "prior", "prior_predictive"):
+        assert g in idata.groups()
+    post = idata.posterior
+    assert post["E"].dims == ("chain", "draw", "group")
+    assert list(post["group"].values) == ["a", "b"]
+    assert post["alpha"].dims == ("chain", "draw")
+    assert {"sigma", "nu", "E_pop_loc", "E_pop_sd"} <= set(post.data_vars)
+    attrs = post.attrs
+    assert attrs["law"] == "chinchilla" and attrs["group_column"] == "dataset"
+    assert json.loads(attrs["pooling"])["E"] == "pooled"
+    assert json.loads(attrs["priors"])["params"]["alpha"]["dist"] == "lognormal"
+    assert attrs["bayes_scaling_version"] and len(attrs["data_hash"]) == 16
+    assert idata.log_likelihood["log_loss"].shape == (2, 300, 36)
+    assert idata.observed_data["log_loss"].shape == (36,)
+
+
+def test_per_group_E_separates(grouped_fit):
+    post = grouped_fit.posterior
+    diff = (post["E"].sel(group="b") - post["E"].sel(group="a")).values.reshape(-1)
+    # the simulated shift is 0.3; the estimate must be within 4 posterior sds of it
+    assert abs(np.median(diff) - 0.3) < 4 * diff.std()
+    assert (diff > 0).mean() > 0.99
+
+
+def test_new_group_is_wider_than_seen_group(grouped_fit):
+    seen = inference.posterior_draws(grouped_fit, group="a")
+    new = inference.posterior_draws(grouped_fit, group="new", seed=3)
+    assert new["E"].std() > seen["E"].std()
+    np.testing.assert_array_equal(new["alpha"], seen["alpha"])  # shared parameters are shared
+    with pytest.raises(ValueError, match="unknown group 'c'"):
+        inference.posterior_draws(grouped_fit, group="c")
+    with pytest.raises(ValueError, match="pass group="):
+        inference.posterior_draws(grouped_fit)
+
+
+def test_save_load_round_trip(grouped_fit, tmp_path):
+    path = inference.save_fit(grouped_fit, tmp_path / "fit.nc")
+    again = inference.load_fit(path)
+    np.testing.assert_array_equal(again.posterior["E"].values, grouped_fit.posterior["E"].values)
+    assert again.posterior.attrs["law"] == "chinchilla"
+    assert not list(tmp_path.glob(".bayes-scaling-*"))  # no temporary file left behind
+    with pytest.raises(FileNotFoundError):
+        inference.load_fit(tmp_path / "missing.nc")
+    bogus = tmp_path / "bogus.nc"
+    bogus.write_text("not netcdf")
+    with pytest.raises(ValueError, match="not a bayes-scaling fit file"):
+        inference.load_fit(bogus)
+
+
+def test_independent_parameters_have_no_new_group():
+    data = two_group_data(seed=2)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="max R-hat", category=RuntimeWarning)
+        idata = inference.fit(data, "chinchilla", group="dataset",
+                          pooling={"E": "independent", "alpha": "shared", "beta": "shared", "A": "shared", "B": "shared"},
+                          seed=0, **SMALL)
+    assert idata.posterior["E"].dims[-1] == "group"
+    with pytest.raises(ValueError, match="independent across groups"):
+        inference.posterior_draws(idata, group="new")
+
+
+def test_normal_likelihood_and_prior_group():
+    data = two_group_data().query("dataset == 'a'")
+    idata = inference.fit(data, "chinchilla", likelihood="normal", seed=0, **SMALL)
+    assert "nu" not in idata.posterior
+    assert idata.prior["E"].shape == (1, 50)
+    assert idata.prior_predictive["log_loss"].shape == (1, 50, len(data))
+    with pytest.raises(ValueError, match="unknown likelihood"):
+        inference.fit(data, "chinchilla", likelihood="cauchy")
