@@ -1,0 +1,83 @@
+"""The command line as a user runs it: fit, summary, laws, demo, and bad input without tracebacks."""
+
+import io
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from bayes_scaling import cli
+from bayes_scaling.datasets import load_dataset
+
+FAST = ["--chains", "2", "--warmup", "150", "--samples", "150"]
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "bayes_scaling.cli", *args], capture_output=True, text=True, timeout=600)
+
+
+def test_laws_lists_every_law(capsys):
+    assert cli.main(["laws"]) == 0
+    out = capsys.readouterr().out
+    for name in ("chinchilla", "kaplan", "power_law", "broken_power_law", "data_constrained", "batch_steps"):
+        assert name in out
+    assert "L = E + A*N^-alpha + B*D^-beta" in out
+
+
+@pytest.fixture(scope="module")
+def demo_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli") / "demo.csv"
+    load_dataset("demo")[["N", "D", "loss"]].to_csv(path, index=False)
+    return path
+
+
+def test_fit_then_summary(demo_csv, tmp_path):
+    out = tmp_path / "fit.nc"
+    r = run("fit", str(demo_csv), "--law", "chinchilla", "--seed", "0", "--out", str(out), *FAST)
+    assert r.returncode == 0, r.stderr
+    assert "fitting chinchilla to 48 points" in r.stderr and "wrote" in r.stderr
+    r = run("summary", str(out))
+    assert r.returncode == 0, r.stderr
+    for token in ("alpha", "beta", "q05", "q95", "r_hat", "ess_bulk", "divergences"):
+        assert token in r.stdout
+    r = run("summary", str(out), "--json")
+    table = pd.read_json(io.StringIO(r.stdout), orient="index")
+    assert {"mean", "sd", "q50"} <= set(table.columns)
+
+
+@pytest.mark.parametrize(
+    "content, word",
+    [
+        ("N,D\n1e8,1e9\n2e8,2e9\n", "loss"),
+        ("N,D,loss\n1e8,1e9,3.1\n2e8,2e9,nan\n4e8,4e9,2.9\n", "loss"),
+        ("N,D,loss\n1e8,1e9,3.1\n-2e8,2e9,3.0\n4e8,4e9,2.9\n", "'N' must be > 0"),
+        ("N,D,loss\n1e8,lots,3.1\n2e8,2e9,3.0\n4e8,4e9,2.9\n", "'D' must be numeric"),
+        ("", "empty"),
+    ],
+)
+def test_bad_input_is_one_line_error(tmp_path, content, word):
+    data = tmp_path / "bad.csv"
+    data.write_text(content)
+    out = tmp_path / "o.nc"
+    r = run("fit", str(data), "--law", "chinchilla", "--out", str(out))
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert word in r.stderr and r.stderr.strip().startswith("error:")
+    assert not out.exists()
+
+
+def test_unknown_law_and_missing_file(tmp_path, demo_csv):
+    r = run("fit", str(demo_csv), "--law", "chinchila", "--out", str(tmp_path / "o.nc"))
+    assert r.returncode == 2 and "unknown law 'chinchila'; available:" in r.stderr
+    r = run("fit", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "o.nc"))
+    assert r.returncode == 2 and "missing.csv" in r.stderr and "Traceback" not in r.stderr
+    r = run("summary", str(tmp_path / "missing.nc"))
+    assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_demo_runs_offline(monkeypatch, tmp_path):
+    env = {"BAYES_SCALING_OFFLINE": "1", "BAYES_SCALING_DATA": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    r = subprocess.run([sys.executable, "-m", "bayes_scaling.cli", "demo", *FAST], capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "alpha" in r.stdout and "true values used to simulate the demo" in r.stdout
