@@ -44,25 +44,25 @@ from bayes_scaling import laws as _laws
 from bayes_scaling.laws import LawSpec, get_law
 
 __all__ = [
-    "RiskMeasure",
-    "expected",
-    "quantile",
-    "cvar",
-    "prob_below",
-    "parse_risk",
-    "RISK_NAMES",
-    "MUENNIGHOFF_REPETITION",
     "LOSS_QUANTILE_LEVELS",
+    "MUENNIGHOFF_REPETITION",
+    "RISK_NAMES",
     "Allocation",
-    "allocate",
-    "TargetCompute",
-    "compute_for_target",
-    "InferenceAwareChoice",
-    "allocate_inference_aware",
     "BatchSizeChoice",
-    "choose_batch_size",
+    "InferenceAwareChoice",
+    "RiskMeasure",
+    "TargetCompute",
+    "allocate",
+    "allocate_inference_aware",
     "batch_size_for_cost",
+    "choose_batch_size",
     "choose_batch_sizes",
+    "compute_for_target",
+    "cvar",
+    "expected",
+    "parse_risk",
+    "prob_below",
+    "quantile",
 ]
 
 #: Repetition decay constants of Muennighoff et al. 2023 (C4), usable with chinchilla draws.
@@ -122,18 +122,45 @@ class RiskMeasure:
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def _arg(self) -> float:
+        if self.param is None:
+            raise ValueError(f"risk {self.kind!r} has no argument")
+        return float(self.param)
+
     def reduce(self, loss: jax.Array, axis: int = 0) -> jax.Array:
-        """The measure in ``jax.numpy``, reducing ``axis`` (traceable, shapes static)."""
+        """The measure in ``jax.numpy``, reducing ``axis`` (traceable; shapes are static)."""
         loss = jnp.asarray(loss)
         if self.kind == "expected":
             return jnp.mean(loss, axis=axis)
         if self.kind == "quantile":
-            return _quantile_reduce(loss, float(self.param), axis)
+            return jnp.quantile(loss, self._arg, axis=axis)
         if self.kind == "cvar":
-            return _cvar_reduce(loss, float(self.param), axis)
-        if self.kind == "prob_below":
-            return jnp.mean((loss <= self.param).astype(loss.dtype), axis=axis)
-        raise ValueError(f"unknown risk kind {self.kind!r}; available: {', '.join(RISK_NAMES)}")
+            x = jnp.moveaxis(loss, axis, -1)
+            k, m = _cvar_tail(x.shape[-1], self._arg)
+            top = jax.lax.top_k(x, k)[0]
+            # reductions only: XLA turns top_k followed by a slice into a full sort
+            return (jnp.sum(top, axis=-1) - (k - m) * jnp.min(top, axis=-1)) / m
+        return jnp.mean((loss <= self._arg).astype(loss.dtype), axis=axis)
+
+    def reduce_numpy(self, loss: np.ndarray, axis: int = -1) -> np.ndarray:
+        """The measure in NumPy, reducing ``axis``; the allocation hot path.
+
+        On CPU, ``numpy.partition`` along contiguous rows is an order of magnitude faster than
+        the sort XLA uses for quantiles, so allocation evaluates the loss draws in JAX and
+        reduces a ``(candidates, draws)`` array here.
+        """
+        x = np.moveaxis(np.asarray(loss), axis, -1)
+        if self.kind == "expected":
+            return x.mean(axis=-1, dtype=np.float64)
+        if self.kind == "quantile":
+            return np.quantile(x, self._arg, axis=-1).astype(np.float64)
+        if self.kind == "cvar":
+            n = x.shape[-1]
+            k, m = _cvar_tail(n, self._arg)
+            top = np.partition(x, n - k, axis=-1)[..., n - k :]
+            return (top.sum(axis=-1, dtype=np.float64) - (k - m) * top.min(axis=-1)) / m
+        return (x <= self._arg).mean(axis=-1, dtype=np.float64)
 
     def __call__(self, loss_draws: ArrayLike) -> float | np.ndarray:
         arr = np.asarray(loss_draws, dtype=float)
@@ -141,45 +168,19 @@ class RiskMeasure:
             raise ValueError(
                 f"risk {self.name!r} needs an array of loss draws; got shape {arr.shape}"
             )
-        out = np.asarray(self.reduce(jnp.asarray(arr), axis=0))
-        return float(out) if out.ndim == 0 else out
+        out = self.reduce_numpy(arr, axis=0)
+        return float(out) if np.ndim(out) == 0 else np.asarray(out)
 
     def objective(self, value: ArrayLike) -> ArrayLike:
         """Lower-is-better form of a risk value: ``-value`` when :attr:`maximise`, else ``value``."""
         return -value if self.maximise else value
 
 
-def _quantile_reduce(loss: jax.Array, q: float, axis: int) -> jax.Array:
-    """``numpy.quantile(..., method="linear")`` through a partial sort (``top_k``), not a sort."""
-    x = jnp.moveaxis(loss, axis, -1)
-    n = x.shape[-1]
-    h = q * (n - 1)
-    lo = min(int(math.floor(h)), n - 1)
-    frac = h - lo
-    if n == 1:
-        return x[..., 0]
-    if q >= 0.5:  # ascending ranks lo, lo+1 are descending ranks n-1-lo, n-2-lo
-        top = jax.lax.top_k(x, n - lo)[0]
-        below, above = top[..., n - 1 - lo], top[..., max(n - 2 - lo, 0)]
-    else:
-        top = -jax.lax.top_k(-x, min(lo + 2, n))[0]
-        below, above = top[..., lo], top[..., min(lo + 1, n - 1)]
-    return below + frac * (above - below)
-
-
-def _cvar_reduce(loss: jax.Array, level: float, axis: int) -> jax.Array:
-    """Mean of the worst ``(1 - level)`` fraction of draws (exact for the empirical law)."""
-    x = jnp.moveaxis(loss, axis, -1)
-    n = x.shape[-1]
-    m = (1.0 - level) * n  # tail mass in draws
+def _cvar_tail(n: int, level: float) -> tuple[int, float]:
+    """Draws in the CVaR tail: ``k`` whole draws covering the tail mass ``m = (1 - level) n``."""
+    m = (1.0 - level) * n
     k = min(n, max(1, math.ceil(m - 1e-9)))
-    top = jax.lax.top_k(x, k)[0]  # descending
-    whole = math.floor(m + 1e-9)
-    weights = np.ones(k)
-    if whole < k:  # a fractional last draw
-        weights[k - 1] = m - whole
-    weights = jnp.asarray(weights / weights.sum(), dtype=x.dtype)
-    return jnp.sum(top * weights, axis=-1)
+    return k, m
 
 
 def _real(name: str, value: Any) -> float:
@@ -316,8 +317,13 @@ def prob_below(target: float) -> RiskMeasure:
     return RiskMeasure("prob_below", target)
 
 
-_RISK_ALIASES = {"expected": "expected", "mean": "expected", "quantile": "quantile",
-                 "cvar": "cvar", "prob_below": "prob_below"}
+_RISK_ALIASES = {
+    "expected": "expected",
+    "mean": "expected",
+    "quantile": "quantile",
+    "cvar": "cvar",
+    "prob_below": "prob_below",
+}
 
 
 def parse_risk(spec: str | RiskMeasure) -> RiskMeasure:
@@ -367,7 +373,12 @@ def parse_risk(spec: str | RiskMeasure) -> RiskMeasure:
         value = float(arg)
     except ValueError:
         raise ValueError(f"risk {key!r}: argument {arg.strip()!r} is not a number") from None
-    return {"quantile": quantile, "cvar": cvar, "prob_below": prob_below}[key](value)
+    factories: dict[str, Callable[[float], RiskMeasure]] = {
+        "quantile": quantile,
+        "cvar": cvar,
+        "prob_below": prob_below,
+    }
+    return factories[key](value)
 
 
 def _as_risk(risk: RiskMeasure | str | Callable | None) -> RiskMeasure | Callable:
@@ -377,8 +388,10 @@ def _as_risk(risk: RiskMeasure | str | Callable | None) -> RiskMeasure | Callabl
         return parse_risk(risk)
     if callable(risk):
         return risk
-    raise TypeError(f"risk must be a RiskMeasure, a string such as 'cvar:0.9' or a callable; "
-                    f"got {type(risk).__name__}")
+    raise TypeError(
+        f"risk must be a RiskMeasure, a string such as 'cvar:0.9' or a callable; "
+        f"got {type(risk).__name__}"
+    )
 
 
 def _risk_name(risk: Any) -> str:
@@ -430,7 +443,8 @@ def _coerce_draws(obj: Any, group: Any = None) -> tuple[dict[str, np.ndarray], s
         raise ValueError("draws have zero samples")
     out = {k: np.broadcast_to(a, (size,)).astype(float) for k, a in arrays.items()}
     for key, arr in out.items():
-        bad = ~np.isfinite(arr)
+        # nu = inf (a normal likelihood written as Student-t) is the one non-finite value allowed
+        bad = np.isnan(arr) | (np.isinf(arr) & (key != "nu" or arr < 0))
         if bad.any():
             raise ValueError(
                 f"draws[{key!r}] has {int(bad.sum())} non-finite values (first at draw "
@@ -527,10 +541,23 @@ def _rng_key(rng_key: jax.Array | None, seed: int) -> jax.Array:
     return jax.random.PRNGKey(int(seed))
 
 
+def _numpy_rng(key: jax.Array) -> np.random.Generator:
+    """A NumPy generator seeded from a JAX key (raw ``uint32`` or typed), deterministically."""
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    words = np.asarray(key, dtype=np.uint32).ravel()
+    return np.random.default_rng([int(w) for w in words])
+
+
 def _log_noise(
     draws: Mapping[str, np.ndarray], predictive: bool, key: jax.Array, size: int
 ) -> np.ndarray:
-    """Per-draw residual ``sigma * eps`` on the log scale (shared by all candidates)."""
+    """Per-draw residual ``sigma * eps`` on the log scale (shared by all candidates).
+
+    ``eps`` is standard normal, or Student-t with the draw's ``nu`` when the draws carry one
+    (``nu = inf`` is normal). Sampled with NumPy from a generator seeded by ``key``: JAX's
+    Student-t sampler takes seconds to compile, which every command-line call would pay.
+    """
     if not predictive:
         return np.zeros(size, dtype=np.float32)
     if "sigma" not in draws:
@@ -539,11 +566,19 @@ def _log_noise(
             stacklevel=3,
         )
         return np.zeros(size, dtype=np.float32)
+    if np.any(draws["sigma"] < 0):
+        raise ValueError("draws['sigma'] must be >= 0 (the residual sd of the log loss)")
+    if "nu" in draws and np.any(draws["nu"] <= 0):
+        raise ValueError("draws['nu'] must be > 0 (Student-t degrees of freedom)")
+    rng = _numpy_rng(key)
+    eps = rng.standard_normal(size)
     if "nu" in draws:
-        eps = jax.random.t(key, jnp.asarray(draws["nu"], dtype=jnp.float32), (size,))
-    else:
-        eps = jax.random.normal(key, (size,))
-    return (np.asarray(eps, dtype=np.float64) * draws["sigma"]).astype(np.float32)
+        nu = draws["nu"]
+        finite = np.isfinite(nu)
+        if finite.any():
+            chi2 = rng.chisquare(np.where(finite, nu, 1.0))
+            eps = np.where(finite, eps * np.sqrt(np.where(finite, nu, 1.0) / chi2), eps)
+    return (eps * draws["sigma"]).astype(np.float32)
 
 
 def _quantile_dict(values: np.ndarray) -> dict[str, float]:
@@ -652,46 +687,55 @@ def _covariates(spec: LawSpec, log_n: Any, log_d: Any, log_u: Any) -> dict[str, 
     return x
 
 
-@functools.partial(jax.jit, static_argnames=("fn", "risk"))
-def _allocation_kernel(fn, risk, params, x, log_noise):
-    """Loss draws over candidates, risk curve, choice and per-draw optima, in one traced call."""
-    law_log = jax.vmap(lambda p: fn(p, x))(params)  # (S, K)
-    pred = jnp.exp(law_log + log_noise[:, None])
-    curve = risk.reduce(pred, axis=0)  # (K,)
-    mean_pred = jnp.mean(pred, axis=0)
-    return _choose(law_log, pred, curve, mean_pred, risk.maximise)
+@functools.partial(jax.jit, static_argnames=("fn",))
+def _loss_matrix_kernel(fn, params, x, log_noise):
+    """Law and predictive loss draws over candidates, as ``(K, S)`` arrays, and per-draw argmins.
+
+    ``params`` holds ``(S,)`` arrays, ``x`` the log covariates ``(K,)``; ``log_noise`` is the
+    per-draw residual ``(S,)``. The output is candidate-major so that reductions over draws run
+    along contiguous rows.
+    """
+    law_log = jax.vmap(lambda p: fn(p, x))(params).T  # (K, S)
+    pred = jnp.exp(law_log + log_noise[None, :])
+    num = law_log.shape[0]
+    per_idx = jnp.argmin(law_log, axis=0)  # (S,) each draw's best candidate
+    cols = jnp.arange(law_log.shape[1])
+    nbrs = jnp.stack([law_log[jnp.clip(per_idx + o, 0, num - 1), cols] for o in (-1, 0, 1)], axis=1)
+    return {"law_log": law_log, "pred": pred, "per_idx": per_idx, "per_nbrs": nbrs}
 
 
 @functools.partial(jax.jit, static_argnames=("fn",))
-def _loss_matrix_kernel(fn, params, x, log_noise):
-    law_log = jax.vmap(lambda p: fn(p, x))(params)
-    return law_log, jnp.exp(law_log + log_noise[:, None])
+def _pred_kernel(fn, params, x, log_noise):
+    law_log = jax.vmap(lambda p: fn(p, x))(params).T
+    return jnp.exp(law_log + log_noise[None, :])
 
 
-@functools.partial(jax.jit, static_argnames=("maximise",))
-def _choose_jit(law_log, pred, curve, mean_pred, maximise):
-    return _choose(law_log, pred, curve, mean_pred, maximise)
+def _risk_curve(risk: Any, pred: np.ndarray) -> np.ndarray:
+    """Risk over draws for each candidate row of ``pred`` (K, S)."""
+    if isinstance(risk, RiskMeasure):
+        return np.asarray(risk.reduce_numpy(pred, axis=-1), dtype=float)
+    curve = np.array([float(risk(row)) for row in pred])
+    if not np.all(np.isfinite(curve)):
+        raise ValueError(f"risk {_risk_name(risk)!r} returned non-finite values")
+    return curve
 
 
-def _choose(law_log, pred, curve, mean_pred, maximise):
-    score = -curve if maximise else curve
-    best = jnp.min(score)
+def _run_allocation(spec, params, x, log_noise, risk):
+    out = jax.device_get(_loss_matrix_kernel(spec.fn, params, x, log_noise))
+    pred = out["pred"]
+    curve = _risk_curve(risk, pred)
+    mean_pred = pred.mean(axis=-1, dtype=np.float64)
+    score = -curve if _risk_maximise(risk) else curve
     # ties (e.g. a probability equal to 1 over a range) go to the lowest expected loss
-    idx = jnp.argmin(jnp.where(score <= best, mean_pred, jnp.inf))
-    per_idx = jnp.argmin(law_log, axis=1)  # (S,)
-    k = law_log.shape[1]
-    rows = jnp.arange(law_log.shape[0])
-    nbrs = jnp.stack(
-        [law_log[rows, jnp.clip(per_idx + o, 0, k - 1)] for o in (-1, 0, 1)], axis=1
-    )
+    idx = int(np.argmin(np.where(score <= score.min(), mean_pred, np.inf)))
     return {
         "curve": curve,
         "mean": mean_pred,
         "idx": idx,
-        "pred_at": pred[:, idx],
-        "law_at": jnp.exp(law_log[:, idx]),
-        "per_idx": per_idx,
-        "per_nbrs": nbrs,
+        "pred_at": pred[idx],
+        "law_at": np.exp(out["law_log"][idx].astype(np.float64)),
+        "per_idx": out["per_idx"],
+        "per_nbrs": out["per_nbrs"],
     }
 
 
@@ -705,18 +749,27 @@ def _jnp_params(spec: LawSpec, draws: Mapping[str, np.ndarray]) -> dict[str, jax
     return {k: jnp.asarray(draws[k], dtype=jnp.float32) for k in spec.param_names}
 
 
-def _run_allocation(spec, params, x, log_noise, risk):
-    if isinstance(risk, RiskMeasure):
-        out = _allocation_kernel(spec.fn, risk, params, x, log_noise)
-    else:  # a user callable: apply per candidate outside the trace
-        law_log, pred = _loss_matrix_kernel(spec.fn, params, x, log_noise)
-        pred_np = np.asarray(pred)
-        curve = np.array([float(risk(pred_np[:, j])) for j in range(pred_np.shape[1])])
-        if not np.all(np.isfinite(curve)):
-            raise ValueError(f"risk {_risk_name(risk)!r} returned non-finite values")
-        out = _choose_jit(law_log, pred, jnp.asarray(curve, dtype=pred.dtype),
-                          jnp.mean(pred, axis=0), _risk_maximise(risk))
-    return jax.device_get(out)
+def _parabola_vertex(grid: np.ndarray, idx: np.ndarray, nbrs: np.ndarray) -> np.ndarray:
+    """Sub-grid minimum from the values at ``idx - 1, idx, idx + 1`` (rows of ``nbrs``).
+
+    ``grid`` is evenly spaced; ends of the grid, non-finite and non-convex triples keep the
+    grid point.
+    """
+    h = grid[1] - grid[0]
+    finite = np.all(np.isfinite(nbrs), axis=1)
+    nb = np.where(finite[:, None], nbrs, 0.0)
+    denom = nb[:, 0] - 2 * nb[:, 1] + nb[:, 2]
+    interior = finite & (idx > 0) & (idx < grid.size - 1) & (denom > 0)
+    shift = np.where(interior, 0.5 * (nb[:, 0] - nb[:, 2]) / np.where(interior, denom, 1.0), 0.0)
+    return grid[idx] + np.clip(shift, -0.5, 0.5) * h
+
+
+def _refine_argmin(grid: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per row of ``values`` (rows, len(grid)), the parabola-refined argmin over ``grid``."""
+    idx = np.argmin(values, axis=1)
+    rows = np.arange(values.shape[0])
+    nbrs = np.stack([values[rows, np.clip(idx + o, 0, grid.size - 1)] for o in (-1, 0, 1)], 1)
+    return _parabola_vertex(grid, idx, nbrs)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -854,8 +907,10 @@ def _allocate_prepared(
     log_n = grid.log_n
     log_d = _log_d_on_line(log_n, compute, k, c_inf)
     log_u = None if unique_tokens is None else np.full_like(log_n, math.log(unique_tokens))
-    x = {key: jnp.asarray(v, dtype=jnp.float32)
-         for key, v in _covariates(spec, log_n, log_d, log_u).items()}
+    x = {
+        key: jnp.asarray(v, dtype=jnp.float32)
+        for key, v in _covariates(spec, log_n, log_d, log_u).items()
+    }
     out = _run_allocation(spec, params, x, jnp.asarray(log_noise), risk)
     idx = int(out["idx"])
     num = log_n.size
@@ -863,20 +918,16 @@ def _allocate_prepared(
     # each draw's own optimum under the same constraints
     closed = spec.fn in (_laws.chinchilla, _laws.kaplan) and c_inf == 0.0
     if closed:
-        log_opt = _closed_form_log_n_opt(spec, draws, compute, k)
+        closed_form = _closed_form_log_n_opt(spec, draws, compute, k)
+        assert closed_form is not None  # chinchilla and kaplan have one
         upper = math.log(max_n) if max_n is not None else math.inf
-        log_opt = np.clip(log_opt, 0.0, min(upper, math.log(compute / k)))
+        log_opt = np.clip(closed_form, 0.0, min(upper, math.log(compute / k)))
         log_d_opt = _log_d_on_line(log_opt, compute, k, 0.0)
         xs = {"N": jnp.asarray(log_opt, jnp.float32), "D": jnp.asarray(log_d_opt, jnp.float32)}
         law_opt = np.exp(np.asarray(_law_at_points(spec.fn, params, xs), dtype=float))
     else:
-        per = np.asarray(out["per_idx"])
         nb = np.asarray(out["per_nbrs"], dtype=float)
-        h = log_n[1] - log_n[0]
-        denom = nb[:, 0] - 2 * nb[:, 1] + nb[:, 2]
-        interior = (per > 0) & (per < num - 1) & (denom > 0)
-        shift = np.where(interior, 0.5 * (nb[:, 0] - nb[:, 2]) / np.where(interior, denom, 1.0), 0)
-        log_opt = log_n[per] + np.clip(shift, -0.5, 0.5) * h
+        log_opt = _parabola_vertex(log_n, np.asarray(out["per_idx"]), nb)
         law_opt = np.exp(nb[:, 1])
     n_opt = np.exp(log_opt)
     d_opt = np.exp(_log_d_on_line(log_opt, compute, k, c_inf))
@@ -904,15 +955,23 @@ def _allocate_prepared(
             "loss_mean": ("N", np.asarray(out["mean"], dtype=float)),
         },
         name="risk",
-        attrs={"risk": _risk_name(risk), "maximise": int(_risk_maximise(risk)),
-               "compute": compute, "law": spec.name, "chosen_N": n_choice},
+        attrs={
+            "risk": _risk_name(risk),
+            "maximise": int(_risk_maximise(risk)),
+            "compute": compute,
+            "law": spec.name,
+            "chosen_N": n_choice,
+        },
     )
     pred_at = np.asarray(out["pred_at"], dtype=float)
+    d_lo, d_hi = sorted(_interval(d_opt, interval_prob))
     training = k * n_choice * d_choice
     inference = compute - training if c_inf > 0 else 0.0
     dollars = None
     if dollars_per_flop is not None:
-        p_inf = dollars_per_flop if inference_dollars_per_flop is None else inference_dollars_per_flop
+        p_inf = (
+            dollars_per_flop if inference_dollars_per_flop is None else inference_dollars_per_flop
+        )
         dollars = dollars_per_flop * training + p_inf * inference
     return Allocation(
         compute=compute,
@@ -925,7 +984,7 @@ def _allocate_prepared(
         loss_quantiles=_quantile_dict(pred_at),
         n_opt_draws=n_opt,
         n_opt_interval=_interval(n_opt, interval_prob),
-        d_opt_interval=tuple(sorted(_interval(d_opt, interval_prob))),
+        d_opt_interval=(d_lo, d_hi),
         interval_prob=interval_prob,
         regret=float(regret_draws.mean()),
         regret_draws=regret_draws,
@@ -972,7 +1031,7 @@ def _check_common(flops_per_token, max_n, unique_tokens, num_candidates, interva
 def allocate(
     draws_or_fit: Any,
     compute: float,
-    risk: RiskMeasure | str | Callable = expected(),
+    risk: RiskMeasure | str | Callable = "expected",
     *,
     law: str | LawSpec | None = None,
     flops_per_token: float = 6.0,
@@ -998,7 +1057,7 @@ def allocate(
         ``nu``), or a fit (read with ``posterior_draws(fit, group=group)``).
     compute : float
         Budget ``C`` in FLOPs. With ``inference_tokens`` it is the total lifetime compute.
-    risk : RiskMeasure, str or callable, default ``expected()``
+    risk : RiskMeasure, str or callable, default "expected"
         Measure over the loss draws at each candidate: :func:`expected`, :func:`quantile`,
         :func:`cvar`, :func:`prob_below`, a spelling for :func:`parse_risk`, or any
         ``f(loss_draws) -> float`` (minimised unless it has ``maximise = True``; evaluated per
@@ -1099,7 +1158,12 @@ def allocate(
     risk = _as_risk(risk)
     prep = _prepare(draws_or_fit, law, unique_tokens, repetition, predictive, group, rng_key, seed)
     return _allocate_prepared(
-        prep.spec, prep.draws, prep.params, prep.log_noise, compute, risk,
+        prep.spec,
+        prep.draws,
+        prep.params,
+        prep.log_noise,
+        compute,
+        risk,
         k=k,
         c_inf=0.0 if inference_tokens is None else 2.0 * inference_tokens,
         max_n=max_n,
@@ -1107,9 +1171,12 @@ def allocate(
         n_range=n_range,
         num_candidates=num_candidates,
         interval_prob=interval_prob,
-        constraints={"max_n": max_n, "unique_tokens": unique_tokens,
-                     "inference_tokens": inference_tokens,
-                     "repetition": _repetition_label(repetition)},
+        constraints={
+            "max_n": max_n,
+            "unique_tokens": unique_tokens,
+            "inference_tokens": inference_tokens,
+            "repetition": _repetition_label(repetition),
+        },
         dollars_per_flop=dollars_per_flop,
         inference_dollars_per_flop=None,
     )
@@ -1227,16 +1294,16 @@ interval_prob, group, rng_key, seed
     -----
     ``p(C) = max_N P(L(N, C/(kN)) <= target)`` is evaluated with :func:`allocate`'s kernel and
     ``prob_below(target)``, with the same predictive noise at every ``C`` (common random
-    numbers), and the least ``C`` with ``p(C) >= prob`` is found by bracketing on decades of
-    ``C`` and bisection on ``log C``. ``p`` is a step function of ``C`` for finitely many
+    numbers), and the least ``C`` with ``p(C) >= prob`` is found by bisection on ``log C``
+    between the bounds. ``p`` is a step function of ``C`` for finitely many
     draws; the returned compute meets the requirement, within ``rtol`` of the least that does.
 
     Examples
     --------
     >>> epoch = dict(E=1.817, A=482.0, B=2085.0, alpha=0.348, beta=0.366, sigma=0.0)
     >>> t = compute_for_target(epoch, 2.0, prob=0.5, predictive=False)
-    >>> 1e21 < t.compute < 1e23
-    True
+    >>> f"{t.compute:.2g} FLOP, N = {t.N:.2g}"
+    '2.4e+23 FLOP, N = 4.6e+10'
     """
     target_loss = _positive("target_loss", target_loss)
     prob = _check_prob("prob", prob)
@@ -1245,19 +1312,37 @@ interval_prob, group, rng_key, seed
     )
     c_lo, c_hi = (_positive("compute_bounds", v) for v in compute_bounds)
     if not c_lo < c_hi:
-        raise ValueError(f"compute_bounds must be (low, high) with low < high; got {compute_bounds}")
+        raise ValueError(
+            f"compute_bounds must be (low, high) with low < high; got {compute_bounds}"
+        )
     rtol = _positive("rtol", rtol)
     risk = prob_below(target_loss)
     prep = _prepare(draws_or_fit, law, unique_tokens, repetition, predictive, group, rng_key, seed)
-    constraints = {"max_n": max_n, "unique_tokens": unique_tokens, "inference_tokens": None,
-                   "repetition": _repetition_label(repetition)}
+    constraints = {
+        "max_n": max_n,
+        "unique_tokens": unique_tokens,
+        "inference_tokens": None,
+        "repetition": _repetition_label(repetition),
+    }
 
     def at(c: float) -> Allocation:
         return _allocate_prepared(
-            prep.spec, prep.draws, prep.params, prep.log_noise, c, risk,
-            k=k, c_inf=0.0, max_n=max_n, unique_tokens=unique_tokens, n_range=None,
-            num_candidates=num_candidates, interval_prob=interval_prob,
-            constraints=constraints, dollars_per_flop=None, inference_dollars_per_flop=None,
+            prep.spec,
+            prep.draws,
+            prep.params,
+            prep.log_noise,
+            c,
+            risk,
+            k=k,
+            c_inf=0.0,
+            max_n=max_n,
+            unique_tokens=unique_tokens,
+            n_range=None,
+            num_candidates=num_candidates,
+            interval_prob=interval_prob,
+            constraints=constraints,
+            dollars_per_flop=None,
+            inference_dollars_per_flop=None,
             warn_boundary=False,
         )
 
@@ -1276,16 +1361,6 @@ interval_prob, group, rng_key, seed
             "compute_bounds[0]"
         )
     log_lo, log_hi, hi_alloc = math.log(c_lo), math.log(c_hi), top
-    # bracket by decades from the top down, then bisect
-    step = math.log(10.0)
-    while log_hi - log_lo > step:
-        trial = log_hi - step
-        alloc = at(math.exp(trial))
-        if alloc.risk_value >= prob:
-            log_hi, hi_alloc = trial, alloc
-        else:
-            log_lo = trial
-            break
     while log_hi - log_lo > math.log1p(rtol):
         mid = 0.5 * (log_lo + log_hi)
         alloc = at(math.exp(mid))
@@ -1405,30 +1480,34 @@ class InferenceAwareChoice:
 _LOG_D_BOUNDS = (0.0, math.log(1e30))
 
 
-@functools.partial(jax.jit, static_argnames=("fn", "risk", "iterations"))
-def _min_tokens_kernel(fn, risk, params, log_n, log_noise, target, iterations=48):
-    """Per candidate N: least log D with risk(loss) <= target (bisection, vectorised over N)."""
+_BISECTION_STEPS = 22  # log D over [0, 69]: resolution 2e-5
 
-    def risk_at(log_d):
-        law_log = jax.vmap(lambda p: fn(p, {"N": log_n, "D": log_d}))(params)
-        return risk.reduce(jnp.exp(law_log + log_noise[:, None]), axis=0)
 
-    lo = jnp.full_like(log_n, _LOG_D_BOUNDS[0])
-    hi = jnp.full_like(log_n, _LOG_D_BOUNDS[1])
-    feasible = risk_at(hi) <= target
+def _min_tokens(fn, risk, params, log_n, log_noise, target):
+    """Per candidate N: least log D with ``risk(loss) <= target`` (bisection, all N at once).
 
-    def body(_, bounds):
-        lo, hi = bounds
+    Each step evaluates the loss draws in JAX and reduces them with NumPy; NaN where even
+    ``D = 1e30`` does not reach the target.
+    """
+    log_n32 = jnp.asarray(log_n, jnp.float32)
+
+    def ok(log_d: np.ndarray) -> np.ndarray:
+        x = {"N": log_n32, "D": jnp.asarray(log_d, jnp.float32)}
+        pred = np.asarray(_pred_kernel(fn, params, x, log_noise))
+        return risk.reduce_numpy(pred, axis=-1) <= target
+
+    lo = np.full(log_n.shape, _LOG_D_BOUNDS[0])
+    hi = np.full(log_n.shape, _LOG_D_BOUNDS[1])
+    feasible = ok(hi)
+    for _ in range(_BISECTION_STEPS):
         mid = 0.5 * (lo + hi)
-        ok = risk_at(mid) <= target
-        return jnp.where(ok, lo, mid), jnp.where(ok, mid, hi)
-
-    lo, hi = jax.lax.fori_loop(0, iterations, body, (lo, hi))
-    return jnp.where(feasible, hi, jnp.nan)
+        good = ok(mid)
+        lo, hi = np.where(good, lo, mid), np.where(good, mid, hi)
+    return np.where(feasible, hi, np.nan)
 
 
 @functools.partial(jax.jit, static_argnames=("fn", "iterations"))
-def _min_tokens_per_draw_kernel(fn, params, log_n, target, iterations=48):
+def _min_tokens_per_draw_kernel(fn, params, log_n, target, iterations=_BISECTION_STEPS):
     """Per draw and candidate N: least log D with the law's loss <= target, shape (S, K)."""
 
     def loss_at(log_d):  # log_d (S, K)
@@ -1455,7 +1534,7 @@ def allocate_inference_aware(
     *,
     target_loss: float | None = None,
     budget: float | None = None,
-    risk: RiskMeasure | str = expected(),
+    risk: RiskMeasure | str = "expected",
     law: str | LawSpec | None = None,
     flops_per_token: float = 6.0,
     inference_flops_per_token: float = 2.0,
@@ -1492,7 +1571,7 @@ def allocate_inference_aware(
         Loss to reach.
     budget : float, optional
         Total budget, in dollars if ``dollars_per_flop`` is given, else FLOPs.
-    risk : RiskMeasure or str, default ``expected()``
+    risk : RiskMeasure or str, default "expected"
         See the modes above.
     law, flops_per_token, max_n, num_candidates, predictive, interval_prob, group, rng_key, seed
         As in :func:`allocate`.
@@ -1545,31 +1624,59 @@ def allocate_inference_aware(
     )
     k_inf = _positive("inference_flops_per_token", inference_flops_per_token)
     p_t = 1.0 if dollars_per_flop is None else _positive("dollars_per_flop", dollars_per_flop)
-    p_i = p_t if inference_dollars_per_flop is None else _positive(
-        "inference_dollars_per_flop", inference_dollars_per_flop
+    p_i = (
+        p_t
+        if inference_dollars_per_flop is None
+        else _positive("inference_dollars_per_flop", inference_dollars_per_flop)
     )
     if inference_dollars_per_flop is not None and dollars_per_flop is None:
         raise ValueError("inference_dollars_per_flop needs dollars_per_flop as well")
-    risk = _as_risk(risk)
-    if not isinstance(risk, RiskMeasure):
+    measure = _as_risk(risk)
+    if not isinstance(measure, RiskMeasure):
         raise TypeError("allocate_inference_aware needs a RiskMeasure (e.g. 'quantile:0.9')")
+    risk = measure
     prep = _prepare(draws_or_fit, law, None, None, predictive, group, rng_key, seed)
     if "U" in prep.spec.covariates:
-        raise ValueError("allocate_inference_aware supports laws over N and D only "
-                         f"(chinchilla, kaplan); got {prep.spec.name!r}")
-    constraints = {"max_n": max_n, "unique_tokens": None, "inference_tokens": inference_tokens,
-                   "repetition": None}
+        raise ValueError(
+            "allocate_inference_aware supports laws over N and D only "
+            f"(chinchilla, kaplan); got {prep.spec.name!r}"
+        )
+    constraints = {
+        "max_n": max_n,
+        "unique_tokens": None,
+        "inference_tokens": inference_tokens,
+        "repetition": None,
+    }
 
     if budget is not None:
         budget = _positive("budget", budget)
         # p_t k N D + p_i k_inf N D_inf = budget  <=>  k N D + c N = budget / p_t
-        return _allocate_prepared(
-            prep.spec, prep.draws, prep.params, prep.log_noise, budget / p_t, risk,
-            k=k, c_inf=(p_i / p_t) * k_inf * inference_tokens, max_n=max_n, unique_tokens=None,
-            n_range=None, num_candidates=num_candidates, interval_prob=interval_prob,
+        result = _allocate_prepared(
+            prep.spec,
+            prep.draws,
+            prep.params,
+            prep.log_noise,
+            budget / p_t,
+            risk,
+            k=k,
+            c_inf=(p_i / p_t) * k_inf * inference_tokens,
+            max_n=max_n,
+            unique_tokens=None,
+            n_range=None,
+            num_candidates=num_candidates,
+            interval_prob=interval_prob,
             constraints=constraints,
-            dollars_per_flop=dollars_per_flop, inference_dollars_per_flop=p_i if dollars_per_flop
-            is not None else None,
+            dollars_per_flop=None,
+            inference_dollars_per_flop=None,
+        )
+        inference = k_inf * result.N * inference_tokens
+        return dataclasses.replace(
+            result,
+            compute=result.training_flops + inference,
+            inference_flops=inference,
+            dollars=None
+            if dollars_per_flop is None
+            else p_t * result.training_flops + p_i * inference,
         )
 
     target_loss = _positive("target_loss", target_loss)
@@ -1590,57 +1697,70 @@ def allocate_inference_aware(
         n, d = np.exp(log_n), np.exp(log_d)
         return p_t * k * n * d + c_inf * n
 
-    def search(c_inf: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        coarse = np.linspace(lo, hi, 96)
-        log_d = np.asarray(_min_tokens_kernel(
-            prep.spec.fn, risk, prep.params, jnp.asarray(coarse, jnp.float32), noise, target
-        ), dtype=float)
-        cost = cost_of(coarse, log_d, c_inf)
-        if not np.any(np.isfinite(cost)):
-            raise ValueError(
-                f"no model size in n_range {n_range} reaches {risk.name} <= {target_loss:g} "
-                f"(even with 1e30 tokens); raise target_loss"
-            )
-        i = int(np.nanargmin(cost))
-        fine = np.linspace(coarse[max(i - 2, 0)], coarse[min(i + 2, coarse.size - 1)],
-                           num_candidates)
-        log_d = np.asarray(_min_tokens_kernel(
-            prep.spec.fn, risk, prep.params, jnp.asarray(fine, jnp.float32), noise, target
-        ), dtype=float)
-        return fine, log_d, cost_of(fine, log_d, c_inf)
-
     c_inf = p_i * k_inf * inference_tokens
-    log_n, log_d, cost = search(c_inf)
+    # the least tokens for each N do not depend on the inference cost: one coarse pass over
+    # n_range, then one fine pass spanning the cheapest N with and without inference
+    coarse = np.linspace(lo, hi, 96)
+    coarse_d = _min_tokens(prep.spec.fn, risk, prep.params, coarse, noise, target_loss)
+    if not np.any(np.isfinite(coarse_d)):
+        raise ValueError(
+            f"no model size in n_range {n_range} reaches {risk.name} <= {target_loss:g} "
+            "(even with 1e30 tokens); raise target_loss"
+        )
+    best = [int(np.nanargmin(cost_of(coarse, coarse_d, c))) for c in (c_inf, 0.0)]
+    fine = np.linspace(
+        coarse[max(min(best) - 2, 0)], coarse[min(max(best) + 2, coarse.size - 1)], num_candidates
+    )
+    log_n = fine
+    log_d = _min_tokens(prep.spec.fn, risk, prep.params, fine, noise, target_loss)
+    cost = cost_of(log_n, log_d, c_inf)
     idx = int(np.nanargmin(cost))
     n_choice, d_choice = float(np.exp(log_n[idx])), float(np.exp(log_d[idx]))
-    no_inf_n, _, no_inf_cost = search(0.0)
-    compute_optimal_n = float(np.exp(no_inf_n[int(np.nanargmin(no_inf_cost))]))
+    compute_optimal_n = float(np.exp(log_n[int(np.nanargmin(cost_of(log_n, log_d, 0.0)))]))
+    if idx in (0, log_n.size - 1) and log_n[idx] in (lo, hi):
+        warnings.warn(
+            f"the cheapest N={n_choice:.3g} is at an end of n_range {n_range}; widen n_range",
+            stacklevel=2,
+        )
 
-    # each draw's own least-cost N on the fine grid (law loss, no residual noise)
+    # each draw's own least-cost N (law loss, no residual noise) on a grid around the choice
     size = next(iter(prep.draws.values())).size
     take = np.unique(np.linspace(0, size - 1, min(size, max_draws_per_draw_optimum)).astype(int))
     sub = {key: v[take] for key, v in prep.params.items()}
-    per_log_d = np.asarray(_min_tokens_per_draw_kernel(
-        prep.spec.fn, sub, jnp.asarray(log_n, jnp.float32), target
-    ), dtype=float)
-    per_cost = p_t * k * np.exp(log_n[None, :] + per_log_d) + c_inf * np.exp(log_n)[None, :]
+    per_grid = np.linspace(
+        max(lo, log_n[idx] - math.log(100.0)), min(hi, log_n[idx] + math.log(100.0)), num_candidates
+    )
+    per_log_d = np.asarray(
+        _min_tokens_per_draw_kernel(prep.spec.fn, sub, jnp.asarray(per_grid, jnp.float32), target),
+        dtype=float,
+    )
+    per_cost = p_t * k * np.exp(per_grid[None, :] + per_log_d) + c_inf * np.exp(per_grid)[None, :]
     reach = np.any(np.isfinite(per_cost), axis=1)
     n_opt = np.full(take.size, np.nan)
     if reach.any():
-        n_opt[reach] = np.exp(log_n[np.nanargmin(per_cost[reach], axis=1)])
+        filled = np.where(np.isfinite(per_cost[reach]), np.log(per_cost[reach]), np.inf)
+        n_opt[reach] = np.exp(_refine_argmin(per_grid, filled))
     n_interval = _interval(n_opt[reach], interval_prob) if reach.any() else (math.nan, math.nan)
 
-    xs = {"N": jnp.full((1,), log_n[idx], jnp.float32), "D": jnp.full((1,), log_d[idx], jnp.float32)}
-    _, pred = _loss_matrix_kernel(prep.spec.fn, prep.params, xs, noise)
-    pred = np.asarray(pred, dtype=float)[:, 0]
+    xs = {
+        "N": jnp.full((1,), log_n[idx], jnp.float32),
+        "D": jnp.full((1,), log_d[idx], jnp.float32),
+    }
+    pred = np.asarray(_pred_kernel(prep.spec.fn, prep.params, xs, noise), dtype=float)[0]
     training = k * n_choice * d_choice
     inference = k_inf * n_choice * inference_tokens
     total_cost = float(cost[idx])
     curve = xr.DataArray(
-        cost, dims=("N",), coords={"N": np.exp(log_n), "D": ("N", np.exp(log_d))},
+        cost,
+        dims=("N",),
+        coords={"N": np.exp(log_n), "D": ("N", np.exp(log_d))},
         name="total_cost",
-        attrs={"target_loss": target_loss, "risk": risk.name, "law": prep.spec.name,
-               "units": "dollars" if dollars_per_flop is not None else "FLOPs"},
+        attrs={
+            "target_loss": target_loss,
+            "risk": risk.name,
+            "law": prep.spec.name,
+            "units": "dollars" if dollars_per_flop is not None else "FLOPs",
+        },
     )
     return InferenceAwareChoice(
         N=n_choice,
@@ -1733,7 +1853,9 @@ class BatchSizeChoice:
 def _batch_draws(obj: Any, group: Any) -> dict[str, np.ndarray]:
     draws, fit_law = _coerce_draws(obj, group)
     if fit_law is not None and fit_law != "batch_steps":
-        raise ValueError(f"batch-size decisions need a batch_steps fit; this fit's law is {fit_law!r}")
+        raise ValueError(
+            f"batch-size decisions need a batch_steps fit; this fit's law is {fit_law!r}"
+        )
     _require(draws, ("S_min", "B_noise"), "batch-size decisions (a batch_steps fit)")
     for name in ("S_min", "B_noise"):
         if np.any(draws[name] <= 0):
@@ -1922,12 +2044,19 @@ def choose_batch_sizes(
         raise ValueError("give both step_cost and example_cost for the cost objective, or neither")
 
     def one(obj: Any, group: Any, label: Any) -> BatchSizeChoice:
-        if step_cost is not None:
-            res = batch_size_for_cost(obj, step_cost, example_cost, interval_prob=interval_prob,
-                                      max_overhead=max_overhead, group=group)
+        if step_cost is not None and example_cost is not None:
+            res = batch_size_for_cost(
+                obj,
+                step_cost,
+                example_cost,
+                interval_prob=interval_prob,
+                max_overhead=max_overhead,
+                group=group,
+            )
         else:
-            res = choose_batch_size(obj, max_overhead, prob=prob, interval_prob=interval_prob,
-                                    group=group)
+            res = choose_batch_size(
+                obj, max_overhead, prob=prob, interval_prob=interval_prob, group=group
+            )
         return dataclasses.replace(res, group=str(label))
 
     if hasattr(fit_or_groups, "posterior"):
