@@ -250,6 +250,72 @@ def build_parser() -> argparse.ArgumentParser:
 _EXTRA_COMMANDS: list = []  # functions (subparsers) -> None, added below by feature sections
 
 
+# --------------------------------------------------------------------------- report / plot (issue 6)
+
+
+def cmd_report(args) -> int:
+    from bayes_scaling import report as _report
+
+    _say(f"building the {args.format} report of {args.fit}")
+    t0 = time.perf_counter()
+    risks = [s.strip() for s in args.risk.split(",") if s.strip()]
+    if not risks:
+        raise ValueError("--risk names no risk measure; e.g. --risk expected,cvar:0.9")
+    path = _report.write_report(
+        args.fit, args.out, args.data, format=args.format, compute=args.compute, risks=risks,
+        backtest=args.backtest, seed=args.seed,
+    )
+    _say(f"wrote {path} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from bayes_scaling import inference
+    from bayes_scaling import plots as _plots
+
+    fit = inference.load_fit(args.fit)
+    kinds = {
+        "fan": lambda: _plots.fan_chart(fit, args.data, group=args.group, compute=args.compute),
+        "curves": lambda: _plots.fit_curves(fit, args.data, group=args.group),
+        "check": lambda: _plots.predictive_check(fit, args.data, group=args.group),
+        "frontier": lambda: _plots.frontier(fit, args.data, group=args.group),
+        "posteriors": lambda: _plots.posteriors(fit),
+        "exponent": lambda: _plots.exponent(fit),
+    }
+    fig = kinds[args.kind]()
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=args.dpi)
+    _say(f"wrote {out}")
+    return 0
+
+
+def _register_report(sub) -> None:
+    p = sub.add_parser("report", help="self-contained HTML (or Markdown) report of a fit with embedded figures")
+    p.add_argument("fit", help="netCDF file written by `bayes-scaling fit`")
+    p.add_argument("--data", help="CSV file or dataset name with the runs to show (default: the data stored in the fit)")
+    p.add_argument("--compute", type=float, help="budget in FLOPs for the extrapolation and the allocation (default 100x the largest run)")
+    p.add_argument("--risk", default="expected,cvar:0.9", help="comma-separated risk measures for the allocation (default expected,cvar:0.9)")
+    p.add_argument("--backtest", help="backtest JSON (from `bayes-scaling backtest --json`) to include")
+    p.add_argument("--format", choices=["html", "md"], default="html", help="html (one self-contained file) or md (Markdown with PNGs in <stem>_files/)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output file")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("plot", help="one figure of a fit as PNG/SVG/PDF (default: the extrapolation fan chart)")
+    p.add_argument("fit", help="netCDF file written by `bayes-scaling fit`")
+    p.add_argument("--kind", default="fan", choices=["fan", "curves", "check", "frontier", "posteriors", "exponent"])
+    p.add_argument("--data", help="CSV file or dataset name with the runs to show (default: the data stored in the fit)")
+    p.add_argument("--group", help="group of a hierarchical fit ('new' for an unseen group)")
+    p.add_argument("--compute", type=float, help="right end of the fan chart in FLOPs (default 100x the largest run)")
+    p.add_argument("--dpi", type=int, default=120)
+    p.add_argument("--out", required=True, help="output image; the format follows the suffix (.png, .svg, .pdf)")
+    p.set_defaults(func=cmd_plot)
+
+
+_EXTRA_COMMANDS.append(_register_report)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

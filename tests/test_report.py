@@ -1,0 +1,191 @@
+"""The report: content, self-containment, Markdown output, verdicts, and the CLI commands."""
+
+import base64
+import json
+import re
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib")
+
+from fits_for_reports import demo_fit, synthetic_fit
+
+from bayes_scaling import inference, report
+from bayes_scaling.cli import main
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def synthetic_report():
+    return report.build_report(synthetic_fit(), compute=1e24)
+
+
+def _images(html_text: str) -> list[bytes]:
+    return [base64.b64decode(m) for m in re.findall(r'<img[^>]*src="data:image/png;base64,([^"]+)"', html_text)]
+
+
+def test_sections_and_figures(synthetic_report):
+    titles = [s.title for s in synthetic_report.sections]
+    assert titles[:2] == ["What was fitted", "At a glance"]
+    for needed in ("Data and fitted curves", "Extrapolation", "Compute-optimal scaling",
+                   "Allocation at C = 1e+24 FLOP", "Parameter posteriors", "Diagnostics"):
+        assert needed in titles
+    names = [f.name for f in synthetic_report.figures]
+    assert len(names) >= 6 and len(set(names)) == len(names)
+    assert all(f.png.startswith(PNG) for f in synthetic_report.figures)
+
+
+def test_html_is_self_contained(synthetic_report):
+    text = synthetic_report.to_html()
+    images = _images(text)
+    assert len(images) == len(synthetic_report.figures) >= 4
+    assert all(img.startswith(PNG) for img in images)
+    assert not re.search(r'(src|href)="(https?:)?//', text.replace('href="#', ""))
+    assert "<script" not in text and "<link" not in text and "@import" not in text
+    assert text.count("<section") == len(synthetic_report.sections)
+
+
+def test_numbers_in_the_report(synthetic_report):
+    text = synthetic_report.to_html()
+    # the exponent of the true parameters is 0.366 / (0.348 + 0.366) = 0.513
+    assert re.search(r"compute-optimal exponent a</td><td>0\.51\d", text)
+    # the allocation table has both risk measures
+    assert "<td>expected</td>" in text and "<td>cvar:0.9</td>" in text
+    # synthetic draws are independent: every diagnostic is fine
+    assert "the sampler worked" in text
+
+
+def test_markdown_writes_figures_beside_it(tmp_path, synthetic_report):
+    path = synthetic_report.write_markdown(tmp_path / "fit-report.md")
+    text = path.read_text()
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert len(links) == len(synthetic_report.figures)
+    for link in links:
+        assert link.startswith("fit-report_files/")
+        assert (tmp_path / link).read_bytes().startswith(PNG)
+    assert "| parameter | mean |" in text
+    assert text.startswith("# Scaling-law report: chinchilla")
+
+
+def test_write_report_picks_the_format_from_the_suffix(tmp_path):
+    fit = synthetic_fit()
+    md = report.write_report(fit, tmp_path / "r.md", sections=["parameters"])
+    assert md.read_text().startswith("# ") and (tmp_path / "r_files").is_dir()
+    with pytest.raises(ValueError, match="unknown report format 'pdf'"):
+        report.write_report(fit, tmp_path / "r.pdf", format="pdf")
+    with pytest.raises(ValueError, match="compute must be a positive number"):
+        report.build_report(fit, compute=-1.0)
+    with pytest.raises(ValueError, match=r"unknown report sections \['fan'\]"):
+        report.build_report(fit, sections=["fan"])
+
+
+@pytest.mark.parametrize("value, status", [(1.0, "ok"), (1.01, "ok"), (1.03, "warn"), (1.2, "bad"),
+                                           (float("nan"), "warn")])
+def test_rhat_verdict(value, status):
+    assert report.rhat_verdict(value)[0] == status
+
+
+@pytest.mark.parametrize("value, status", [(2000, "ok"), (400, "ok"), (150, "warn"), (20, "bad")])
+def test_ess_verdict(value, status):
+    assert report.ess_verdict(value)[0] == status
+
+
+def test_divergence_verdict_says_what_to_do():
+    assert report.divergence_verdict(0, 4000)[0] == "ok"
+    status, text = report.divergence_verdict(3, 4000)
+    assert status == "warn" and "--target-accept" in text
+    assert report.divergence_verdict(100, 4000)[0] == "bad"
+
+
+def test_a_failed_fit_is_called_out():
+    """Chains that disagree and divergences: the verdict says not to trust the numbers."""
+    import copy
+
+    fit = copy.deepcopy(synthetic_fit())
+    alpha = fit.posterior["alpha"].values
+    alpha[1] += 0.1  # the second chain sits elsewhere
+    fit.sample_stats["diverging"].values[0, :30] = True
+    text = report.build_report(fit, compute=1e23, sections=["diagnostics"]).to_html()
+    assert "do not trust these numbers yet" in text
+    assert "chains disagree" in text
+    assert "30 divergent transitions" in text
+
+
+def test_backtest_section(tmp_path):
+    bt = {"law": "chinchilla", "coverage_90": 0.85, "crps": 0.012,
+          "baseline": {"mean_abs_rel_error": 0.02},
+          "points": [{"C": 1e21, "observed": 2.31, "median": 2.30, "lower": 2.25, "upper": 2.36},
+                     {"C": 3e21, "observed": 2.20, "median": 2.24, "lower": 2.19, "upper": 2.29}]}
+    path = tmp_path / "bt.json"
+    path.write_text(json.dumps(bt))
+    r = report.build_report(synthetic_fit(), backtest=path, sections=["backtest"])
+    section = next(s for s in r.sections if s.title == "Backtest")
+    assert any(isinstance(b, report.FigureBlock) for b in section.blocks)
+    assert "coverage_90" in r.to_html()
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="is not JSON"):
+        report.build_report(synthetic_fit(), backtest=bad)
+
+
+def test_grouped_report_has_contrasts_and_per_group_rows():
+    r = report.build_report(synthetic_fit(grouped=True), compute=1e23, risks=("expected",),
+                            sections=["extrapolation", "allocation", "contrasts"])
+    titles = [s.title for s in r.sections]
+    assert "Group contrasts" in titles
+    text = r.to_html()
+    assert "<td>baseline</td>" in text and "<td>worse</td>" in text
+    assert "Group &#x27;new&#x27; is a group not in the data" in text
+
+
+# --------------------------------------------------------------------------- real fit, CLI
+
+
+@pytest.fixture(scope="module")
+def demo_fit_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("fit") / "demo.nc"
+    inference.save_fit(demo_fit(), path)
+    return path
+
+
+def test_cli_report_html_and_md(tmp_path, demo_fit_file, capsys):
+    out = tmp_path / "report.html"
+    assert main(["report", str(demo_fit_file), "--data", "demo", "--compute", "1e23", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert len(_images(text)) >= 4
+    assert "wrote" in capsys.readouterr().err
+    # a real fit carries a log likelihood: the LOO paragraph is there
+    assert "PSIS-LOO" in text
+    md = tmp_path / "report.md"
+    assert main(["report", str(demo_fit_file), "--format", "md", "--risk", "quantile:0.9", "--out", str(md)]) == 0
+    assert "quantile:0.9" in md.read_text()
+    assert len(list((tmp_path / "report_files").glob("*.png"))) >= 4
+
+
+def test_cli_plot(tmp_path, demo_fit_file):
+    for kind in ("fan", "frontier"):
+        out = tmp_path / f"{kind}.png"
+        assert main(["plot", str(demo_fit_file), "--kind", kind, "--out", str(out)]) == 0
+        assert out.read_bytes().startswith(PNG)
+
+
+def test_cli_report_errors(tmp_path, demo_fit_file, capsys):
+    assert main(["report", str(tmp_path / "missing.nc"), "--out", str(tmp_path / "r.html")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["report", str(demo_fit_file), "--risk", ",", "--out", str(tmp_path / "r.html")]) == 2
+    assert "names no risk measure" in capsys.readouterr().err
+    assert main(["report", str(demo_fit_file), "--backtest", str(tmp_path / "none.json"),
+                 "--out", str(tmp_path / "r.html")]) == 2
+    assert "backtest file" in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_real_fit_numbers_are_plausible():
+    """The tiny demo fit recovers the simulation's exponent to within its posterior spread."""
+    from bayes_scaling import plots
+
+    a = plots.compute_optimal_exponent(demo_fit())
+    truth = 0.366 / (0.348 + 0.366)
+    assert abs(np.median(a) - truth) < 4 * a.std() + 0.01
