@@ -250,6 +250,179 @@ def build_parser() -> argparse.ArgumentParser:
 _EXTRA_COMMANDS: list = []  # functions (subparsers) -> None, added below by feature sections
 
 
+# --------------------------------------------------------------------------- compare / contrast (issue 5)
+
+
+def _fmt(v, spec: str = ".4g") -> str:
+    try:
+        return format(float(v), spec)
+    except (TypeError, ValueError):
+        return str(v)
+
+
+def cmd_compare(args) -> int:
+    from bayes_scaling import compare as _compare
+    from bayes_scaling import inference
+
+    if args.law:
+        raise ValueError("compare takes --laws (comma-separated, e.g. --laws chinchilla,kaplan,power_law), not --law")
+    laws = [s.strip() for s in args.laws.split(",") if s.strip()]
+    df = _read_data(args)
+    kwargs = _fit_kwargs(args)
+    priors = _parse_mapping(kwargs.pop("priors"), "--priors (law=prior_set,...)") or None
+    holdout = None if args.no_future else (args.split or args.holdout)
+    _say(
+        f"comparing {', '.join(laws)} on {len(df)} rows from {args.data}: PSIS-LOO"
+        f"{'' if holdout is None else ' and leave-future-out'}; each fit {args.chains} chains x "
+        f"({args.warmup} warmup + {args.samples} draws)"
+    )
+    t0 = time.perf_counter()
+    result = _compare.compare_laws(
+        df, laws, priors=priors, holdout=holdout, num_chains=args.chains, num_warmup=args.warmup,
+        num_samples=args.samples, target_accept_prob=args.target_accept, seed=args.seed, **kwargs,
+    )
+    _say(f"compared in {time.perf_counter() - t0:.1f} s")
+    for note in result.notes:
+        _say(f"note: {note}")
+    if args.save:
+        for law, idata in result.fits.items():
+            _say(f"wrote {inference.save_fit(idata, Path(args.save) / (law.replace(':', '_') + '.nc'))}")
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return 0
+    t = result.table
+    target = inference.fit_spec(next(iter(result.fits.values())))["law"].target
+    print(f"PSIS-LOO on {len(result.frame)} points (elpd of log {target}; higher is better)")
+    print(f"{'law':<18}{'elpd_loo':>10}{'se':>8}{'elpd_diff':>11}{'dse':>8}{'weight':>8}{'p_loo':>7}{'bad k':>7}")
+    for law, r in t.iterrows():
+        print(f"{law:<18}{r['elpd_loo']:>10.1f}{r['se']:>8.1f}{r['elpd_diff']:>11.1f}{r['dse']:>8.1f}"
+              f"{r['weight']:>8.3f}{r['p_loo']:>7.1f}{int(r['bad_k']):>7d}")
+    split = result.split
+    if split is not None:
+        print()
+        print(f"leave-future-out: fit on {split['train_points']} points ({split['axis']} <= {split['train_max']:.3g}), "
+              f"scored on {split['test_points']} ({split['axis']} >= {split['test_min']:.3g})")
+        print(f"{'law':<18}{'lfo_elpd':>10}{'se':>8}{'lfo_diff':>11}{'dse':>8}{'weight':>8}{'rmse':>9}")
+        for law, r in t.sort_values("lfo_rank").iterrows():
+            print(f"{law:<18}{r['lfo_elpd']:>10.1f}{r['lfo_se']:>8.1f}{r['lfo_diff']:>11.1f}{r['lfo_dse']:>8.1f}"
+                  f"{r['lfo_weight']:>8.3f}{r['lfo_rmse']:>9.4f}")
+        print("rmse: root mean squared error of the posterior-mean log prediction on the held-out points")
+    print("diff: elpd of the best law minus this law's; dse: its standard error. weight: stacking.")
+    return 0
+
+
+def _parse_floats(text: str | None, what: str) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"{what} must be comma-separated numbers; got {text!r}") from None
+
+
+def cmd_contrast(args) -> int:
+    import numpy as np
+
+    from bayes_scaling import compare as _compare
+    from bayes_scaling import inference
+
+    idata = inference.load_fit(args.fit)
+    rope = _parse_floats(args.rope, "--rope")
+    if rope is not None:
+        if len(rope) not in (1, 2):
+            raise ValueError(f"--rope must be a half-width r or low,high; got {args.rope!r}")
+        rope = rope[0] if len(rope) == 1 else tuple(rope)
+    crange = _parse_floats(args.compute_range, "--compute-range")
+    if crange is not None and len(crange) != 2:
+        raise ValueError(f"--compute-range must be low,high; got {args.compute_range!r}")
+    params = [s.strip() for s in args.param.split(",") if s.strip()]
+    if not params:
+        raise ValueError("--param names no quantity")
+    results = [
+        _compare.contrast(
+            idata, param, args.groups, kind=args.kind, rope=rope, prob=args.prob, compute=args.compute,
+            compute_range=tuple(crange) if crange else None, flops_per_token=args.flops_per_token,
+        )
+        for param in params
+    ]
+    if args.json:
+        out = [r.to_dict() for r in results]
+        print(json.dumps(out[0] if len(out) == 1 else out, indent=2))
+        return 0
+    column = idata.posterior.attrs.get("group_column") or "group"
+    pct = f"{args.prob * 100:g}%"
+    for i, r in enumerate(results):
+        if i:
+            print()
+        print(f"{r.quantity}: {r.description}; groups of {column!r}: {', '.join(r.groups)}")
+        if r.kind == "crossing":
+            lo, hi = r.compute_range
+            print(f"searched C in [{lo:.3g}, {hi:.3g}] FLOP; crossing compute: median and {pct} interval among draws that cross")
+            print(f"{'pair':<24}{'P(cross)':>9}{'median':>11}{'lower':>11}{'upper':>11}{'P(1st lower @lo)':>18}{'@hi':>7}")
+            for pair, row in r.table.iterrows():
+                print(f"{pair:<24}{row['p_cross']:>9.3f}{_fmt(row['median'], '.3g'):>11}{_fmt(row['lower'], '.3g'):>11}"
+                      f"{_fmt(row['upper'], '.3g'):>11}{row['p_first_lower_at_low']:>18.3f}{row['p_first_lower_at_high']:>7.3f}")
+            continue
+        for g, v in r.values.items():
+            q = np.quantile(v, [0.5, (1 - r.prob) / 2, (1 + r.prob) / 2])
+            print(f"  {g}: median {q[0]:.4g}, {pct} interval [{q[1]:.4g}, {q[2]:.4g}]")
+        sym = ">0" if r.kind == "difference" else ">1"
+        less = "<0" if r.kind == "difference" else "<1"
+        head = f"{'pair':<24}{'mean':>10}{'sd':>9}{'median':>10}{'lower':>10}{'upper':>10}{'P(' + sym + ')':>8}{'P(' + less + ')':>8}"
+        if r.rope is not None:
+            head += f"{'P(in ROPE)':>12}"
+        print(head)
+        for pair, row in r.table.iterrows():
+            line = (f"{pair:<24}{row['mean']:>10.4g}{row['sd']:>9.3g}{row['median']:>10.4g}{row['lower']:>10.4g}"
+                    f"{row['upper']:>10.4g}{row['p_greater']:>8.3f}{row['p_less']:>8.3f}")
+            if r.rope is not None:
+                line += f"{row['p_in_rope']:>12.3f}"
+            print(line)
+        if r.rope is not None:
+            print(f"ROPE: [{r.rope[0]:.4g}, {r.rope[1]:.4g}]")
+    return 0
+
+
+def _register_compare(sub) -> None:
+    p = sub.add_parser("compare", help="fit several laws to the same data and rank them by PSIS-LOO and leave-future-out")
+    p.add_argument("data", help="CSV file or dataset name")
+    p.add_argument("--laws", default="chinchilla,kaplan,power_law",
+                   help="comma-separated laws (default chinchilla,kaplan,power_law; power_law is over C, "
+                        "computed as k N D when the data has N and D but no C)")
+    _add_fit_options(p, law_default=None)
+    p.set_defaults(samples=500)  # per chain: 2000 draws are ample for PSIS-LOO, and compare runs 2 fits per law
+    for action in p._actions:
+        if action.dest == "priors":
+            action.help = "prior sets per law, e.g. chinchilla=chinchilla-literature"
+        elif action.dest == "law":
+            action.help = "not used by compare: give --laws"
+    p.add_argument("--holdout", type=float, default=0.2,
+                   help="leave-future-out: fraction of the points with the largest compute to hold out (default 0.2)")
+    p.add_argument("--split", help="leave-future-out training side instead of --holdout, e.g. 'C<=1e21'")
+    p.add_argument("--no-future", action="store_true", help="skip leave-future-out (PSIS-LOO only; half the fits)")
+    p.add_argument("--save", help="directory to write each law's fit as <law>.nc")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("contrast", help="posterior of a between-group contrast in a hierarchical fit")
+    p.add_argument("fit", help="netCDF file written by `bayes-scaling fit --group COLUMN`")
+    p.add_argument("--param", required=True,
+                   help="per-group parameter (E, alpha, ...) or derived quantity: a (compute-optimal exponent), "
+                        "loss (with --compute), crossing; comma-separated for several")
+    p.add_argument("--groups", help="comma-separated group labels (default: all; every pair is reported)")
+    p.add_argument("--kind", choices=["difference", "ratio"], default="difference")
+    p.add_argument("--rope", help="region of practical equivalence: half-width r, or low,high")
+    p.add_argument("--prob", type=float, default=0.9, help="interval mass (default 0.9)")
+    p.add_argument("--compute", type=float, help="FLOPs for --param loss (compute-optimal loss at that budget)")
+    p.add_argument("--compute-range", help="low,high FLOPs searched for --param crossing")
+    p.add_argument("--flops-per-token", type=float, default=6.0, help="k in C = k N D (default 6)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_contrast)
+
+
+_EXTRA_COMMANDS.append(_register_compare)
+
+
 # --------------------------------------------------------------------------- report / plot (issue 6)
 
 
@@ -316,6 +489,124 @@ def _register_report(sub) -> None:
 _EXTRA_COMMANDS.append(_register_report)
 
 
+# --------------------------------------------------------------------------- decisions (allocate, target, batch)
+
+
+def _float_or_none(text):
+    return None if text is None else float(text)
+
+
+def _print_json_or_lines(result: dict, as_json: bool, lines: list[str]) -> None:
+    if as_json:
+        print(json.dumps(result, indent=2, default=float))
+    else:
+        print("\n".join(lines))
+
+
+def cmd_allocate(args) -> int:
+    from bayes_scaling import decide, inference
+
+    idata = inference.load_fit(args.fit)
+    kwargs = dict(
+        risk=decide.parse_risk(args.risk), flops_per_token=args.flops_per_token, max_n=args.max_n,
+        unique_tokens=args.unique_tokens, repetition=args.repetition, group=args.group,
+        num_candidates=args.candidates, seed=args.seed,
+    )
+    if args.inference_tokens is not None:
+        kwargs["inference_tokens"] = args.inference_tokens
+        kwargs["dollars_per_flop"] = args.dollars_per_flop
+    result = decide.allocate(idata, args.compute, **kwargs)
+    out = result.to_dict()
+    q = out["loss_quantiles"]
+    lo, hi = out["n_opt_interval"]
+    lines = [
+        f"budget {out['compute']:.3g} FLOP, risk {out['risk']}",
+        f"choose N = {out['N']:.3g} parameters, D = {out['D']:.3g} tokens ({out['tokens_per_param']:.1f} tokens per parameter)",
+        f"loss at the choice: median {q['0.5']:.4f}, 90% interval {q['0.05']:.4f} to {q['0.95']:.4f}",
+        f"each draw's own optimum N*: {100 * out['interval_prob']:.0f}% interval {lo:.3g} to {hi:.3g}",
+        f"expected regret against the per-draw optimum: {out['regret']:.2g} nats",
+    ]
+    if out.get("at_boundary"):
+        lines.append("note: the choice is at the edge of the candidate range or a constraint")
+    _print_json_or_lines(out, args.json, lines)
+    return 0
+
+
+def cmd_target(args) -> int:
+    from bayes_scaling import decide, inference
+
+    idata = inference.load_fit(args.fit)
+    result = decide.compute_for_target(
+        idata, args.loss, prob=args.prob, flops_per_token=args.flops_per_token, max_n=args.max_n,
+        group=args.group, seed=args.seed,
+    )
+    out = result.to_dict()
+    lines = [
+        f"least compute with P(loss <= {out['target_loss']}) >= {out['prob']}: {out['compute']:.3g} FLOP",
+        f"at N = {out['N']:.3g}, D = {out['D']:.3g} ({out['tokens_per_param']:.1f} tokens per parameter); achieved probability {out['achieved_prob']:.3f}",
+    ]
+    _print_json_or_lines(out, args.json, lines)
+    return 0
+
+
+def cmd_batch(args) -> int:
+    from bayes_scaling import decide, inference
+
+    idata = inference.load_fit(args.fit)
+    choices = decide.choose_batch_sizes(
+        idata, max_overhead=args.max_overhead, prob=args.prob,
+        step_cost=args.step_cost, example_cost=args.example_cost,
+    )
+    out = {k: v.to_dict() for k, v in choices.items()}
+    lines = [f"batch size with at most {100 * args.max_overhead:.0f}% extra data over the minimum (in the fit's units of B):"]
+    for label, c in out.items():
+        lo, hi = c["B_interval"]
+        lines.append(f"  {label}: B = {c['B']:.4g} ({100 * c['interval_prob']:.0f}% interval {lo:.4g} to {hi:.4g})")
+    _print_json_or_lines(out, args.json, lines)
+    return 0
+
+
+def _register_decide(sub) -> None:
+    p = sub.add_parser("allocate", help="split a FLOP budget between parameters and tokens under uncertainty")
+    p.add_argument("fit", help="netCDF file written by `bayes-scaling fit`")
+    p.add_argument("--compute", type=float, required=True, help="training FLOP budget")
+    p.add_argument("--risk", default="expected", help="expected | quantile:Q | cvar:L | prob_below:TARGET (default expected)")
+    p.add_argument("--max-n", type=float, help="cap on parameters (memory, serving)")
+    p.add_argument("--unique-tokens", type=float, help="cap on unique tokens; more tokens are repeats")
+    p.add_argument("--repetition", choices=["muennighoff"], help="with a chinchilla fit and --unique-tokens: value repeats with Muennighoff et al.'s decay constants")
+    p.add_argument("--inference-tokens", type=float, help="expected inference tokens: adds 2 N D_inference FLOP to the cost")
+    p.add_argument("--dollars-per-flop", type=float, help="report the cost in dollars")
+    p.add_argument("--flops-per-token", type=float, default=6.0)
+    p.add_argument("--group", help="group of a hierarchical fit, or 'new'")
+    p.add_argument("--candidates", type=int, default=512, help="candidate sizes on the iso-compute line")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="JSON with keys N, D, tokens_per_param, loss_quantiles, n_opt_interval, regret, ...")
+    p.set_defaults(func=cmd_allocate)
+
+    p = sub.add_parser("target", help="least compute that reaches a target loss with a given probability")
+    p.add_argument("fit")
+    p.add_argument("--loss", type=float, required=True, help="target loss")
+    p.add_argument("--prob", type=float, default=0.9, help="required probability (default 0.9)")
+    p.add_argument("--max-n", type=float)
+    p.add_argument("--flops-per-token", type=float, default=6.0)
+    p.add_argument("--group")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_target)
+
+    p = sub.add_parser("batch", help="batch size per group from a batch_steps fit")
+    p.add_argument("fit", help="a fit of the batch_steps law (e.g. zhang-critical-batch-size --group group)")
+    p.add_argument("--max-overhead", type=float, default=0.2, help="cap on extra tokens over the minimum, as a fraction (default 0.2)")
+    p.add_argument("--prob", type=float, help="require the cap to hold with this probability (default: for the median)")
+    p.add_argument("--step-cost", type=float, help="cost per optimiser step (with --example-cost: minimise total cost instead)")
+    p.add_argument("--example-cost", type=float, help="cost per training example")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_batch)
+
+
+_EXTRA_COMMANDS.append(_register_decide)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -326,7 +617,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(args.func(args) or 0)
-    except (DataError, ValueError, KeyError, TypeError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+    except (DataError, ValueError, KeyError, TypeError, OSError) as exc:
         if args.debug:
             raise
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
