@@ -492,6 +492,10 @@ def loss_to_loss(params: Mapping[str, jax.Array], x: Mapping[str, jax.Array]) ->
     (any sensible fit) this is ``L_x - E_x`` to float precision, and a draw with ``E_x`` above
     an observed ``L_x`` gives a poor fit instead of a NaN that would stop the sampler.
 
+    From loss pairs alone ``E_x`` and ``E_y`` are weakly identified (at ``kappa = 1`` only
+    ``E_y - K E_x`` is): as in the paper, take them from each dataset's own scaling fit, e.g.
+    ``priors=bayes_scaling.compare.loss_to_loss_priors(fit_x, fit_y)``.
+
     References
     ----------
     Brandfonbrener, Anand, Vyas, Malach, Kakade 2024, "Loss-to-Loss Prediction: Scaling Laws for
