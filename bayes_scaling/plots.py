@@ -888,6 +888,7 @@ def risk_curve(allocation, *, labels: Sequence[str] | None = None, show_interval
         ax.axvspan(lo, hi, color="grey", alpha=0.15,
                    label=f"{first.interval_prob:.0%} interval of the optimal N*")
     ax.set_xscale("log")
+    _log_ticks_125(ax.xaxis)
     ax.set_xlabel(_AXIS_LABELS["N"])
     ax.set_ylabel("risk (loss, nats/token)" if not twin else "risk")
     if compute:
@@ -903,6 +904,15 @@ def risk_curve(allocation, *, labels: Sequence[str] | None = None, show_interval
         handles, names = handles + h2, names + n2
     ax.legend(handles, names, fontsize="x-small", loc="best")
     return fig
+
+
+def _log_ticks_125(axis) -> None:
+    """Labels at 1, 2 and 5 times powers of ten, none on minor ticks: readable on short log axes."""
+    from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+    axis.set_minor_formatter(NullFormatter())
 
 
 # =========================================================================== groups
