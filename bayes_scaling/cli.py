@@ -489,6 +489,98 @@ def _register_report(sub) -> None:
 _EXTRA_COMMANDS.append(_register_report)
 
 
+# --------------------------------------------------------------------------- prediction and backtest
+
+
+def _parse_discrepancy(text: str):
+    if text in ("auto", None):
+        return "auto"
+    if text in ("off", "none"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"--discrepancy must be auto, off or a number (tau); got {text!r}") from None
+
+
+def cmd_predict(args) -> int:
+    import pandas as pd
+
+    from bayes_scaling import data as _data
+    from bayes_scaling import inference, predict
+
+    idata = inference.load_fit(args.fit)
+    points = _data.read_table(args.points)
+    if points.empty:
+        raise ValueError(f"points file {args.points!r} has no rows")
+    quantiles = tuple(float(q) for q in args.quantiles.split(","))
+    ds = predict.predict(idata, points, group=args.group, discrepancy=_parse_discrepancy(args.discrepancy),
+                         quantiles=quantiles, seed=args.seed)
+    out = points.reset_index(drop=True).copy()
+    for kind in predict.KINDS:
+        if kind not in ds:
+            continue
+        out[f"{kind}_mean"] = ds[f"{kind}_mean"].values
+        for q in quantiles:
+            out[f"{kind}_q{round(q * 100):02d}"] = ds[f"{kind}_quantiles"].sel(quantile=q).values
+    if "distance" in ds:
+        out["distance"] = ds["distance"].values
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(args.out, index=False)
+    _say(f"wrote {len(out)} predictions to {args.out}")
+    with pd.option_context("display.width", 160, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
+        print(out.to_string(index=False))
+    return 0
+
+
+def cmd_backtest(args) -> int:
+    from bayes_scaling import backtest
+
+    df = _read_data(args)
+    kwargs = _fit_kwargs(args)
+    _say(f"backtest of {args.law} on {args.data}: training side {args.train}")
+    report = backtest.backtest(
+        df, args.law, args.train, discrepancy=_parse_discrepancy(args.discrepancy),
+        num_chains=args.chains, num_warmup=args.warmup, num_samples=args.samples,
+        target_accept_prob=args.target_accept, seed=args.seed, **kwargs,
+    )
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2, default=float))
+    nb = report.get("new_run", report)
+    base = report.get("baseline", {})
+    keys = [k for k in ("coverage_50", "coverage_80", "coverage_90", "coverage_95", "mean_width_rel", "crps", "log_pred_density", "median_are", "max_are") if k in nb]
+    print(f"train {report.get('n_train')} runs, test {report.get('n_test')} runs")
+    for k in keys:
+        print(f"  {k:18s} {nb[k]:.4g}")
+    if base:
+        print(f"  point-fit baseline: median_are {base.get('median_are', float('nan')):.4g}, max_are {base.get('max_are', float('nan')):.4g}")
+    _say(f"wrote {args.out}")
+    return 0
+
+
+def _register_predict(sub) -> None:
+    p = sub.add_parser("predict", help="posterior predictive loss at new points, with bands")
+    p.add_argument("fit", help="netCDF file written by `bayes-scaling fit`")
+    p.add_argument("--points", required=True, help="CSV with the law's covariates (e.g. N,D), one row per point")
+    p.add_argument("--group", help="group label of a hierarchical fit, or 'new'")
+    p.add_argument("--quantiles", default="0.05,0.5,0.95")
+    p.add_argument("--discrepancy", default="auto", help="extrapolation discrepancy: auto (calibrated), off, or a fixed tau")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output CSV")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("backtest", help="fit on one side of a split, score predictions of the other; point-fit baseline beside it")
+    p.add_argument("data", help="CSV file or dataset name")
+    _add_fit_options(p)
+    p.add_argument("--train", required=True, help="training side: 'C<=1e21' (C, N or D with <, <=, >, >=) or a boolean column")
+    p.add_argument("--discrepancy", default="auto", help="extrapolation discrepancy: auto (calibrated), off, or a fixed tau")
+    p.add_argument("--out", required=True, help="output JSON report")
+    p.set_defaults(func=cmd_backtest)
+
+
+_EXTRA_COMMANDS.append(_register_predict)
+
+
 # --------------------------------------------------------------------------- decisions (allocate, target, batch)
 
 
