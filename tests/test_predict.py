@@ -1,0 +1,381 @@
+"""Predictions at new covariates: bands, groups, the discrepancy, the frontier, bad points."""
+
+import dataclasses
+import json
+import math
+import warnings
+
+import arviz as az
+import jax
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from bayes_scaling import inference
+from bayes_scaling import predict as P
+from bayes_scaling.data import DataError
+from bayes_scaling.laws import LAWS
+
+CHIN = LAWS["chinchilla"]
+EPOCH = {
+    "E": 1.817,
+    "A": 482.0,
+    "B": 2085.0,
+    "alpha": 0.348,
+    "beta": 0.366,
+}  # Besiroglu et al. 2024
+SMALL = {"num_chains": 2, "num_warmup": 300, "num_samples": 300, "prior_samples": 0}
+
+
+def fake_fit(params, *, sigma=0.01, nu=None, chains=2, draws=500, train=None, law=CHIN, seed=0):
+    """An InferenceData with the contract's layout whose posterior is given (constants or arrays)."""
+    rng = np.random.default_rng(seed)
+    if train is None:
+        n = np.geomspace(1e8, 1e9, 5).repeat(3)
+        train = pd.DataFrame({"N": n, "D": n * np.tile([10.0, 20.0, 40.0], 5)})
+        train["loss"] = np.asarray(law.predict({k: np.median(v) for k, v in params.items()}, train))
+    post = {}
+    for k in list(law.param_names) + ["sigma"] + (["nu"] if nu is not None else []):
+        v = params.get(k, sigma if k == "sigma" else nu)
+        post[k] = (
+            ("chain", "draw"),
+            np.broadcast_to(np.asarray(v, dtype=float), (chains * draws,))
+            .reshape(chains, draws)
+            .copy(),
+        )
+    posterior = xr.Dataset(post, coords={"chain": np.arange(chains), "draw": np.arange(draws)})
+    posterior.attrs.update(
+        {
+            "law": law.name,
+            "priors": law.priors.to_json(),
+            "likelihood": "student_t" if nu is not None else "normal",
+            "pooling": json.dumps({p: "shared" for p in law.param_names}),
+            "group_column": "",
+            "groups": "[]",
+            "covariates": json.dumps(list(law.covariates)),
+            "target": law.target,
+            "reference": json.dumps({c: float(np.log(train[c]).mean()) for c in law.covariates}),
+        }
+    )
+    point = np.arange(len(train))
+    const = xr.Dataset(
+        {c: (("point",), train[c].to_numpy(dtype=float)) for c in law.covariates},
+        coords={"point": point},
+    )
+    obs = xr.Dataset(
+        {f"log_{law.target}": (("point",), np.log(train[law.target].to_numpy(dtype=float)))},
+        coords={"point": point},
+    )
+    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((chains, draws), bool))})
+    del rng
+    return az.InferenceData(
+        posterior=posterior, constant_data=const, observed_data=obs, sample_stats=stats
+    )
+
+
+# --------------------------------------------------------------------------- predict on fixed draws
+
+
+def test_predict_layout_and_law_mean_is_exact():
+    fit = fake_fit(EPOCH, sigma=0.01)
+    pts = pd.DataFrame({"N": [1e9, 7e10], "D": [2e10, 1.4e12]})
+    pred = P.predict(fit, pts, discrepancy=None, quantiles=(0.05, 0.5, 0.95), seed=1)
+    for k in P.KINDS:
+        assert pred[k].dims == ("chain", "draw", "point")
+        assert pred[f"{k}_quantiles"].dims == ("quantile", "point")
+        assert pred[f"{k}_mean"].dims == ("point",)
+    expected = np.asarray(CHIN.predict(EPOCH, pts))
+    np.testing.assert_allclose(pred["law_mean"].values[0, 0], expected, rtol=1e-5)
+    np.testing.assert_allclose(pred["law_mean"].std(("chain", "draw")).values, 0.0, atol=1e-6)
+    # no discrepancy: the structural mean is the law mean; the new run adds normal noise of sd sigma (log scale)
+    np.testing.assert_allclose(pred["structural_mean"].values, pred["law_mean"].values)
+    log_noise = np.log(pred["new_run"].values / pred["law_mean"].values).reshape(-1, 2)
+    se = 0.01 / math.sqrt(2 * 1000)
+    assert abs(log_noise.std(axis=0) - 0.01).max() < 4 * se * math.sqrt(2)
+    assert abs(log_noise.mean(axis=0)).max() < 4 * se
+    np.testing.assert_allclose(pred["N"].values, pts["N"].values)
+    assert pred.attrs["law"] == "chinchilla" and pred.attrs["discrepancy"] == ""
+
+
+def test_predict_student_t_noise_quantiles():
+    fit = fake_fit(EPOCH, sigma=0.02, nu=4.0, chains=4, draws=2000)
+    pred = P.predict(fit, {"N": [1e9], "D": [2e10]}, discrepancy=None, seed=0)
+    z = np.log(pred["new_run"].values / pred["law_mean"].values).reshape(-1) / 0.02
+    from scipy import stats
+
+    q = np.quantile(z, [0.05, 0.95])
+    np.testing.assert_allclose(
+        q, stats.t.ppf([0.05, 0.95], 4.0), atol=0.12
+    )  # MC error of 8000 draws
+
+
+def test_predict_kind_and_quantile_validation():
+    fit = fake_fit(EPOCH)
+    pred = P.predict(fit, {"N": [1e9], "D": [2e10]}, kind="new_run", discrepancy=None)
+    assert "new_run" in pred and "law_mean" not in pred
+    with pytest.raises(ValueError, match="unknown kind"):
+        P.predict(fit, {"N": [1e9], "D": [2e10]}, kind="posterior", discrepancy=None)
+    with pytest.raises(ValueError, match=r"quantiles must be in \(0, 1\)"):
+        P.predict(fit, {"N": [1e9], "D": [2e10]}, quantiles=(0.5, 1.5), discrepancy=None)
+    with pytest.raises(ValueError, match="discrepancy must be"):
+        P.predict(fit, {"N": [1e9], "D": [2e10]}, discrepancy="big")
+
+
+@pytest.mark.parametrize(
+    "points, match",
+    [
+        (pd.DataFrame({"N": [1e9]}), r"points lack covariate 'D' required by law 'chinchilla'"),
+        (pd.DataFrame({"N": [1e9], "C": [1e21]}), r"derive it as D = C / \(6 N\)"),
+        (
+            pd.DataFrame({"N": [1e9, -1.0], "D": [2e10, 2e10]}),
+            r"points column 'N' must be > 0 .*first at row 1",
+        ),
+        (pd.DataFrame({"N": [1e9, 0.0, 0.0], "D": [2e10] * 3}), r"found 2 non-positive values"),
+        (
+            pd.DataFrame({"N": [1e9], "D": [np.nan]}),
+            r"points column 'D' has 1 missing or non-numeric value",
+        ),
+        (pd.DataFrame({"N": [], "D": []}), r"no points to predict at"),
+    ],
+)
+def test_predict_rejects_points_outside_the_domain(points, match):
+    fit = fake_fit(EPOCH)
+    with pytest.raises(DataError, match=match):
+        P.predict(fit, points, discrepancy=None)
+
+
+def test_predict_group_errors_for_ungrouped_fit():
+    fit = fake_fit(EPOCH)
+    with pytest.raises(ValueError, match="this fit has no groups"):
+        P.predict(fit, {"N": [1e9], "D": [2e10]}, group="a", discrepancy=None)
+
+
+def test_predict_is_reproducible_with_rng_key():
+    fit = fake_fit(EPOCH)
+    pts = {"N": [1e9, 1e11], "D": [2e10, 3e12]}
+    a = P.predict(fit, pts, discrepancy=0.01, rng_key=jax.random.PRNGKey(3))
+    b = P.predict(fit, pts, discrepancy=0.01, rng_key=jax.random.PRNGKey(3))
+    c = P.predict(fit, pts, discrepancy=0.01, rng_key=jax.random.PRNGKey(4))
+    np.testing.assert_array_equal(a["new_run"].values, b["new_run"].values)
+    assert not np.array_equal(a["new_run"].values, c["new_run"].values)
+
+
+# --------------------------------------------------------------------------- the discrepancy
+
+
+def test_discrepancy_distance_and_json_roundtrip():
+    train = pd.DataFrame({"N": [1e8, 1e9], "D": [1e9, 1e10]})
+    disc = P.Discrepancy.fixed(0.01, CHIN, train)
+    assert disc.coordinates == ("N", "D", "N*D")
+    inside = disc.distance({"N": [3e8], "D": [3e9]})
+    np.testing.assert_allclose(inside, 0.0)
+    # N at 1e10 is one decade above the largest N; N*D = 1e20 is 1 decade above 1e19
+    d = disc.distance({"N": [1e10, 1e7, 1e9], "D": [1e10, 1e9, 1e11]})
+    np.testing.assert_allclose(d, [math.log(10), math.log(10), math.log(10)], rtol=1e-12)
+    # the largest excess over the coordinates: here N*D is two decades out
+    np.testing.assert_allclose(
+        disc.distance({"N": [1e10], "D": [1e11]}), [2 * math.log(10)], rtol=1e-12
+    )
+    again = P.Discrepancy.from_json(disc.to_json())
+    assert (
+        again == dataclasses.replace(disc, details=again.details) and again.details == disc.details
+    )
+    assert again.tau_quantile(0.5) == 0.01
+    with pytest.raises(ValueError, match="tau must be a finite number >= 0"):
+        P.Discrepancy.fixed(-0.1, CHIN, train)
+
+
+def test_discrepancy_widens_with_distance_and_leaves_the_median():
+    fit = fake_fit(EPOCH, sigma=0.005, chains=4, draws=2000)
+    train = P.fit_data(fit)
+    n_max, d_max = train["N"].max(), train["D"].max()
+    pts = {"N": [n_max, n_max * 10, n_max * 100], "D": [d_max, d_max * 10, d_max * 100]}
+    pred = P.predict(fit, pts, discrepancy=0.01, seed=2)
+    dist = pred["distance"].values
+    np.testing.assert_allclose(dist, [0.0, 2 * math.log(10), 4 * math.log(10)], atol=1e-9)
+    log_delta = np.log(pred["structural_mean"].values / pred["law_mean"].values).reshape(-1, 3)
+    sd = log_delta.std(axis=0)
+    assert sd[0] == 0.0
+    np.testing.assert_allclose(sd[1:], 0.01 * dist[1:], rtol=0.08)  # 8000 draws: sd error about 1%
+    # one random slope per draw: the discrepancy is a straight line in distance
+    np.testing.assert_allclose(log_delta[:, 2], 2 * log_delta[:, 1], rtol=1e-6, atol=1e-12)
+    np.testing.assert_allclose(pred["discrepancy_sd"].values, 0.01 * dist)
+    w = pred["new_run_quantiles"].sel(quantile=0.95) - pred["new_run_quantiles"].sel(quantile=0.05)
+    assert np.all(np.diff(w.values / pred["law_mean"].values[0, 0]) > 0)
+
+
+def test_discrepancy_is_recorded_on_the_fit():
+    fit = fake_fit(EPOCH)
+    disc = P.Discrepancy.fixed(0.02, CHIN, P.fit_data(fit))
+    P.attach_discrepancy(fit, disc)
+    assert P.get_discrepancy(fit, "auto") == P.Discrepancy.from_json(disc.to_json())
+    assert P.get_discrepancy(fit, None) is None
+    P.attach_discrepancy(fit, None)
+    assert P.DISCREPANCY_ATTR not in fit.posterior.attrs
+
+
+def test_calibration_with_too_few_runs_warns_and_turns_off():
+    train = pd.DataFrame({"N": [1e8, 2e8, 4e8, 8e8], "D": [2e9, 4e9, 8e9, 1.6e10]})
+    train["loss"] = np.asarray(CHIN.predict(EPOCH, train))
+    with pytest.warns(RuntimeWarning, match="could not calibrate the extrapolation discrepancy"):
+        disc = P.calibrate_discrepancy(train, "chinchilla")
+    assert disc.method == "uncalibrated" and disc.tau_grid == (0.0,)
+    with pytest.raises(ValueError, match="needs law="):
+        P.calibrate_discrepancy(train)
+    with pytest.raises(ValueError, match="cuts must be quantiles"):
+        P.calibrate_discrepancy(train, "chinchilla", cuts=(0.5, 1.2))
+
+
+def test_tau_likelihood_peaks_near_the_truth():
+    """The composite likelihood of tau recovers the scale of a simulated random-slope discrepancy."""
+    rng = np.random.default_rng(0)
+    s, j, sigma, tau = 400, 300, 0.005, 0.02
+    d = rng.uniform(0.2, 2.0, j)
+    mu = np.zeros((s, j))
+    y = tau * d * rng.standard_normal(j) + sigma * rng.standard_normal(j)
+    grid = np.asarray(P._TAU_GRID)
+    ll = P._tau_log_likelihood(
+        [(y, mu, np.full(s, sigma), None, d)], grid, np.random.default_rng(1)
+    )
+    best = grid[np.argmax(ll)]
+    assert 0.8 * tau < best < 1.25 * tau  # sd of the MLE about tau / sqrt(2 j) = 4%
+
+
+# --------------------------------------------------------------------------- the frontier
+
+
+def test_frontier_matches_the_closed_form_and_reference():
+    fit = fake_fit(EPOCH, chains=1, draws=10)
+    fr = P.predict_frontier(fit, [5.9e23, 1e21], discrepancy=None)
+    n_opt = fr["N_opt"].values[0, 0]
+    # REFERENCE.md: at 5.9e23 FLOP, N* about 73e9 and D* about 1.34e12 (about 18 tokens per parameter)
+    assert n_opt[0] == pytest.approx(73e9, rel=0.03)
+    assert fr["D_opt"].values[0, 0, 0] == pytest.approx(1.34e12, rel=0.03)
+    np.testing.assert_allclose(
+        6 * fr["N_opt"] * fr["D_opt"], np.broadcast_to([5.9e23, 1e21], (1, 10, 2)), rtol=1e-6
+    )
+    # fixed allocation defaults to the posterior median optimum: same loss here (no spread)
+    np.testing.assert_allclose(fr["loss_fixed"].values, fr["loss_opt"].values, rtol=1e-6)
+    fr20 = P.predict_frontier(fit, [5.9e23], tokens_per_param=20.0, discrepancy=None)
+    np.testing.assert_allclose(fr20["D_fixed"] / fr20["N_fixed"], 20.0)
+    assert np.all(fr20["loss_fixed"].values >= fr20["loss_opt"].values * (1 - 1e-7))
+
+
+def test_frontier_numeric_optimum_agrees_with_closed_form():
+    rng = np.random.default_rng(0)
+    params = {k: v * np.exp(0.05 * rng.standard_normal(50)) for k, v in EPOCH.items()}
+    log_c6 = np.log(np.array([1e19, 1e22, 1e25]) / 6)
+    closed = P._optimal_log_n(CHIN, params, log_c6)
+    numeric = P._optimal_log_n(dataclasses.replace(CHIN, name="chinchilla_copy"), params, log_c6)
+    np.testing.assert_allclose(numeric, closed, atol=0.02)  # within 2% in N
+
+
+def test_frontier_bands_and_errors():
+    rng = np.random.default_rng(1)
+    params = {k: v * np.exp(0.03 * rng.standard_normal(1000)) for k, v in EPOCH.items()}
+    fit = fake_fit(params, chains=2, draws=500)
+    fr = P.predict_frontier(fit, np.geomspace(1e20, 1e25, 4), discrepancy=0.01, seed=0)
+    q = fr["loss_opt_structural_quantiles"]
+    assert np.all(q.sel(quantile=0.95) > q.sel(quantile=0.05))
+    width_law = fr["loss_opt_quantiles"].sel(quantile=0.95) - fr["loss_opt_quantiles"].sel(
+        quantile=0.05
+    )
+    width_struct = q.sel(quantile=0.95) - q.sel(quantile=0.05)
+    assert width_struct.values[-1] > width_law.values[-1]
+    assert np.all(fr["loss_fixed"].values >= fr["loss_opt"].values * (1 - 1e-6))
+    with pytest.raises(ValueError, match="compute must be"):
+        P.predict_frontier(fit, [0.0, 1e21], discrepancy=None)
+    with pytest.raises(ValueError, match="tokens_per_param must be"):
+        P.predict_frontier(fit, [1e21], tokens_per_param=-3.0, discrepancy=None)
+    pl = LAWS["power_law"]
+    pfit = fake_fit(
+        {"E": 1.8, "A": 300.0, "alpha": 0.12},
+        law=pl,
+        train=pd.DataFrame({"C": [1e18, 1e19, 1e20], "loss": [3.0, 2.8, 2.6]}),
+    )
+    with pytest.raises(ValueError, match="needs a law over N and D only"):
+        P.predict_frontier(pfit, [1e21], discrepancy=None)
+
+
+# --------------------------------------------------------------------------- real fits
+
+
+def grouped_data(seed=0, shifts=(0.0, 0.15, -0.1, 0.25)):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i, shift in enumerate(shifts):
+        for n in np.geomspace(3e7, 2e9, 5):
+            for r in (5, 20, 80):
+                p = dict(EPOCH, E=EPOCH["E"] + shift)
+                loss = float(CHIN.predict(p, {"N": n, "D": n * r})) * np.exp(
+                    0.01 * rng.standard_normal()
+                )
+                rows.append((f"g{i}", n, n * r, loss))
+    return pd.DataFrame(rows, columns=["dataset", "N", "D", "loss"])
+
+
+@pytest.fixture(scope="module")
+def grouped_fit():
+    with warnings.catch_warnings():
+        # tiny budget and four groups: what is tested is the ordering of bands, not convergence
+        warnings.filterwarnings("ignore", message="max R-hat", category=RuntimeWarning)
+        warnings.filterwarnings(
+            "ignore", message=".*divergent transitions", category=RuntimeWarning
+        )
+        return inference.fit(
+            grouped_data(),
+            "chinchilla",
+            group="dataset",
+            pooling={
+                "E": "pooled",
+                "alpha": "shared",
+                "beta": "shared",
+                "A": "shared",
+                "B": "shared",
+            },
+            seed=1,
+            **SMALL,
+        )
+
+
+def test_new_group_bands_are_wider_than_a_seen_group(grouped_fit):
+    pts = pd.DataFrame({"N": [1e8, 1e9, 1e10], "D": [2e9, 2e10, 2e11]})
+    seen = P.predict(grouped_fit, pts, group="g1", discrepancy=None, seed=0)
+    new = P.predict(grouped_fit, pts, group="new", discrepancy=None, seed=0)
+    for kind in ("law_mean", "new_run"):
+        w_seen = seen[f"{kind}_quantiles"].sel(quantile=0.95) - seen[f"{kind}_quantiles"].sel(
+            quantile=0.05
+        )
+        w_new = new[f"{kind}_quantiles"].sel(quantile=0.95) - new[f"{kind}_quantiles"].sel(
+            quantile=0.05
+        )
+        assert np.all(w_new.values > 1.5 * w_seen.values), (kind, w_new.values, w_seen.values)
+
+
+def test_grouped_predict_needs_a_group_and_accepts_a_group_column(grouped_fit):
+    pts = pd.DataFrame({"N": [1e9, 1e9], "D": [2e10, 2e10]})
+    with pytest.raises(ValueError, match="pass group= one of them or 'new'"):
+        P.predict(grouped_fit, pts, discrepancy=None)
+    with pytest.raises(ValueError, match="unknown group 'zz'"):
+        P.predict(grouped_fit, pts, group="zz", discrepancy=None)
+    pts["group"] = ["g0", "g3"]
+    pred = P.predict(grouped_fit, pts, discrepancy=None)
+    med = pred["law_mean_quantiles"].sel(quantile=0.5).values
+    assert med[1] > med[0] + 0.15  # g3's E is 0.25 above g0's
+
+
+@pytest.mark.filterwarnings("ignore:max R-hat:RuntimeWarning")  # small test budget
+def test_predict_on_a_real_fit_covers_its_own_law():
+    rng = np.random.default_rng(2)
+    n = np.geomspace(3e7, 3e9, 10).repeat(4)
+    train = pd.DataFrame({"N": n, "D": n * np.tile([5.0, 15.0, 40.0, 120.0], 10)})
+    train["loss"] = np.asarray(CHIN.predict(EPOCH, train)) * np.exp(
+        0.01 * rng.standard_normal(len(train))
+    )
+    fit = inference.fit(train, "chinchilla", seed=3, **SMALL)
+    pts = pd.DataFrame({"N": [1e9, 1e10], "D": [2e10, 2e11]})
+    pred = P.predict(fit, pts, discrepancy=None, quantiles=(0.025, 0.975))
+    truth = np.asarray(CHIN.predict(EPOCH, pts))
+    lo, hi = pred["law_mean_quantiles"].values
+    assert np.all((lo < truth) & (truth < hi))
