@@ -42,6 +42,7 @@ __all__ = [
     "fit_frame",
     "frontier",
     "group_contrast",
+    "group_curves",
     "iso_flop",
     "posteriors",
     "predictive_check",
@@ -982,6 +983,65 @@ def group_contrast(
     h2, n2 = twin.get_legend_handles_labels()
     ax.legend(h1 + h2, n1 + n2, fontsize="x-small", loc="best")
     ax.set_title(f"{a} vs {b}{note}", fontsize="medium")
+    return fig
+
+
+def group_curves(
+    fit,
+    groups: Sequence[str] | None = None,
+    *,
+    prob: float = 0.9,
+    x_range: tuple[float, float] | None = None,
+    flops_per_token: float = 6.0,
+    ax=None,
+):
+    """Each group's curve with its band and its runs, on one axis.
+
+    For laws over ``N`` and ``D`` (or ``C``) the curve is each draw's compute-optimal loss
+    against compute; for other one-covariate laws the target against the covariate. The numbers
+    come from :func:`bayes_scaling.compare.contrast_plot_data`.
+
+    Parameters
+    ----------
+    fit : arviz.InferenceData
+        A hierarchical fit.
+    groups : sequence of str, optional
+        Default: all groups (up to 10 are drawn).
+    prob : float, default 0.9
+    x_range : (float, float), optional
+        Default: the data's range, extended 10x at the top.
+    flops_per_token : float, default 6.0
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from bayes_scaling import compare
+
+    labels = _groups(fit)
+    if len(labels) < 2:
+        raise ValueError("group_curves needs a hierarchical fit with at least two groups")
+    chosen = list(groups) if groups is not None else labels[:10]
+    numbers = compare.contrast_plot_data(fit, chosen, prob=prob, x_range=x_range,
+                                         flops_per_token=flops_per_token)
+    curves, points = numbers["curves"], numbers["points"]
+    fig, ax = _new_axes(ax, figsize=(6.8, 4.4))
+    for i, g in enumerate(chosen):
+        colour = PALETTE[i % len(PALETTE)]
+        c = curves[curves["group"] == g]
+        ax.fill_between(c["x"], c["lower"], c["upper"], color=colour, alpha=0.2, linewidth=0)
+        ax.plot(c["x"], c["median"], color=colour, linewidth=1.6, label=g)
+        pts = points[points["group"] == g]
+        ax.scatter(pts["x"], pts["y"], s=8, color=colour, alpha=0.5)
+    x_name = numbers["x_name"]
+    ax.set_xscale("log")
+    if _spec(fit).target != "loss":
+        ax.set_yscale("log")
+    ax.set_xlabel(_AXIS_LABELS.get(x_name, x_name))
+    ax.set_ylabel(str(numbers["y_name"]))
+    ax.set_title(f"Groups side by side ({prob:.0%} bands)", fontsize="medium")
+    ax.legend(fontsize="x-small", loc="best")
     return fig
 
 

@@ -543,15 +543,51 @@ def _contrasts(fit, figs: _Figures, compute: float | None) -> Section | None:
         return None
     section = Section("Group contrasts", "contrasts")
     section.blocks.append(
-        "Differences between groups along compute, at the same model size and tokens, with the "
-        "probability that the first group has the lower loss. Draws are paired, so uncertainty "
-        "the groups share (for example in shared parameters) cancels."
+        "How the groups differ. Draws of different groups come from the same joint posterior "
+        "sample, so the uncertainty they share (through shared parameters and the population) "
+        "cancels in their differences. P(first > second) near 0 or 1 is a clear difference; "
+        "near 0.5, the data cannot tell the groups apart."
     )
-    pairs = [(groups[0], g) for g in groups[1:3]]
-    for a, b in pairs:
-        section.blocks.append(figs.make(f"contrast-{_anchor(a)}-{_anchor(b)}", f"{a} against {b}",
-                                        _plots.group_contrast, fit, (a, b), compute=compute))
+    shown = groups[:_MAX_GROUP_PANELS]
+    section.blocks.append(figs.make("groups", "Each group's curve with its 90% band and its runs",
+                                    _plots.group_curves, fit, shown))
+    rows = _contrast_rows(fit, shown[:4], compute)
+    if rows:
+        section.blocks.append(Table(("quantity", "pair", "median difference", "90% interval",
+                                     "P(first > second)"), tuple(rows)))
+    a, b = groups[0], groups[1]
+    section.blocks.append(figs.make(
+        f"contrast-{_anchor(a)}-{_anchor(b)}",
+        f"{a} against {b} at the same model size and tokens, with P({a} lower)",
+        _plots.group_contrast, fit, (a, b), compute=compute))
     return section
+
+
+def _contrast_rows(fit, groups: Sequence[str], compute: float | None) -> list[tuple[str, ...]]:
+    from bayes_scaling import compare
+
+    spec = _plots._spec(fit)
+    asks: list[tuple[str, dict[str, Any]]] = []
+    per_group = [n for n in spec.param_names if "group" in fit.posterior[n].dims]
+    asks += [(name, {}) for name in per_group]
+    if _plots._over_nd(spec) or spec.covariates == ("C",):
+        if {"alpha", "beta"} <= set(spec.param_names) or spec.name == "kaplan":
+            asks.append(("a", {}))
+        if compute is not None:
+            asks.append(("loss", {"compute": compute}))
+    rows: list[tuple[str, ...]] = []
+    for quantity, kwargs in asks:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                result = compare.contrast(fit, quantity, list(groups), **kwargs)
+        except (ValueError, KeyError):
+            continue
+        for pair, r in result.table.iterrows():
+            rows.append((result.quantity, str(pair), _g(float(r["median"])),
+                         f"{_g(float(r['lower']))} – {_g(float(r['upper']))}",
+                         f"{float(r['p_greater']):.2f}"))
+    return rows
 
 
 def _backtest(backtest: Mapping[str, Any], figs: _Figures) -> Section:

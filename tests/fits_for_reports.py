@@ -23,8 +23,9 @@ def demo_fit():
 
     from bayes_scaling import datasets, inference
 
-    with warnings.catch_warnings():  # a tiny budget: R-hat and ESS warnings are expected
+    with warnings.catch_warnings():  # a tiny budget: R-hat, ESS and divergence warnings are expected
         warnings.filterwarnings("ignore", message="max R-hat", category=RuntimeWarning)
+        warnings.filterwarnings("ignore", message=".*divergent transitions", category=RuntimeWarning)
         warnings.filterwarnings("ignore", message="min effective sample size", category=RuntimeWarning)
         return inference.fit(datasets.load_dataset("demo"), "chinchilla", **DEMO_BUDGET)
 

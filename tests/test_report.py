@@ -138,6 +138,10 @@ def test_grouped_report_has_contrasts_and_per_group_rows():
     text = r.to_html()
     assert "<td>baseline</td>" in text and "<td>worse</td>" in text
     assert "Group &#x27;new&#x27; is a group not in the data" in text
+    # the contrast table: worse has E 3% higher, so E[baseline] - E[worse] is about -0.055
+    row = re.search(r"<td>E</td><td>baseline - worse</td><td>(-[0-9.]+)</td>", text)
+    assert row and abs(float(row.group(1)) + 0.03 * 1.817) < 0.005
+    assert "<td>loss@C=1e+23</td>" in text
 
 
 # --------------------------------------------------------------------------- real fit, CLI
