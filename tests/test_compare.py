@@ -389,7 +389,14 @@ def test_chinchilla_two_groups_contrast_on_E_and_exponent():
         pd.concat(rows),
         "chinchilla",
         group="dataset",
-        pooling={"A": "shared", "B": "shared"},
+        # two groups: per-group values without a learned population spread (no funnel)
+        pooling={
+            "A": "shared",
+            "B": "shared",
+            "E": "independent",
+            "alpha": "independent",
+            "beta": "independent",
+        },
         prior_samples=0,
         seed=0,
         num_chains=2,
