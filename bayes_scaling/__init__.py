@@ -23,6 +23,14 @@ _API = {
     "LAWS": "bayes_scaling.laws",
     "PriorSet": "bayes_scaling.priors",
     "DataError": "bayes_scaling.data",
+    "predict": "bayes_scaling.predict",
+    "predict_frontier": "bayes_scaling.predict",
+    "backtest": "bayes_scaling.backtest",
+    "compare_laws": "bayes_scaling.compare",
+    "contrast": "bayes_scaling.compare",
+    "allocate": "bayes_scaling.decide",
+    "compute_for_target": "bayes_scaling.decide",
+    "choose_batch_sizes": "bayes_scaling.decide",
 }
 
 __all__ = ["__version__", *_API]
