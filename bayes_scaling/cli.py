@@ -436,10 +436,24 @@ def cmd_report(args) -> int:
         raise ValueError("--risk names no risk measure; e.g. --risk expected,cvar:0.9")
     path = _report.write_report(
         args.fit, args.out, args.data, format=args.format, compute=args.compute, risks=risks,
-        backtest=args.backtest, seed=args.seed,
+        backtest=args.backtest, discrepancy=_report_discrepancy(args.discrepancy), seed=args.seed,
     )
     _say(f"wrote {path} in {time.perf_counter() - t0:.1f} s")
     return 0
+
+
+def _report_discrepancy(text: str | None):
+    """--discrepancy of report/plot: recorded (the fit's own, else none), auto, off or a tau."""
+    if text in (None, "recorded"):
+        return "recorded"
+    if text == "auto":
+        return "auto"
+    if text in ("off", "none"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"--discrepancy must be recorded, auto, off or a number (tau); got {text!r}") from None
 
 
 def cmd_plot(args) -> int:
@@ -447,8 +461,10 @@ def cmd_plot(args) -> int:
     from bayes_scaling import plots as _plots
 
     fit = inference.load_fit(args.fit)
+    disc = _report_discrepancy(args.discrepancy)
     kinds = {
-        "fan": lambda: _plots.fan_chart(fit, args.data, group=args.group, compute=args.compute),
+        "fan": lambda: _plots.fan_chart(fit, args.data, group=args.group, compute=args.compute,
+                                        discrepancy=disc),
         "curves": lambda: _plots.fit_curves(fit, args.data, group=args.group),
         "check": lambda: _plots.predictive_check(fit, args.data, group=args.group),
         "frontier": lambda: _plots.frontier(fit, args.data, group=args.group),
@@ -469,7 +485,10 @@ def _register_report(sub) -> None:
     p.add_argument("--data", help="CSV file or dataset name with the runs to show (default: the data stored in the fit)")
     p.add_argument("--compute", type=float, help="budget in FLOPs for the extrapolation and the allocation (default 100x the largest run)")
     p.add_argument("--risk", default="expected,cvar:0.9", help="comma-separated risk measures for the allocation (default expected,cvar:0.9)")
-    p.add_argument("--backtest", help="backtest JSON (from `bayes-scaling backtest --json`) to include")
+    p.add_argument("--backtest", help="backtest JSON report (written by `bayes-scaling backtest --out`) to include")
+    p.add_argument("--discrepancy", default="recorded",
+                   help="extrapolation discrepancy of the fan: recorded (the fit's own, else none; default), "
+                        "auto (calibrate by leave-future-out: several refits), off, or a fixed tau")
     p.add_argument("--format", choices=["html", "md"], default="html", help="html (one self-contained file) or md (Markdown with PNGs in <stem>_files/)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output file")
@@ -481,6 +500,8 @@ def _register_report(sub) -> None:
     p.add_argument("--data", help="CSV file or dataset name with the runs to show (default: the data stored in the fit)")
     p.add_argument("--group", help="group of a hierarchical fit ('new' for an unseen group)")
     p.add_argument("--compute", type=float, help="right end of the fan chart in FLOPs (default 100x the largest run)")
+    p.add_argument("--discrepancy", default="recorded",
+                   help="extrapolation discrepancy of the fan: recorded (default), auto, off, or a fixed tau")
     p.add_argument("--dpi", type=int, default=120)
     p.add_argument("--out", required=True, help="output image; the format follows the suffix (.png, .svg, .pdf)")
     p.set_defaults(func=cmd_plot)

@@ -45,7 +45,9 @@ __all__ = [
     "group_curves",
     "iso_flop",
     "posteriors",
+    "predictive",
     "predictive_check",
+    "resolve_discrepancy",
     "risk_curve",
 ]
 
@@ -54,6 +56,7 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#bcbd22", "#17becf")
 LAW_COLOUR = PALETTE[0]
 RUN_COLOUR = PALETTE[1]
+STRUCTURAL_COLOUR = PALETTE[4]
 DATA_COLOUR = "#444444"
 
 #: Published values of the compute-optimal exponent a = beta / (alpha + beta), drawn as references.
@@ -126,6 +129,38 @@ def _new_run(log_law: np.ndarray, draws: Mapping[str, np.ndarray], seed: int = 0
     else:
         eps = rng.standard_t(np.asarray(nu, dtype=float)[:, None], size=log_law.shape)
     return log_law + sigma * eps
+
+
+def resolve_discrepancy(fit, discrepancy: Any = "recorded"):
+    """The extrapolation discrepancy to use: ``"recorded"`` is the fit's own or None.
+
+    Other values go to :func:`bayes_scaling.predict.get_discrepancy` (``"auto"`` calibrates
+    one when the fit has none, a number fixes ``tau``, None turns it off).
+    """
+    from bayes_scaling import predict as _predict
+
+    if isinstance(discrepancy, str) and discrepancy == "recorded":
+        stored = fit.posterior.attrs.get(_predict.DISCREPANCY_ATTR)
+        return _predict.Discrepancy.from_json(stored) if stored else None
+    return _predict.get_discrepancy(fit, discrepancy)
+
+
+def predictive(fit, covariates: Mapping[str, Any], *, group: str | None = None,
+               discrepancy: Any = "recorded", seed: int = 0):
+    """Draws of the target at points, through :func:`bayes_scaling.predict.predict_draws`.
+
+    Returns ``(law_mean, structural, new_run, discrepancy)``: arrays of shape ``(S, P)`` in
+    natural units (``structural`` is None without a discrepancy) and the discrepancy used.
+    """
+    from bayes_scaling import predict as _predict
+
+    disc = resolve_discrepancy(fit, discrepancy)
+    points = pd.DataFrame({k: np.asarray(v, dtype=float) for k, v in covariates.items()})
+    rng = np.random.default_rng(seed)
+    core = _predict.predict_draws(fit, points, group=group, discrepancy=disc, rng=rng)
+    log_mu, delta, eps = core["log_law_mean"], core["delta"], core["eps"]
+    structural = np.exp(log_mu + delta) if disc is not None else None
+    return np.exp(log_mu), structural, np.exp(log_mu + delta + eps), disc
 
 
 def _interval(values: np.ndarray, prob: float, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -528,6 +563,7 @@ def fan_chart(
     prob: float = 0.9,
     inner: float = 0.5,
     num_points: int = 60,
+    discrepancy: Any = "recorded",
     seed: int = 0,
     ax=None,
 ):
@@ -536,8 +572,9 @@ def fan_chart(
     For laws over ``N`` and ``D`` the x axis is training compute and each compute is split
     between ``N`` and ``D`` by the allocation minimising the posterior-mean loss (or at a fixed
     ``tokens_per_param``); for one-covariate laws the x axis is the covariate. Bands: the law
-    mean (parameter uncertainty, ``inner`` and ``prob`` intervals) and a new run (adding the
-    residual noise, dashed).
+    mean (parameter uncertainty, ``inner`` and ``prob`` intervals), with the extrapolation
+    discrepancy when one is used (solid purple lines: the law's own error away from the data,
+    see :mod:`bayes_scaling.predict`), and a new run (adding the residual noise, dashed).
 
     Parameters
     ----------
@@ -555,6 +592,11 @@ def fan_chart(
     prob, inner : float, default 0.9 and 0.5
         Band masses.
     num_points : int, default 60
+    discrepancy : "recorded", "auto", None, float or Discrepancy, default "recorded"
+        Extrapolation discrepancy: ``"recorded"`` uses the one stored in the fit (by
+        :func:`bayes_scaling.predict.attach_discrepancy` or an earlier ``"auto"``) and none
+        otherwise; ``"auto"`` calibrates one by leave-future-out when none is stored (several
+        small refits); None turns it off; a number fixes ``tau``.
     seed : int, default 0
         Seed of the new-run noise.
     ax : matplotlib Axes, optional
@@ -569,20 +611,36 @@ def fan_chart(
     draws = _draws(fit, group, seed=seed)
     x_name, x, cov, path_note = _fan_path(spec, draws, frame, compute, tokens_per_param,
                                           flops_per_token, num_points)
-    log_law = _log_law(spec, draws, cov)
+    law, structural, run, _disc = predictive(fit, cov, group=group, discrepancy=discrepancy, seed=seed)
     fig, ax = _new_axes(ax, figsize=(7.0, 4.4))
-    law, run = _bands(ax, x, log_law, draws, prob=prob, inner=inner, seed=seed)
+    lo, hi = _interval(law, prob)
+    ax.fill_between(x, lo, hi, color=LAW_COLOUR, alpha=0.18, linewidth=0, label=f"law mean, {prob:.0%}")
+    lo_i, hi_i = _interval(law, inner)
+    ax.fill_between(x, lo_i, hi_i, color=LAW_COLOUR, alpha=0.35, linewidth=0, label=f"law mean, {inner:.0%}")
+    ax.plot(x, np.median(law, axis=0), color=LAW_COLOUR, linewidth=1.8, label="median")
+    if structural is not None:
+        slo, shi = _interval(structural, prob)
+        ax.plot(x, slo, color=STRUCTURAL_COLOUR, linewidth=1.2, label=f"with discrepancy, {prob:.0%}")
+        ax.plot(x, shi, color=STRUCTURAL_COLOUR, linewidth=1.2)
+    rlo, rhi = _interval(run, prob)
+    ax.plot(x, rlo, color=RUN_COLOUR, linestyle="--", linewidth=1.2, label=f"new run, {prob:.0%}")
+    ax.plot(x, rhi, color=RUN_COLOUR, linestyle="--", linewidth=1.2)
     if x_name in frame.columns:
         ax.scatter(frame[x_name], frame[spec.target], s=9, color=DATA_COLOUR, alpha=0.6, zorder=3,
                    label="runs")
         ax.axvline(frame[x_name].max(), color="grey", linestyle=":", linewidth=1)
         ax.annotate("largest run", (frame[x_name].max(), 0.98), xycoords=("data", "axes fraction"),
                     ha="right", va="top", fontsize="x-small", color="grey", rotation=90)
-    lo, hi = _interval(law[:, -1], prob)
-    rlo, rhi = _interval(run[:, -1], prob)
+    end_law = _interval(law[:, -1], prob)
+    end_run = _interval(run[:, -1], prob)
+    extra = ""
+    if structural is not None:
+        end_s = _interval(structural[:, -1], prob)
+        extra = f"\nwith discrepancy {end_s[0]:.3f}–{end_s[1]:.3f}"
     ax.annotate(
-        f"at {x[-1]:.2g}: median {np.median(law[:, -1]):.3f}\nlaw mean {lo:.3f}–{hi:.3f}\n"
-        f"new run {rlo:.3f}–{rhi:.3f}",
+        f"at {x[-1]:.2g}: median {np.median(law[:, -1]):.3f}\n"
+        f"law mean {end_law[0]:.3f}–{end_law[1]:.3f}{extra}\n"
+        f"new run {end_run[0]:.3f}–{end_run[1]:.3f}",
         (0.99, 0.97 if spec.target == "loss" else 0.03), xycoords="axes fraction",
         ha="right", va="top" if spec.target == "loss" else "bottom", fontsize="x-small",
         bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8, "edgecolor": "lightgrey"},
@@ -592,7 +650,8 @@ def fan_chart(
         ax.set_yscale("log")
     else:
         top = np.quantile(frame[spec.target], 0.9) if len(frame) else np.max(law)
-        ax.set_ylim(min(np.min(run), np.min(law)) * 0.98, max(top, np.quantile(run[:, 0], 0.95)) * 1.02)
+        bottom = min(float(np.min(rlo)), float(np.min(lo)))
+        ax.set_ylim(bottom * 0.98, max(top, float(np.max(rhi[:1]))) * 1.02)
     ax.set_xlabel(_AXIS_LABELS.get(x_name, x_name))
     ax.set_ylabel(_target_label(spec))
     ax.set_title(f"{spec.name}: extrapolation{path_note}{_suffix(group)}", fontsize="medium")
@@ -1063,16 +1122,18 @@ def _first_column(frame: pd.DataFrame, names: Sequence[str]) -> str | None:
     return next((n for n in names if n in frame.columns), None)
 
 
-def backtest_chart(backtest: Mapping[str, Any], *, ax=None):
-    """Held-out runs of a backtest: observed against the prediction made without them.
+def backtest_chart(backtest: Mapping[str, Any], *, flops_per_token: float = 6.0, ax=None):
+    """Held-out runs of a backtest against the predictions made without them.
 
     Parameters
     ----------
     backtest : mapping
-        A backtest report (``bayes_scaling.backtest``), as a dict or loaded from its JSON. It
-        needs a list of held-out points (key ``points``, ``held_out`` or ``predictions``) with
-        an observed value (``observed``/``loss``) and a prediction (``median``/``predicted``/
-        ``mean``), optionally an interval (``lower``/``upper`` or ``q05``/``q95``).
+        A backtest report (:func:`bayes_scaling.backtest.backtest`, or its JSON loaded), with
+        a ``points`` list: per held-out run its covariates, ``observed``, the new-run
+        ``median`` and quantiles ``q05``, ``q25``, ``q75``, ``q95``, and optionally the
+        point-fit ``baseline``. Other spellings (``predicted``, ``lower``/``upper``) are read too.
+    flops_per_token : float, default 6.0
+        ``k`` for the x axis ``C = k N D`` when the points have ``N`` and ``D`` but no ``C``.
     ax : matplotlib Axes, optional
 
     Returns
@@ -1087,26 +1148,36 @@ def backtest_chart(backtest: Mapping[str, Any], *, ax=None):
     frame = _backtest_points(backtest)
     if frame is None:
         raise ValueError("the backtest report has no per-point predictions (a 'points' list) to draw")
-    obs = _first_column(frame, ("observed", "loss", "y"))
+    obs = _first_column(frame, ("observed", "loss", "y", "steps"))
     pred = _first_column(frame, ("median", "predicted", "pred_median", "mean", "prediction"))
-    if pred is None:
-        raise ValueError(f"backtest points have no prediction column; columns: {list(frame.columns)}")
-    lo = _first_column(frame, ("lower", "q05", "low", "pred_lower", "new_run_lower"))
-    hi = _first_column(frame, ("upper", "q95", "high", "pred_upper", "new_run_upper"))
-    x_name = _first_column(frame, ("C", "compute", "x", "N"))
-    fig, ax = _new_axes(ax, figsize=(6.4, 4.0))
-    x = frame[x_name].to_numpy(dtype=float) if x_name else np.arange(len(frame))
+    if pred is None or obs is None:
+        raise ValueError(f"backtest points need observed and predicted values; columns: {list(frame.columns)}")
+    if "C" not in frame.columns and {"N", "D"} <= set(frame.columns):
+        frame = frame.assign(C=flops_per_token * frame["N"] * frame["D"])
+    x_name = _first_column(frame, ("C", "compute", "B", "N", "D", "loss_x", "distance"))
+    fig, ax = _new_axes(ax, figsize=(6.8, 4.2))
+    x = frame[x_name].to_numpy(dtype=float) if x_name else np.arange(len(frame), dtype=float)
     y_pred = frame[pred].to_numpy(dtype=float)
-    if lo and hi:
-        ax.errorbar(x, y_pred, yerr=[y_pred - frame[lo].to_numpy(float), frame[hi].to_numpy(float) - y_pred],
-                    fmt="o", markersize=3, color=LAW_COLOUR, elinewidth=0.8, label="prediction (interval)")
-    else:
-        ax.plot(x, y_pred, "o", markersize=3, color=LAW_COLOUR, label="prediction")
-    ax.plot(x, frame[obs].to_numpy(dtype=float), "x", color=RUN_COLOUR, markersize=5, label="observed")
-    if x_name in ("C", "compute", "N"):
+    for lo_name, hi_name, width in ((("q05", "lower", "low"), ("q95", "upper", "high"), 0.8),
+                                    (("q25",), ("q75",), 3.0)):
+        lo, hi = _first_column(frame, lo_name), _first_column(frame, hi_name)
+        if lo and hi:
+            ax.vlines(x, frame[lo].to_numpy(float), frame[hi].to_numpy(float), color=LAW_COLOUR,
+                      linewidth=width, alpha=0.6)
+    ax.plot(x, y_pred, "o", markersize=3.5, color=LAW_COLOUR, label="prediction: median, 50% and 90%")
+    if "baseline" in frame.columns and pd.api.types.is_numeric_dtype(frame["baseline"]):
+        ax.plot(x, frame["baseline"].to_numpy(float), "D", markersize=3.5, color="grey",
+                label="point-fit baseline")
+    ax.plot(x, frame[obs].to_numpy(dtype=float), "x", color=RUN_COLOUR, markersize=6,
+            markeredgewidth=1.5, label="observed")
+    if x_name and x_name != "distance":
         ax.set_xscale("log")
+        if x.max() / x.min() < 1e3:
+            _log_ticks_125(ax.xaxis)
     ax.set_xlabel(_AXIS_LABELS.get(x_name, x_name) if x_name else "held-out run")
     ax.set_ylabel(str(obs))
-    ax.set_title("Backtest: held-out runs against predictions made without them", fontsize="medium")
+    coverage = backtest.get("coverage_90")
+    share = f": {coverage:.0%} inside their 90% interval" if isinstance(coverage, (int, float)) else ""
+    ax.set_title(f"Backtest, {len(frame)} held-out runs{share}", fontsize="medium")
     ax.legend(fontsize="x-small")
     return fig

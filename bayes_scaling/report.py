@@ -39,6 +39,7 @@ __all__ = [
     "Section",
     "Table",
     "build_report",
+    "coverage_verdict",
     "divergence_verdict",
     "ess_verdict",
     "rhat_verdict",
@@ -340,7 +341,8 @@ def _default_compute(fit, frame: pd.DataFrame) -> float | None:
     return float(10 ** (round(math.log10(c)) + 2))
 
 
-def _extrapolation(fit, frame, figs: _Figures, data, compute: float | None, seed: int) -> tuple[Section, dict]:
+def _extrapolation(fit, frame, figs: _Figures, data, compute: float | None, seed: int,
+                   disc) -> tuple[Section, dict]:
     spec = _plots._spec(fit)
     groups = _plots._groups(fit)
     section = Section("Extrapolation", "extrapolation")
@@ -348,18 +350,33 @@ def _extrapolation(fit, frame, figs: _Figures, data, compute: float | None, seed
         "The fan runs from the data to the target compute. The blue bands are the law mean "
         "(50% and 90%): where the law itself lies, given the parameter uncertainty. The dashed "
         "orange lines are the 90% interval for one new training run, which adds the run-to-run "
-        "noise fitted to the data. Far beyond the data both are lower bounds on the real "
-        "uncertainty: they assume the law's form stays right."
+        "noise fitted to the data."
     )
+    if disc is None:
+        section.blocks.append(
+            "**No extrapolation discrepancy is included**: these bands assume the law's form "
+            "stays right all the way to the target, so far beyond the data they are lower bounds "
+            "on the real uncertainty. Rerun with `--discrepancy auto` to calibrate one by "
+            "leave-future-out (refits on the smaller runs), or give a fixed `tau`."
+        )
+    else:
+        summary = disc.summary()
+        section.blocks.append(
+            f"The purple lines add the **extrapolation discrepancy** ({summary.get('method', disc.method)}; "
+            f"tau median {_g(float(summary.get('tau_median', disc.tau_quantile(0.5))), 3)} per "
+            "natural-log unit of distance outside the data): a random change of slope at the edge "
+            "of the data, which widens the bands the further they reach. The new-run interval "
+            "includes it."
+        )
     targets = _targets(fit)
     shown = [None] if not groups else groups[:_MAX_GROUP_PANELS]
 
     def draw():
         if not groups:
-            return _plots.fan_chart(fit, data, compute=compute, seed=seed)
+            return _plots.fan_chart(fit, data, compute=compute, seed=seed, discrepancy=disc)
         fig, axes = _panel_grid(len(shown))
         for ax, g in zip(axes, shown):
-            _plots.fan_chart(fit, data, group=g, compute=compute, seed=seed, ax=ax)
+            _plots.fan_chart(fit, data, group=g, compute=compute, seed=seed, discrepancy=disc, ax=ax)
         return fig
 
     section.blocks.append(figs.make("fan", "Extrapolation fan: law mean and new-run bands", draw))
@@ -367,7 +384,7 @@ def _extrapolation(fit, frame, figs: _Figures, data, compute: float | None, seed
     rows = []
     for g in targets:
         try:
-            table, head = _fan_numbers(fit, frame, g, compute, seed)
+            table, head = _fan_numbers(fit, frame, g, compute, seed, disc)
         except ValueError as exc:
             section.blocks.append(f"No extrapolation table: {exc}")
             break
@@ -375,7 +392,10 @@ def _extrapolation(fit, frame, figs: _Figures, data, compute: float | None, seed
         headline.setdefault("fan", head)
     if rows:
         x_name = "compute C" if _plots._over_nd(spec) else spec.covariates[0]
-        header = ("group", x_name, f"median {spec.target}", "law mean 90%", "new run 90%")
+        header: tuple[str, ...] = ("group", x_name, f"median {spec.target}", "law mean 90%")
+        if disc is not None:
+            header += ("with discrepancy 90%",)
+        header += ("new run 90%",)
         section.blocks.append(Table(header if groups else header[1:],
                                     tuple(r if groups else r[1:] for r in rows)))
         if "new" in targets:
@@ -398,16 +418,14 @@ def _can_new(fit) -> bool:
     return bool(pooling) and "independent" not in pooling.values()
 
 
-def _fan_numbers(fit, frame, group, compute, seed):
+def _fan_numbers(fit, frame, group, compute, seed, disc):
     spec = _plots._spec(fit)
     draws = _plots._draws(fit, group, seed=seed)
     rows_frame = _plots._group_rows(frame, group)
     x_name, x, cov, _ = _plots._fan_path(spec, draws, rows_frame, compute, None, 6.0, 60)
     picks = sorted({0, len(x) // 3, 2 * len(x) // 3, len(x) - 1})
     sub = {k: np.asarray(v)[picks] for k, v in cov.items()}
-    log_law = _plots._log_law(spec, draws, sub)
-    law = np.exp(log_law)
-    run = np.exp(_plots._new_run(log_law, draws, seed))
+    law, structural, run, _ = _plots.predictive(fit, sub, group=group, discrepancy=disc, seed=seed)
     rows = []
     for j, i in enumerate(picks):
         lo, hi = _plots._interval(law[:, j], 0.9)
@@ -415,11 +433,14 @@ def _fan_numbers(fit, frame, group, compute, seed):
         where = _sci(x[i])
         if x_name == "C" and "N" in sub:
             where += f" (N {_sci(sub['N'][j])}, D {_sci(sub['D'][j])})"
-        rows.append((str(group or ""), where, f"{np.median(law[:, j]):.4f}",
-                     f"{lo:.4f} – {hi:.4f}", f"{rlo:.4f} – {rhi:.4f}"))
+        row: tuple[str, ...] = (str(group or ""), where, f"{np.median(law[:, j]):.4f}", f"{lo:.4f} – {hi:.4f}")
+        if structural is not None:
+            slo, shi = _plots._interval(structural[:, j], 0.9)
+            row += (f"{slo:.4f} – {shi:.4f}",)
+        rows.append((*row, f"{rlo:.4f} – {rhi:.4f}"))
     head = {"x": float(x[-1]), "median": float(np.median(law[:, -1])),
             "law": _plots._interval(law[:, -1], 0.9), "run": _plots._interval(run[:, -1], 0.9),
-            "x_name": x_name}
+            "x_name": x_name, "discrepancy": structural is not None}
     return rows, head
 
 
@@ -590,28 +611,88 @@ def _contrast_rows(fit, groups: Sequence[str], compute: float | None) -> list[tu
     return rows
 
 
+def coverage_verdict(coverage: float, n: int) -> tuple[str, str]:
+    """Plain-language verdict on the share of held-out runs inside their 90% interval."""
+    few = f" (only {n} held-out runs: read it loosely)" if n < 10 else ""
+    if coverage >= 0.8:
+        return "ok", f"calibrated: {coverage:.0%} of held-out runs fall inside their 90% interval{few}"
+    if coverage >= 0.6:
+        return "warn", (f"somewhat overconfident: {coverage:.0%} of held-out runs inside their 90% "
+                        f"interval; widen the bands before relying on them far out{few}")
+    return "bad", (f"overconfident: only {coverage:.0%} of held-out runs inside their 90% interval; "
+                   f"these bands are too narrow for extrapolation{few}")
+
+
+_BACKTEST_ROWS = (
+    ("coverage_50", "share inside the 50% interval (ideal 0.5)"),
+    ("coverage_80", "share inside the 80% interval (ideal 0.8)"),
+    ("coverage_90", "share inside the 90% interval (ideal 0.9)"),
+    ("coverage_95", "share inside the 95% interval (ideal 0.95)"),
+    ("mean_width_rel", "mean width of the 90% interval / observed"),
+    ("median_are", "median absolute relative error of the median"),
+    ("max_are", "largest absolute relative error of the median"),
+    ("crps", "CRPS (lower is better)"),
+    ("log_pred_density", "mean log predictive density (higher is better)"),
+)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)):
+        return _g(float(value))
+    return str(value)
+
+
 def _backtest(backtest: Mapping[str, Any], figs: _Figures) -> Section:
     section = Section("Backtest", "backtest")
     section.blocks.append(
-        "The law was refitted on the smaller runs only and scored on the held-out larger ones: "
-        "the honest test of an extrapolation."
+        "The law was refitted on the smaller runs only and asked to predict the held-out larger "
+        "ones: the honest test of an extrapolation. The point-fit baseline is the usual procedure "
+        "(Huber loss on log loss, L-BFGS from a grid; Hoffmann et al. 2022, Besiroglu et al. 2024) "
+        "on the same split."
     )
-    scalars = [(k, v) for k, v in backtest.items() if isinstance(v, (int, float, str, bool)) or v is None]
-    if scalars:
-        section.blocks.append(Table(("quantity", "value"), tuple(
-            (str(k), _g(v) if isinstance(v, float) else str(v)) for k, v in scalars)))
-    for key, value in backtest.items():
-        if isinstance(value, Mapping) and value and all(not isinstance(v, (Mapping, list)) for v in value.values()):
-            section.blocks.append(f"**{key}**")
-            section.blocks.append(Table(("quantity", "value"), tuple(
-                (str(k), _g(v) if isinstance(v, float) else str(v)) for k, v in value.items())))
+    n_test = int(backtest.get("n_test") or 0)
+    coverage = backtest.get("coverage_90")
+    if isinstance(coverage, (int, float)):
+        status, text = coverage_verdict(float(coverage), n_test)
+        section.blocks.append(Table(("verdict", ""), (("new-run 90% interval", text),), (status,)))
+    disc = backtest.get("discrepancy")
+    setup = [(k, _cell(backtest.get(k))) for k in ("law", "split", "n_train", "n_test", "max_distance")
+             if k in backtest]
+    if isinstance(disc, Mapping):
+        setup.append(("extrapolation discrepancy", "none" if not disc.get("enabled") else
+                      f"{disc.get('method', '')}, tau median {_cell(disc.get('tau_median'))}"))
+    if setup:
+        section.blocks.append(Table(("setting", "value"), tuple(setup)))
+    columns = [("new run", backtest)]
+    for key, label in (("without_discrepancy", "without discrepancy"), ("law_mean", "law mean only"),
+                       ("baseline", "point fit")):
+        if isinstance(backtest.get(key), Mapping):
+            columns.append((label, backtest[key]))
+    rows = [(desc, *(_cell(col.get(metric)) for _, col in columns))
+            for metric, desc in _BACKTEST_ROWS if any(metric in col for _, col in columns)]
+    if rows:
+        section.blocks.append(Table(("score", *(label for label, _ in columns)), tuple(rows)))
+    elif not setup:  # an unfamiliar report: show its top-level numbers
+        scalars = [(str(k), _cell(v)) for k, v in backtest.items()
+                   if isinstance(v, (int, float, str, bool)) or v is None]
+        if scalars:
+            section.blocks.append(Table(("quantity", "value"), tuple(scalars)))
     points = _plots._backtest_points(backtest)
     if points is not None:
-        section.blocks.append(figs.make("backtest", "Held-out runs against their predictions",
+        section.blocks.append(figs.make("backtest", "Held-out runs (crosses) against the predictions "
+                                        "made without them (median, 50% and 90% intervals)",
                                         _plots.backtest_chart, backtest))
-        shown = points.head(40)
+        keep = [c for c in ("group", "N", "D", "C", "B", "observed", "median", "q05", "q95",
+                            "distance", "baseline") if c in points.columns]
+        shown = points[keep or list(points.columns)].head(40)
         section.blocks.append(Table(tuple(map(str, shown.columns)), tuple(
-            tuple(_g(v) if isinstance(v, float) else str(v) for v in row) for row in shown.itertuples(index=False))))
+            tuple(_cell(v) for v in row) for row in shown.itertuples(index=False))))
+        if len(points) > len(shown):
+            section.blocks.append(f"First {len(shown)} of {len(points)} held-out runs.")
     return section
 
 
@@ -627,7 +708,9 @@ def _at_a_glance(spec, diag_status: str, problems: list[str], fan: dict, frontie
         where = f"C = {_sci(f['x'])} FLOP" if f["x_name"] == "C" else f"{f['x_name']} = {_sci(f['x'])}"
         items.append((f"{spec.target} at {where}",
                       (f"median {f['median']:.3f}; law mean 90% {f['law'][0]:.3f}–{f['law'][1]:.3f}; "
-                      f"new run 90% {f['run'][0]:.3f}–{f['run'][1]:.3f}")))
+                       f"new run 90% {f['run'][0]:.3f}–{f['run'][1]:.3f} "
+                       + ("(with the extrapolation discrepancy)" if f.get("discrepancy")
+                          else "(no extrapolation discrepancy: a lower bound on the uncertainty)"))))
     if frontier.get("a"):
         med, lo, hi = frontier["a"]
         items.append(("compute-optimal exponent a", f"{med:.3f} (90% {lo:.3f}–{hi:.3f})"))
@@ -664,6 +747,7 @@ def build_report(
     risks: Sequence[str] = ("expected", "cvar:0.9"),
     backtest: Mapping[str, Any] | str | Path | None = None,
     title: str | None = None,
+    discrepancy: Any = "recorded",
     seed: int = 0,
     dpi: int = 100,
     sections: Sequence[str] | None = None,
@@ -684,6 +768,10 @@ def build_report(
     backtest : mapping, str or Path, optional
         A backtest report (dict or its JSON file) to include.
     title : str, optional
+    discrepancy : "recorded", "auto", None, float or Discrepancy, default "recorded"
+        Extrapolation discrepancy of the fan and its table: the one recorded in the fit (none
+        if there is none), ``"auto"`` to calibrate one by leave-future-out (several refits),
+        None for none, a number for a fixed ``tau`` (see :mod:`bayes_scaling.predict`).
     seed : int, default 0
         Seed of the new-run noise and of new-group draws.
     dpi : int, default 100
@@ -725,6 +813,7 @@ def build_report(
         compute = _default_compute(fit, frame)
     figs = _Figures(dpi)
     wanted = _check_sections(sections)
+    disc = _plots.resolve_discrepancy(fit, discrepancy) if "extrapolation" in wanted else None
 
     diag, diag_status, problems = _diagnostics(fit)
     out = [_overview(fit, frame)]
@@ -734,7 +823,7 @@ def build_report(
     if "data" in wanted:
         out.append(_data_section(fit, frame, figs, data))
     if "extrapolation" in wanted:
-        extrap, fan_head = _extrapolation(fit, frame, figs, data, compute, seed)
+        extrap, fan_head = _extrapolation(fit, frame, figs, data, compute, seed, disc)
         out.append(extrap)
     if "frontier" in wanted:
         front, front_head = _frontier(fit, figs, data)
@@ -768,6 +857,7 @@ def write_report(
     compute: float | None = None,
     risks: Sequence[str] = ("expected", "cvar:0.9"),
     backtest: Mapping[str, Any] | str | Path | None = None,
+    discrepancy: Any = "recorded",
     seed: int = 0,
     sections: Sequence[str] | None = None,
 ) -> Path:
@@ -781,7 +871,7 @@ def write_report(
     data : DataFrame, str or Path, optional
     format : {"html", "md"}, optional
         Default from the suffix of ``out`` (``.md`` -> Markdown), else HTML.
-    compute, risks, backtest, seed, sections
+    compute, risks, backtest, discrepancy, seed, sections
         See :func:`build_report`.
 
     Returns
@@ -794,8 +884,8 @@ def write_report(
         format = "md" if out.suffix.lower() in (".md", ".markdown") else "html"
     if format not in FORMATS:
         raise ValueError(f"unknown report format {format!r}; expected one of {', '.join(FORMATS)}")
-    report = build_report(fit, data, compute=compute, risks=risks, backtest=backtest, seed=seed,
-                          sections=sections)
+    report = build_report(fit, data, compute=compute, risks=risks, backtest=backtest,
+                          discrepancy=discrepancy, seed=seed, sections=sections)
     return report.write_html(out) if format == "html" else report.write_markdown(out)
 
 
@@ -819,9 +909,13 @@ figcaption{color:#555;font-size:.9em}
 
 
 def _inline(text: str) -> str:
-    """Escape text for HTML and turn **bold** into <strong>."""
+    """Escape text for HTML and turn **bold** into <strong> and `code` into <code>."""
     parts = html.escape(text).split("**")
-    return "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
+    text = "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
+    parts = text.split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: leave the text as it is
+        return text
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
 
 
 def _render_html(report: Report) -> str:

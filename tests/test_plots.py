@@ -180,15 +180,50 @@ def test_group_errors_name_the_groups(fit, grouped):
         plots.group_curves(fit)
 
 
-def test_backtest_chart_reads_points_and_refuses_without_them():
-    report = {"coverage_90": 0.8, "points": [
-        {"C": 1e21, "observed": 2.31, "median": 2.30, "lower": 2.25, "upper": 2.36},
-        {"C": 3e21, "observed": 2.20, "median": 2.24, "lower": 2.19, "upper": 2.29},
-    ]}
-    fig = plots.backtest_chart(report)
+BACKTEST = {
+    "coverage_90": 0.5, "n_test": 2,
+    "points": [
+        {"index": 3, "N": 1e9, "D": 2e10, "observed": 2.31, "median": 2.30, "q05": 2.25, "q25": 2.28,
+         "q75": 2.32, "q95": 2.36, "distance": 0.5, "baseline": 2.29},
+        {"index": 4, "N": 2e9, "D": 4e10, "observed": 2.10, "median": 2.24, "q05": 2.19, "q25": 2.22,
+         "q75": 2.26, "q95": 2.29, "distance": 1.2, "baseline": 2.23},
+    ],
+}
+
+
+def test_backtest_chart_reads_the_backtest_report():
+    fig = plots.backtest_chart(BACKTEST)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "training compute C (FLOP)"  # C = 6 N D from the points
+    assert "50% inside their 90% interval" in ax.get_title()
+    (observed,) = [ln for ln in ax.get_lines() if ln.get_label() == "observed"]
+    np.testing.assert_allclose(observed.get_xdata(), [6 * 1e9 * 2e10, 6 * 2e9 * 4e10])
+    assert any(ln.get_label() == "point-fit baseline" for ln in ax.get_lines())
     _renders(fig)
     with pytest.raises(ValueError, match="no per-point predictions"):
         plots.backtest_chart({"coverage_90": 0.8})
+
+
+def test_fan_chart_draws_the_discrepancy_only_when_there_is_one(fit):
+    plain = plots.fan_chart(fit, compute=1e24)
+    labels = [ln.get_label() for ln in plain.axes[0].get_lines()]
+    assert not any("discrepancy" in lbl for lbl in labels)
+    wide = plots.fan_chart(fit, compute=1e24, discrepancy=0.02)
+    ax = wide.axes[0]
+    assert len([ln for ln in ax.get_lines() if ln.get_color() == plots.STRUCTURAL_COLOUR]) == 2
+    assert any("with discrepancy" in t.get_text() for t in ax.texts)
+    # the numbers: inside the data the discrepancy adds nothing, far outside it dominates
+    inside_and_far = {"N": np.array([1e9, 1e12]), "D": np.array([2e10, 2e13])}
+    law, structural, _, disc = plots.predictive(fit, inside_and_far, discrepancy=0.02)
+    assert disc.method == "fixed"
+
+    def width(a):
+        hi, lo = np.quantile(np.log(a), [0.95, 0.05], axis=0)
+        return hi - lo
+
+    assert width(structural)[0] == pytest.approx(width(law)[0], rel=1e-6)
+    assert width(structural)[1] > 2 * width(law)[1]
+    assert plots.resolve_discrepancy(fit) is None
 
 
 def test_one_covariate_law_draws_against_its_covariate():

@@ -114,20 +114,42 @@ def test_a_failed_fit_is_called_out():
 
 
 def test_backtest_section(tmp_path):
-    bt = {"law": "chinchilla", "coverage_90": 0.85, "crps": 0.012,
-          "baseline": {"mean_abs_rel_error": 0.02},
-          "points": [{"C": 1e21, "observed": 2.31, "median": 2.30, "lower": 2.25, "upper": 2.36},
-                     {"C": 3e21, "observed": 2.20, "median": 2.24, "lower": 2.19, "upper": 2.29}]}
+    from test_plots import BACKTEST
+
+    bt = dict(BACKTEST, law="chinchilla", split="C<=1e21", n_train=30, crps=0.012,
+              baseline={"median_are": 0.02, "max_are": 0.05, "method": "Huber", "params": {"E": 1.8}},
+              without_discrepancy={"coverage_90": 0.4}, discrepancy={"enabled": True, "method": "fixed",
+                                                                     "tau_median": 0.01})
     path = tmp_path / "bt.json"
     path.write_text(json.dumps(bt))
     r = report.build_report(synthetic_fit(), backtest=path, sections=["backtest"])
     section = next(s for s in r.sections if s.title == "Backtest")
     assert any(isinstance(b, report.FigureBlock) for b in section.blocks)
-    assert "coverage_90" in r.to_html()
+    text = r.to_html()
+    assert "overconfident: only 50% of held-out runs" in text and "only 2 held-out runs" in text
+    assert "<th>point fit</th>" in text and "<th>without discrepancy</th>" in text
+    assert "fixed, tau median 0.01" in text
+    # a report in another shape still shows its numbers
+    other = report.build_report(synthetic_fit(), backtest={"rmse": 0.1}, sections=["backtest"]).to_html()
+    assert "<td>rmse</td>" in other
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     with pytest.raises(ValueError, match="is not JSON"):
         report.build_report(synthetic_fit(), backtest=bad)
+
+
+@pytest.mark.parametrize("coverage, status", [(0.9, "ok"), (0.7, "warn"), (0.3, "bad")])
+def test_coverage_verdict(coverage, status):
+    assert report.coverage_verdict(coverage, 40)[0] == status
+
+
+def test_extrapolation_says_whether_a_discrepancy_is_included():
+    fit = synthetic_fit()
+    plain = report.build_report(fit, compute=1e24, sections=["extrapolation"]).to_html()
+    assert "No extrapolation discrepancy is included" in plain
+    assert "<code>--discrepancy auto</code>" in plain
+    wide = report.build_report(fit, compute=1e24, discrepancy=0.02, sections=["extrapolation"]).to_html()
+    assert "<th>with discrepancy 90%</th>" in wide and "extrapolation discrepancy</strong> (fixed" in wide
 
 
 def test_grouped_report_has_contrasts_and_per_group_rows():
@@ -173,6 +195,9 @@ def test_cli_plot(tmp_path, demo_fit_file):
         out = tmp_path / f"{kind}.png"
         assert main(["plot", str(demo_fit_file), "--kind", kind, "--out", str(out)]) == 0
         assert out.read_bytes().startswith(PNG)
+    out = tmp_path / "fan.svg"
+    assert main(["plot", str(demo_fit_file), "--discrepancy", "0.01", "--out", str(out)]) == 0
+    assert out.read_text().lstrip().startswith("<?xml")
 
 
 def test_cli_report_errors(tmp_path, demo_fit_file, capsys):
@@ -183,6 +208,8 @@ def test_cli_report_errors(tmp_path, demo_fit_file, capsys):
     assert main(["report", str(demo_fit_file), "--backtest", str(tmp_path / "none.json"),
                  "--out", str(tmp_path / "r.html")]) == 2
     assert "backtest file" in capsys.readouterr().err
+    assert main(["report", str(demo_fit_file), "--discrepancy", "lots", "--out", str(tmp_path / "r.html")]) == 2
+    assert "--discrepancy must be recorded, auto, off or a number" in capsys.readouterr().err
     assert not (tmp_path / "r.html").exists()
 
 
