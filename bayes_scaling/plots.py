@@ -968,10 +968,17 @@ def risk_curve(allocation, *, labels: Sequence[str] | None = None, show_interval
 
 def _log_ticks_125(axis) -> None:
     """Labels at 1, 2 and 5 times powers of ten, none on minor ticks: readable on short log axes."""
-    from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    def label(value, _pos):
+        if value <= 0:
+            return ""
+        exponent = math.floor(math.log10(value) + 1e-9)
+        mantissa = round(value / 10**exponent)
+        return f"$10^{{{exponent}}}$" if mantissa == 1 else f"${mantissa}\\times10^{{{exponent}}}$"
 
     axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+    axis.set_major_formatter(FuncFormatter(label))
     axis.set_minor_formatter(NullFormatter())
 
 
@@ -1175,7 +1182,8 @@ def backtest_chart(backtest: Mapping[str, Any], *, flops_per_token: float = 6.0,
         if x.max() / x.min() < 1e3:
             _log_ticks_125(ax.xaxis)
     ax.set_xlabel(_AXIS_LABELS.get(x_name, x_name) if x_name else "held-out run")
-    ax.set_ylabel(str(obs))
+    target = backtest.get("target")
+    ax.set_ylabel("loss (nats/token)" if target == "loss" else str(target or obs))
     coverage = backtest.get("coverage_90")
     share = f": {coverage:.0%} inside their 90% interval" if isinstance(coverage, (int, float)) else ""
     ax.set_title(f"Backtest, {len(frame)} held-out runs{share}", fontsize="medium")
