@@ -19,9 +19,6 @@ import dataclasses
 from collections.abc import Mapping
 
 import jax.numpy as jnp
-import numpyro
-import numpyro.distributions as dist
-from numpyro.distributions import transforms as T
 
 from bayes_scaling.laws import LawSpec
 from bayes_scaling.priors import PriorSet
@@ -88,9 +85,22 @@ class ModelSpec:
     def per_group(self, name: str) -> bool:
         return self.num_groups > 0 and self.pooling_map[name] != "shared"
 
+    @property
+    def structure(self) -> tuple:
+        """The spec without its reference point: what a compiled sampler depends on.
+
+        The reference point is passed to the model as an array argument, so fits of
+        different data with the same law, priors, likelihood, pooling and group count share
+        one compiled program.
+        """
+        return (self.law.name, id(self.law), self.priors.to_json(), self.likelihood, self.pooling, self.num_groups)
+
 
 def _log_prior_of(prior):
     """The prior pushed to the log scale (for positive parameters)."""
+    import numpyro.distributions as dist
+    from numpyro.distributions import transforms as T
+
     return dist.TransformedDistribution(prior, T.ExpTransform().inv)
 
 
@@ -109,19 +119,28 @@ def _population_value(spec: ModelSpec, name: str, values, pop_values):
 
 
 def build_model(spec: ModelSpec):
-    """Return ``model(x, y=None, group_index=None, mask=None)`` for numpyro.
+    """Return ``model(x, y=None, group_index=None, mask=None, reference=None)`` for numpyro.
 
     ``x`` maps covariate names to log covariates (shape ``(n,)``), ``y`` is the log target,
-    ``group_index`` integer group codes, ``mask`` a boolean array of rows that count (padding).
+    ``group_index`` integer group codes, ``mask`` a boolean array of rows that count (padding),
+    ``reference`` maps covariate names to the log reference point (scalars; default the
+    spec's). Passing the reference as an argument keeps it out of the compiled program.
     """
+    # numpyro is imported here, not at module level: a CLI fit that runs a saved program
+    # (bayes_scaling.engine) never builds a model and so never pays for importing numpyro
+    import numpyro
+    import numpyro.distributions as dist
+    from numpyro.distributions import transforms as T
+
     law = spec.law
     priors = spec.priors
     pooling = spec.pooling_map
-    reference = spec.reference_map
+    default_reference = spec.reference_map
     G = spec.num_groups
     target_site = f"log_{law.target}"
 
-    def model(x, y=None, group_index=None, mask=None):
+    def model(x, y=None, group_index=None, mask=None, reference=None):
+        reference = default_reference if reference is None else reference
         values: dict[str, jnp.ndarray] = {}
         pop_values: dict[str, jnp.ndarray] = {}  # population medians of per-group params
         for p in law.params:

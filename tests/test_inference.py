@@ -1,0 +1,166 @@
+"""The compiled fitting programs: padding, the Laplace step, retracing, fit_many, method="laplace".
+
+Budgets are small and shared (``BUDGET``) so the tests reuse one compiled program per method.
+"""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import jax
+import jax.numpy as jnp
+
+from bayes_scaling import engine, inference
+from bayes_scaling.laplace import find_map, whitening
+
+BUDGET = dict(num_chains=2, num_warmup=200, num_samples=250, prior_samples=20)
+TRUE = dict(E=1.8, alpha=0.3)
+
+
+def _curve(seed: int, n: int = 30, noise: float = 0.01):
+    """A power law over compute whose reducible term falls from about 1.5 to 0.02 nats."""
+    rng = np.random.default_rng(seed)
+    E = TRUE["E"] * np.exp(0.1 * rng.standard_normal())
+    alpha = TRUE["alpha"] * np.exp(0.1 * rng.standard_normal())
+    A = 1.5 * np.exp(0.2 * rng.standard_normal()) * 1e15**alpha
+    C = np.geomspace(1e15, 1e21, n)
+    loss = (E + A * C**-alpha) * np.exp(noise * rng.standard_normal(n))
+    return pd.DataFrame({"C": C, "loss": loss}), {"E": E, "A": A, "alpha": alpha}
+
+
+def _fit(df, **kw):
+    return inference.fit(df, "power_law", **{**BUDGET, **kw})
+
+
+# --------------------------------------------------------------------------- padding
+
+
+def test_bucket_sizes_waste_at_most_an_eighth():
+    sizes = {n: engine.bucket_size(n) for n in range(1, 5000)}
+    assert all(b >= n for n, b in sizes.items())
+    assert all(b - n < max(8, n / 8) for n, b in sizes.items())
+    assert len(set(sizes.values())) < 60  # few programs for many sizes
+    with pytest.raises(ValueError, match="at least one data point"):
+        engine.bucket_size(0)
+
+
+def test_padding_masks_rows_with_finite_values():
+    x, y, g, mask = engine.pad_inputs({"C": np.log([1e18, 1e19, 1e20])}, np.log([2.5, 2.2, 2.0]), np.array([0, 1, 1]), 8)
+    assert x["C"].shape == y.shape == g.shape == mask.shape == (8,)
+    assert mask.tolist() == [True] * 3 + [False] * 5
+    assert np.all(np.isfinite(x["C"])) and np.all(np.isfinite(y))
+    assert g[3:].tolist() == [0] * 5
+
+
+# --------------------------------------------------------------------------- Laplace step
+
+
+def test_find_map_and_whitening_on_a_gaussian():
+    rng = np.random.default_rng(0)
+    q = rng.standard_normal((4, 4))
+    precision = jnp.asarray(q @ q.T + np.diag([1e4, 1.0, 1e-1, 10.0]), jnp.float32)  # badly scaled
+    mode = jnp.asarray([0.5, -3.0, 20.0, 1.0], jnp.float32)
+
+    def potential(u):
+        d = u - mode
+        return 0.5 * d @ precision @ d
+
+    result = jax.jit(lambda u0: find_map(potential, u0))(jnp.zeros(4, jnp.float32))
+    assert bool(result.converged)
+    np.testing.assert_allclose(result.u, mode, rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(result.hessian, precision, rtol=2e-3, atol=2e-2)
+    L = whitening(result.hessian)
+    np.testing.assert_allclose(L @ L.T @ precision, np.eye(4), atol=5e-3)
+
+
+def test_whitening_survives_indefinite_and_nonfinite_hessians():
+    L = whitening(jnp.asarray([[2.0, 0.0], [0.0, -4.0]]))
+    np.testing.assert_allclose(np.abs(np.diag(L @ L.T)), [0.5, 0.25], rtol=1e-5)
+    np.testing.assert_allclose(whitening(jnp.asarray([[np.nan, 0.0], [0.0, 1.0]])), np.eye(2), atol=1e-6)
+
+
+# --------------------------------------------------------------------------- diagnostics
+
+
+def test_numpy_diagnostics_match_numpyro():
+    from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
+
+    rng = np.random.default_rng(1)
+    x = np.zeros((3, 500, 2))
+    for t in range(1, 500):  # AR(1) chains: ESS well below the draw count
+        x[:, t] = 0.8 * x[:, t - 1] + rng.standard_normal((3, 2))
+    x[2] += 0.3  # one chain shifted: R-hat above 1
+    np.testing.assert_allclose(inference._ess(x), effective_sample_size(x), rtol=1e-6)
+    np.testing.assert_allclose(inference._split_rhat(x), split_gelman_rubin(x), rtol=1e-6)
+
+
+# --------------------------------------------------------------------------- compiled programs
+
+
+def test_same_shaped_fits_trace_the_model_once():
+    df, _ = _curve(0)
+    _fit(df, seed=0)
+    before = dict(inference.TRACE_COUNTS)
+    other, _ = _curve(1, n=27)  # other values, other size, same bucket (32 rows)
+    idata = _fit(other, seed=1)
+    assert inference.TRACE_COUNTS == before
+    assert idata.posterior.sizes["chain"] == 2 and idata.posterior.sizes["draw"] == 250
+    assert idata.log_likelihood["log_loss"].shape == (2, 250, 27)
+    assert idata.prior_predictive["log_loss"].shape == (1, 20, 27)
+
+
+def test_nuts_fit_recovers_a_curve_without_divergences():
+    df, true = _curve(2)
+    idata = _fit(df, seed=2)
+    post = idata.posterior
+    assert int(idata.sample_stats["diverging"].sum()) == 0
+    assert float(idata.sample_stats["n_steps"].mean()) < 20  # whitened: short trajectories
+    d = inference.diagnostics(post, idata.sample_stats, ["E", "A", "alpha"])
+    assert d["max_rhat"] < 1.02 and d["min_ess"] > 150
+    for name, value in true.items():
+        draws = post[name].values.ravel()
+        assert abs(np.median(draws) - value) < 4 * draws.std(), name
+
+
+def test_laplace_method_has_the_nuts_layout_and_agrees():
+    df, _ = _curve(3)
+    nuts = _fit(df, seed=3)
+    laplace = _fit(df, seed=3, method="laplace")
+    assert laplace.posterior.attrs["method"] == "laplace" and nuts.posterior.attrs["method"] == "nuts"
+    assert set(laplace.groups()) == set(nuts.groups())
+    for group in nuts.groups():
+        a, b = nuts[group], laplace[group]
+        assert set(a.data_vars) == set(b.data_vars), group
+        for name in a.data_vars:
+            assert a[name].dims == b[name].dims and a[name].shape == b[name].shape, (group, name)
+    for name in ("E", "alpha"):
+        ref = nuts.posterior[name].values.ravel()
+        approx = laplace.posterior[name].values.ravel()
+        assert abs(np.median(approx) - np.median(ref)) < 0.5 * ref.std(), name
+        assert 0.5 < approx.std() / ref.std() < 2.0, name
+
+
+def test_unknown_method_is_refused():
+    with pytest.raises(ValueError, match="unknown method 'mcmc'"):
+        _fit(_curve(0)[0], method="mcmc")
+
+
+@pytest.mark.filterwarnings("ignore:max R-hat:RuntimeWarning")  # 2 short chains; bounded below
+def test_fit_many_recovers_every_curve():
+    curves = [_curve(10 + k, n=25 + 3 * k) for k in range(3)]  # one bucket: 32 rows
+    fits = inference.fit_many({f"c{k}": df for k, (df, _) in enumerate(curves)}, "power_law",
+                              num_chains=2, num_warmup=200, num_samples=250, seed=0)
+    assert list(fits) == ["c0", "c1", "c2"]
+    for (df, true), idata in zip(curves, fits.values()):
+        assert idata.log_likelihood["log_loss"].shape[-1] == len(df)
+        assert "prior" not in idata.groups()
+        d = inference.diagnostics(idata.posterior, idata.sample_stats, ["E", "A", "alpha"])
+        assert d["max_rhat"] < 1.05 and d["divergences"] == 0
+        for name, value in true.items():
+            draws = idata.posterior[name].values.ravel()
+            assert abs(np.median(draws) - value) < 4 * draws.std(), name
+    # each curve is its own posterior: same data fitted alone gives the same answer
+    alone = _fit(curves[1][0])  # the program of the tests above
+    many = fits["c1"].posterior["alpha"].values.ravel()
+    ref = alone.posterior["alpha"].values.ravel()
+    assert abs(np.median(many) - np.median(ref)) < 0.5 * ref.std()
