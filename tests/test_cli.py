@@ -3,6 +3,7 @@
 import io
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -13,8 +14,13 @@ from bayes_scaling.datasets import load_dataset
 FAST = ["--chains", "2", "--warmup", "150", "--samples", "150"]
 
 
+# run from the tests folder so that `python -m` imports the installed package, not the source tree
+HERE = Path(__file__).resolve().parent
+
+
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "bayes_scaling.cli", *args], capture_output=True, text=True, timeout=600)
+    return subprocess.run([sys.executable, "-m", "bayes_scaling.cli", *args], capture_output=True, text=True,
+                          timeout=600, cwd=HERE)
 
 
 def test_laws_lists_every_law(capsys):
@@ -78,6 +84,6 @@ def test_unknown_law_and_missing_file(tmp_path, demo_csv):
 
 def test_demo_runs_offline(monkeypatch, tmp_path):
     env = {"BAYES_SCALING_OFFLINE": "1", "BAYES_SCALING_DATA": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    r = subprocess.run([sys.executable, "-m", "bayes_scaling.cli", "demo", *FAST], capture_output=True, text=True, timeout=600, env=env)
+    r = subprocess.run([sys.executable, "-m", "bayes_scaling.cli", "demo", *FAST], capture_output=True, text=True, timeout=600, env=env, cwd=HERE)
     assert r.returncode == 0, r.stderr
     assert "alpha" in r.stdout and "true values used to simulate the demo" in r.stdout
