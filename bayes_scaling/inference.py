@@ -2,8 +2,10 @@
 
 Layers: :func:`prepare` (validated frame -> arrays and a hashable :class:`ModelSpec`),
 :func:`sample` (explicit ``rng_key`` -> dict of xarray groups), :func:`fit` (one call from data
-to ``InferenceData``). Compiled samplers are cached per model spec, data size and sampler
-settings, so a second fit of same-shaped data does not trace or compile again.
+to ``InferenceData``), :func:`fit_many` (K data sets in one vectorised run). The numeric work is
+one compiled program per model structure, padded data size and sampler settings
+(:mod:`bayes_scaling.engine`), so a second fit of same-shaped data -- or of another data set of
+similar size -- does not trace or compile again.
 """
 
 from __future__ import annotations
