@@ -235,13 +235,19 @@ def score_draws(
     df: Any | None = None,
     levels: Sequence[float] = LEVELS,
     width_level: float = 0.9,
+    log_draws: Any | None = None,
 ) -> dict[str, float]:
-    """All backtest scores of predictive draws of the target (natural units, e.g. loss).
+    """All backtest scores of predictive draws of a positive target (loss, steps).
+
+    The scores are computed from the draws' logs (intervals and medians commute with the
+    logarithm), so heavy-tailed draws that overflow as target values do no harm when their logs
+    are passed as ``log_draws``.
 
     Parameters
     ----------
-    draws : array, shape (S, P)
-        Predictive draws of the held-out target (loss, not log loss).
+    draws : array, shape (S, P) or None
+        Predictive draws of the held-out target (loss, not log loss); may be None when
+        ``log_draws`` is given.
     observed : array, shape (P,)
         The held-out target.
     loc, scale, df : arrays, optional
@@ -251,26 +257,36 @@ def score_draws(
     levels : sequence of float, default (0.5, 0.8, 0.9, 0.95)
     width_level : float, default 0.9
         Level of the interval whose width is reported as ``mean_width_rel``.
+    log_draws : array, shape (S, P), optional
+        ``log(draws)``, computed without overflow.
 
     Returns
     -------
     dict
         ``coverage_50`` ... ``coverage_95`` (fractions), ``mean_width_rel`` (mean over points of
-        the ``width_level`` interval's width divided by the observed value), ``crps`` (mean, in
-        target units), ``log_pred_density`` (mean per point, log-target scale), ``median_are`` and
-        ``max_are`` (absolute relative error of the predictive median).
+        the ``width_level`` interval's width divided by the observed value), ``crps`` (mean CRPS
+        of the log target: about relative-error units, and finite where the target's own
+        predictive has no mean, as a Student-t on the log scale implies), ``log_pred_density``
+        (mean per point, log-target scale, when ``loc`` and ``scale`` are given), ``median_are``
+        and ``max_are`` (absolute relative error of the predictive median).
     """
-    draws, observed = _check_draws(draws, observed)
+    if log_draws is None:
+        draws, observed = _check_draws(draws, observed)
+        with np.errstate(divide="ignore"):
+            log_draws = np.log(draws)
+    log_draws, observed = _check_draws(log_draws, observed)
+    if np.any(observed <= 0):
+        raise ValueError("observed values must be > 0 (scores are computed on the log scale)")
+    log_obs = np.log(observed)
     out: dict[str, float] = {}
-    for level, value in interval_coverage(draws, observed, levels).items():
+    for level, value in interval_coverage(log_draws, log_obs, levels).items():
         out[f"coverage_{round(level * 100)}"] = value
-    out["mean_width_rel"] = float(np.mean(interval_width(draws, width_level, relative_to=observed)))
-    out["crps"] = float(np.mean(crps(draws, observed)))
+    lo, hi = central_interval(log_draws, width_level)
+    out["mean_width_rel"] = float(np.mean((np.exp(hi) - np.exp(lo)) / observed))
+    out["crps"] = float(np.mean(crps(log_draws, log_obs)))
     if loc is not None and scale is not None:
-        out["log_pred_density"] = float(
-            np.mean(log_predictive_density(np.log(observed), loc, scale, df))
-        )
-    are = absolute_relative_error(np.median(draws, axis=0), observed)
+        out["log_pred_density"] = float(np.mean(log_predictive_density(log_obs, loc, scale, df)))
+    are = absolute_relative_error(np.exp(np.median(log_draws, axis=0)), observed)
     out["median_are"] = float(np.median(are))
     out["max_are"] = float(np.max(are))
     return out
@@ -444,7 +460,9 @@ def _to_theta(
         if kind == "log":
             theta.append(math.log(v))
         else:
-            cov, exponent = next(p.centre for p in law.params if p.name == name)
+            centre = next(p.centre for p in law.params if p.name == name)
+            assert centre is not None  # "centred" coordinates come from a centring hint
+            cov, exponent = centre
             shift = ref[cov] if exponent is None else float(values[exponent]) * ref[cov]
             theta.append(math.log(v) - shift)
     return np.asarray(theta, dtype=float)
@@ -637,7 +655,7 @@ def point_fit(
     for p in law.params:  # priors fixed to a value count as fixed
         prior = law.priors.params[p.name]
         if prior.dist == "fixed" and p.name not in fixed:
-            fixed[p.name] = prior.kwargs["value"]
+            fixed[p.name] = float(prior.kwargs["value"] or 0.0)
     free = tuple(n for n in law.param_names if n not in fixed)
     if not free:
         raise ValueError("every parameter is fixed: nothing to fit")
@@ -728,7 +746,7 @@ REPORT_KEYS: dict[str, str] = {
     "coverage_90": "same for the 90% interval",
     "coverage_95": "same for the 95% interval",
     "mean_width_rel": "mean over held-out runs of the 90% new-run interval's width divided by the observed target",
-    "crps": "mean continuous ranked probability score of the new-run draws (target units, lower is better)",
+    "crps": "mean continuous ranked probability score of the new-run draws of the log target (lower is better)",
     "log_pred_density": "mean log predictive density of the held-out log target (nats per run, higher is better)",
     "median_are": "median absolute relative error of the new-run predictive median",
     "max_are": "maximum absolute relative error of the new-run predictive median",
@@ -973,9 +991,14 @@ def backtest(
     core = _predict.predict_draws(idata, points, discrepancy=disc, rng=rng)
     observed = test[spec.target].to_numpy(dtype=float)
     log_mu, delta, eps = core["log_law_mean"], core["delta"], core["eps"]
-    new_run = np.exp(log_mu + delta + eps)
+    log_new_run = log_mu + delta + eps  # on the log scale: Student-t tails may overflow exp
     report: dict[str, Any] = score_draws(
-        new_run, observed, loc=log_mu + delta, scale=core["sigma"], df=core["nu"]
+        None,
+        observed,
+        loc=log_mu + delta,
+        scale=core["sigma"],
+        df=core["nu"],
+        log_draws=log_new_run,
     )
 
     base_pred, base_info = _baseline(spec, train, test, grouped, dict(point_fit_kwargs or {}))
@@ -988,9 +1011,9 @@ def backtest(
         **base_info,
     }
     report["without_discrepancy"] = score_draws(
-        np.exp(log_mu + eps), observed, loc=log_mu, scale=core["sigma"], df=core["nu"]
+        None, observed, loc=log_mu, scale=core["sigma"], df=core["nu"], log_draws=log_mu + eps
     )
-    law_scores = score_draws(np.exp(log_mu), observed)
+    law_scores = score_draws(None, observed, log_draws=log_mu)
     report["law_mean"] = {k: v for k, v in law_scores.items() if k != "crps"}
     report["discrepancy"] = (
         {"enabled": False}
@@ -1030,7 +1053,7 @@ def backtest(
         }
     )
     if include_points:
-        qs = np.quantile(new_run, [0.05, 0.25, 0.5, 0.75, 0.95], axis=0)
+        qs = np.exp(np.quantile(log_new_run, [0.05, 0.25, 0.5, 0.75, 0.95], axis=0))
         rows = []
         for j, idx in enumerate(test.index):
             row = {"index": idx}

@@ -304,40 +304,40 @@ def test_backtest_report_is_json_with_stable_keys():
 
 @pytest.mark.slow
 def test_backtest_coverage_is_nominal_on_data_from_the_law():
-    """Data from the law itself: each interval's coverage within 7 points of nominal over 240 held-out runs.
+    """Data from the law: each interval's coverage within 7 points of nominal over 240 held-out runs.
 
-    Noise (2%) dominates parameter uncertainty near the training range, so held-out runs are
-    nearly independent given the fit; the Monte Carlo sd of a coverage fraction is at most
-    sqrt(0.25 / 240) = 3.2 points, so 7 points is over 2 sd.
+    An IsoFLOP design (16 budgets from 1e17 to 1e20 FLOP, 48 model sizes each, 1% noise), fitted
+    up to 1.1e19 and predicting the 5 budgets above (one decade). The Monte Carlo sd of a
+    coverage fraction of 240 independent runs is at most 3.2 points; runs share the fit's
+    parameter error, so the tolerance is 7 points. Seeds 0, 1, 2 gave 90% coverage 0.93, 0.88,
+    0.88 and tau 0.002, 0.004, 0.001.
     """
-    rng = np.random.default_rng(7)
-    n = np.exp(rng.uniform(np.log(3e7), np.log(6e9), 480))
-    r = np.exp(rng.uniform(np.log(5), np.log(100), 480))
-    frame = pd.DataFrame({"N": n, "D": n * r})
-    data = _simulate(
-        "chinchilla",
-        frame,
-        {"E": 1.8, "A": 480.0, "B": 2000.0, "alpha": 0.35, "beta": 0.37},
-        0.02,
-        3,
-    )
-    threshold = float(np.quantile(6 * data["N"] * data["D"], 0.5))
+    rng = np.random.default_rng(100)
+    rows = []
+    for c in np.geomspace(1e17, 1e20, 16):
+        n_opt = 0.6 * (c / 6) ** 0.5
+        for f in np.geomspace(1 / 6, 6, 48):
+            n = n_opt * f * np.exp(0.05 * rng.standard_normal())
+            rows.append((n, c / (6 * n)))
+    frame = pd.DataFrame(rows, columns=["N", "D"])
+    truth = {"E": 1.817, "A": 482.0, "B": 2085.0, "alpha": 0.348, "beta": 0.366}
+    data = _simulate("chinchilla", frame, truth, 0.01, 0)
     report = B.backtest(
         data,
         "chinchilla",
-        f"C<={threshold!r}",
+        "C<=1.1e19",
         num_chains=2,
         num_warmup=300,
         num_samples=500,
-        seed=1,
+        seed=0,
         calibration={"num_samples": 200, "num_warmup": 200},
         point_fit_kwargs={"max_starts": 4},
         include_points=False,
     )
-    assert report["n_test"] >= 200
+    assert report["n_test"] == 240
     for level in (50, 80, 90, 95):
         assert abs(report[f"coverage_{level}"] - level / 100) <= 0.07, report
-    assert report["discrepancy"]["tau_median"] < 0.01  # a correct law needs little discrepancy
+    assert report["discrepancy"]["tau_median"] < 0.005  # a correct law needs little discrepancy
 
 
 @pytest.mark.slow
@@ -351,6 +351,7 @@ def test_backtest_epoch_acceptance(epoch):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:max R-hat:RuntimeWarning")  # small budget: the report must run
 def test_backtest_runs_on_datablations_split_by_parameters(shared_data):
     from bayes_scaling.datasets import load_dataset
 
@@ -369,6 +370,7 @@ def test_backtest_runs_on_datablations_split_by_parameters(shared_data):
 
 
 @pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:max R-hat:RuntimeWarning")  # small budget: the report must run
 def test_backtest_runs_on_porian_split_by_compute(shared_data):
     from bayes_scaling.datasets import load_dataset
 
