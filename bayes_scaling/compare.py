@@ -526,6 +526,7 @@ def compare_laws(
         "num_samples": num_samples,
         "target_accept_prob": target_accept_prob,
         "prior_samples": 0,
+        "pad_to": len(frame),  # a law's fits to all runs and to the past share one program
     }
 
     def run(spec: LawSpec, rows: pd.DataFrame, label: str, key):

@@ -120,6 +120,7 @@ def sample(
     *,
     prior_samples: int = 500,
     method: str = "nuts",
+    pad_to: int | None = None,
 ) -> dict[str, xr.Dataset]:
     """Fit with an explicit key and return the InferenceData groups as xarray Datasets.
 
@@ -137,6 +138,9 @@ def sample(
         :mod:`bayes_scaling.engine`). ``"laplace"``: independent draws from the Gaussian
         approximation at the mode on the unconstrained scale -- a quick look, narrower than the
         posterior where it is skewed (calibration in ``benchmarks/RESULTS.md``).
+    pad_to : int, optional
+        Pad the data (with masked rows) as if it had at least this many rows, so that fits of
+        subsets of one data set reuse one compiled program.
 
     Returns
     -------
@@ -151,7 +155,7 @@ def sample(
     spec = inputs.spec
     out = _engine.run_fit(
         spec, inputs.x, inputs.y, inputs.group_index, rng_key, settings,
-        prior_samples=prior_samples, method=method,
+        prior_samples=prior_samples, method=method, pad_to=pad_to,
     )
     return _groups_from_run(inputs, out, method)
 
@@ -374,6 +378,7 @@ def fit(
     prior_samples: int = 500,
     progress_bar: bool = False,
     method: str = "nuts",
+    pad_to: int | None = None,
 ):
     """Fit a scaling law with NUTS (or a Laplace approximation) and return ``InferenceData``.
 
@@ -412,6 +417,10 @@ def fit(
         ``"laplace"`` draws ``num_chains x num_samples`` independent draws from the Gaussian
         approximation at the posterior mode (unconstrained scale): same layout, milliseconds
         once compiled, narrower than NUTS where the posterior is skewed.
+    pad_to : int, optional
+        Pad the data (masked rows, which do not enter the likelihood) as if it had at least
+        this many rows. Fits of subsets of one data set given the same ``pad_to`` share one
+        compiled program instead of compiling one per size.
 
     Returns
     -------
@@ -450,7 +459,7 @@ def fit(
         target_accept_prob=target_accept_prob, progress_bar=progress_bar,
     )
     key = jax.random.PRNGKey(seed) if rng_key is None else rng_key
-    groups = sample(inputs, key, settings, prior_samples=prior_samples, method=method)
+    groups = sample(inputs, key, settings, prior_samples=prior_samples, method=method, pad_to=pad_to)
     return to_inference_data(groups)
 
 

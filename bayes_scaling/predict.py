@@ -436,6 +436,7 @@ def calibrate_discrepancy(
                     num_samples=num_samples,
                     seed=seed + 1 + k,
                     prior_samples=0,
+                    pad_to=len(frame),  # every pseudo-past shares one compiled program
                 )
             except (ValueError, RuntimeError) as exc:
                 skipped.append(

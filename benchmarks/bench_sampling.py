@@ -129,6 +129,36 @@ def plain_numpyro(df: pd.DataFrame, num_warmup: int, num_samples: int, seed: int
     return post, seconds, int(np.asarray(mcmc.get_extra_fields()["diverging"]).sum())
 
 
+def pymc_nutpie(df: pd.DataFrame, num_warmup: int, num_samples: int, seed: int = 0):
+    """PyMC's model of the same law, priors and likelihood as :func:`plain_numpyro` (raw log
+    covariates), sampled by nutpie (its default numba backend), 4 chains. Returns the posterior,
+    the compile seconds and the sampling seconds."""
+    import nutpie
+    import pymc as pm
+    import pytensor.tensor as pt
+
+    logN = np.log(df["N"].to_numpy())
+    logD = np.log(df["D"].to_numpy())
+    y = np.log(df["loss"].to_numpy())
+    with pm.Model() as model:
+        alpha = pm.LogNormal("alpha", -1.2, 0.7)
+        beta = pm.LogNormal("beta", -1.2, 0.7)
+        E = pm.LogNormal("E", 0.5, 0.5)
+        A = pm.LogNormal("A", 6.0, 3.0)
+        B = pm.LogNormal("B", 7.0, 3.0)
+        sigma = pm.HalfNormal("sigma", 0.1)
+        nu = pm.Gamma("nu", 2.0, 0.1)
+        mu = pt.logaddexp(pt.log(E), pt.logaddexp(pt.log(A) - alpha * logN, pt.log(B) - beta * logD))
+        pm.StudentT("y", nu=nu, mu=mu, sigma=sigma, observed=y)
+    t = time.perf_counter()
+    compiled = nutpie.compile_pymc_model(model)
+    t_compile = time.perf_counter() - t
+    t = time.perf_counter()
+    trace = nutpie.sample(compiled, draws=num_samples, tune=num_warmup, chains=4, seed=seed, progress_bar=False)
+    t_sample = time.perf_counter() - t
+    return trace.posterior, t_compile, t_sample, int(trace.sample_stats["diverging"].sum())
+
+
 def point_fit_bootstrap(df: pd.DataFrame, resamples: int, seed: int = 0):
     from bayes_scaling.backtest import point_fit
 
@@ -152,7 +182,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="reduced sizes (see the docstring)")
     parser.add_argument("--out", help="JSON file for the figures")
-    parser.add_argument("--skip", default="", help="comma-separated sections to skip: plain,bootstrap,size,groups,many,calibration")
+    parser.add_argument("--skip", default="", help="comma-separated sections to skip: plain,nutpie,bootstrap,size,groups,many,calibration")
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     _data_dir()
@@ -210,14 +240,23 @@ def main(argv=None) -> int:
             res["point_fit_bootstrap"] = f"skipped: {exc}"
             say(f"point fit + boot  : skipped ({exc})")
 
-    try:
-        import nutpie  # noqa: F401
-        import pymc  # noqa: F401
-
-        res["nutpie"] = "installed, but not wired into this benchmark yet"
-    except ImportError:
-        res["nutpie"] = "skipped: pymc/nutpie not installed (pip install pymc nutpie)"
-    say(f"nutpie            : {res['nutpie']}")
+    if "nutpie" not in skip:
+        try:
+            post_n, t_comp, t_samp, div_n = pymc_nutpie(df, 1000, 1000)
+        except ImportError as exc:
+            res["nutpie"] = f"skipped: {exc} (pip install pymc nutpie)"
+            say(f"PyMC + nutpie     : {res['nutpie']}")
+        else:
+            total = t_comp + t_samp
+            ess_n = min_ess(post_n)
+            shift = {k: float((post_n[k].median() - fit.posterior[k].median()) / fit.posterior[k].std()) for k in PARAMS}
+            res["nutpie"] = dict(compile_s=t_comp, sample_s=t_samp, seconds_incl_compile=total, min_ess=ess_n,
+                                 ess_per_s=ess_n / total, max_rhat=max_rhat(post_n), divergences=div_n,
+                                 median_shift_in_sd=shift, ratio_time=total / second,
+                                 ratio_ess_per_s=(ess / second) / (ess_n / total))
+            say(f"PyMC + nutpie     : {total:6.1f} s (compile {t_comp:.1f} s + sampling {t_samp:.1f} s, 1000+1000), "
+                f"min ESS {ess_n:6.0f}, ESS/s {ess_n / total:7.1f}, divergences {div_n}; engine is "
+                f"{total / second:.0f}x faster, {res['nutpie']['ratio_ess_per_s']:.0f}x in ESS/s")
 
     if "size" not in skip:
         res["data_size"] = {}

@@ -363,6 +363,7 @@ def test_backtest_runs_on_datablations_split_by_parameters(shared_data):
         num_chains=2,
         num_warmup=300,
         num_samples=300,
+        calibration={"cuts": (0.8,)},  # one leave-future-out fit: this test is about the split
         include_points=False,
     )
     assert report["n_test"] > 0 and 0 <= report["coverage_90"] <= 1
@@ -386,6 +387,7 @@ def test_backtest_runs_on_porian_split_by_compute(shared_data):
         num_chains=2,
         num_warmup=300,
         num_samples=300,
+        calibration={"cuts": (0.8,)},  # one leave-future-out fit: this test is about the groups
         include_points=False,
         point_fit_kwargs={"max_starts": 8},
     )

@@ -110,6 +110,44 @@ def test_same_shaped_fits_trace_the_model_once():
     assert idata.prior_predictive["log_loss"].shape == (1, 20, 27)
 
 
+def test_subset_fits_with_pad_to_share_one_program():
+    """Fits of 20, 26 and 40 rows (three buckets) padded to 40 rows trace the model once, and a
+    discrepancy calibration over three cuts of the 40 rows runs on that same program."""
+    from bayes_scaling import predict
+
+    budget = dict(num_chains=2, num_warmup=200, num_samples=250)
+    df, _ = _curve(3, n=40)
+    before = inference.TRACE_COUNTS.get("power_law", 0)
+    first = inference.fit(df.iloc[:20], "power_law", seed=0, prior_samples=0, pad_to=len(df), **budget)
+    once = inference.TRACE_COUNTS["power_law"] - before
+    assert once > 0
+    inference.fit(df.iloc[:26], "power_law", seed=1, prior_samples=0, pad_to=len(df), **budget)
+    inference.fit(df, "power_law", seed=2, prior_samples=0, **budget)
+    # masked padding rows do not enter the likelihood: 20 pointwise terms, all finite
+    assert first.log_likelihood["log_loss"].shape == (2, 250, 20)
+    assert np.isfinite(first.log_likelihood["log_loss"].values).all()
+    disc = predict.calibrate_discrepancy(df, "power_law", **budget)
+    assert len(disc.details["cuts"]) == 3, disc.details
+    assert inference.TRACE_COUNTS["power_law"] - before == once
+
+
+@pytest.mark.filterwarnings("ignore:max R-hat:RuntimeWarning")  # about program files, not convergence
+def test_program_files_are_written_and_reused(tmp_path, monkeypatch):
+    """With a program-file directory, a fit saves its traced program; a process that finds the
+    file runs it without tracing the model, and gets the same draws."""
+    monkeypatch.setenv("BAYES_SCALING_PROGRAM_CACHE", str(tmp_path))
+    df, _ = _curve(4)
+    first = _fit(df, seed=0)
+    files = list(tmp_path.glob("*.jaxprog"))
+    assert len(files) == 1
+    for key in [k for k in engine._PROGRAMS if k[0] == "file"]:
+        engine._PROGRAMS.pop(key)  # as in a new process: only the file remains
+    before = dict(inference.TRACE_COUNTS)
+    again = _fit(df, seed=0)
+    assert inference.TRACE_COUNTS == before
+    np.testing.assert_array_equal(again.posterior["alpha"].values, first.posterior["alpha"].values)
+
+
 def test_nuts_fit_recovers_a_curve_without_divergences():
     df, true = _curve(2)
     idata = _fit(df, seed=2)
