@@ -1,7 +1,7 @@
 """Sampling benchmark: this engine against plain numpyro NUTS, the point fit with a bootstrap,
 nutpie (when installed), plus scaling with data size, group count and batched fits.
 
-    python benchmarks/bench_sampling.py            # full run (about 30 min on a 2-core CPU)
+    python benchmarks/bench_sampling.py            # full run (about 18 min on an idle 2-core CPU)
     python benchmarks/bench_sampling.py --quick    # reduced sizes (about 10 min)
 
 Prints a table and writes the figures as JSON (``--out``, default
