@@ -765,7 +765,7 @@ REPORT_KEYS: dict[str, str] = {
     "max_distance": "largest distance of a held-out run outside the training range (natural-log units)",
     "train_range": "per covariate, [min, max] on the training side",
     "test_range": "per covariate, [min, max] on the held-out side",
-    "sampler": "num_chains, num_warmup, num_samples, seed",
+    "sampler": "num_chains, num_warmup, num_samples, seed, method (nuts or laplace)",
     "diagnostics": "max_rhat, min_ess, divergences of the training fit",
     "bayes_scaling_version": "package version",
     "points": "per held-out run: index, covariates, group, observed, median, q05, q25, q75, q95, distance, baseline",
@@ -873,6 +873,7 @@ def backtest(
     calibration: Mapping[str, Any] | None = None,
     point_fit_kwargs: Mapping[str, Any] | None = None,
     include_points: bool = True,
+    method: str = "nuts",
 ) -> dict[str, Any]:
     """Fit on the training side of a split, predict the held-out side, score; baseline beside it.
 
@@ -905,6 +906,10 @@ def backtest(
         Keyword arguments for :func:`point_fit` (``delta``, ``max_starts``, ...).
     include_points : bool, default True
         Add the per-run table under ``points``.
+    method : {"nuts", "laplace"}, default "nuts"
+        Posterior of the training fit and of the discrepancy calibration's fits: NUTS, or
+        Gaussian draws at the mode (a quick look; its backtest scores are in
+        ``benchmarks/RESULTS.md``).
 
     Returns
     -------
@@ -963,6 +968,7 @@ def backtest(
         target_accept_prob=target_accept_prob,
         seed=seed,
         prior_samples=0,
+        method=method,
     )
     if discrepancy is True or (isinstance(discrepancy, str) and discrepancy == "auto"):
         disc = _predict.calibrate_discrepancy(
@@ -973,7 +979,7 @@ def backtest(
             pooling=pooling if grouped else None,
             likelihood=likelihood,
             seed=seed,
-            **dict(calibration or {}),
+            **{"method": method, **dict(calibration or {})},
         )
     elif discrepancy is None or discrepancy is False:
         disc = None
@@ -1045,6 +1051,7 @@ def backtest(
                 "num_warmup": num_warmup,
                 "num_samples": num_samples,
                 "seed": seed,
+                "method": method,
             },
             "diagnostics": _inference.diagnostics(
                 idata.posterior, idata.sample_stats, list(spec.param_names)

@@ -282,7 +282,8 @@ def cmd_compare(args) -> int:
     t0 = time.perf_counter()
     result = _compare.compare_laws(
         df, laws, priors=priors, holdout=holdout, num_chains=args.chains, num_warmup=args.warmup,
-        num_samples=args.samples, target_accept_prob=args.target_accept, seed=args.seed, **kwargs,
+        num_samples=args.samples, target_accept_prob=args.target_accept, seed=args.seed,
+        fit_method=args.method, **kwargs,
     )
     _say(f"compared in {time.perf_counter() - t0:.1f} s")
     for note in result.notes:
@@ -566,7 +567,7 @@ def cmd_backtest(args) -> int:
     report = backtest.backtest(
         df, args.law, args.train, discrepancy=_parse_discrepancy(args.discrepancy),
         num_chains=args.chains, num_warmup=args.warmup, num_samples=args.samples,
-        target_accept_prob=args.target_accept, seed=args.seed, **kwargs,
+        target_accept_prob=args.target_accept, seed=args.seed, method=args.method, **kwargs,
     )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2, default=float))

@@ -325,6 +325,7 @@ def calibrate_discrepancy(
     min_train: int | None = None,
     min_test: int = 3,
     seed: int = 0,
+    method: str = "nuts",
 ) -> Discrepancy:
     """Learn the extrapolation discrepancy scale ``tau`` by leave-future-out inside the data.
 
@@ -352,6 +353,8 @@ def calibrate_discrepancy(
     min_test : int, default 3
         Fewest runs in a pseudo-future.
     seed : int, default 0
+    method : {"nuts", "laplace"}, default "nuts"
+        Posterior of the pseudo-past fits (see :func:`bayes_scaling.inference.fit`).
 
     Returns
     -------
@@ -437,6 +440,7 @@ def calibrate_discrepancy(
                     seed=seed + 1 + k,
                     prior_samples=0,
                     pad_to=len(frame),  # every pseudo-past shares one compiled program
+                    method=method,
                 )
             except (ValueError, RuntimeError) as exc:
                 skipped.append(

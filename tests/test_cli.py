@@ -87,3 +87,30 @@ def test_demo_runs_offline(monkeypatch, tmp_path):
     r = subprocess.run([sys.executable, "-m", "bayes_scaling.cli", "demo", *FAST], capture_output=True, text=True, timeout=600, env=env, cwd=HERE)
     assert r.returncode == 0, r.stderr
     assert "alpha" in r.stdout and "true values used to simulate the demo" in r.stdout
+
+
+def test_method_option_reaches_backtest_and_compare(monkeypatch, demo_csv, tmp_path):
+    """`--method laplace` is passed on by every command that offers it (not only `fit`)."""
+    from bayes_scaling import backtest, compare
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(name):
+        def fake(*args, **kwargs):
+            seen[name] = kwargs
+            raise Stop
+
+        return fake
+
+    monkeypatch.setattr(backtest, "backtest", capture("backtest"))
+    monkeypatch.setattr(compare, "compare_laws", capture("compare"))
+    with pytest.raises(Stop):
+        cli.main(["backtest", str(demo_csv), "--train", "C<=1e20", "--method", "laplace",
+                  "--out", str(tmp_path / "b.json")])
+    with pytest.raises(Stop):
+        cli.main(["compare", str(demo_csv), "--laws", "chinchilla,kaplan", "--method", "laplace"])
+    assert seen["backtest"]["method"] == "laplace"
+    assert seen["compare"]["fit_method"] == "laplace"
