@@ -48,12 +48,14 @@ from bayes_scaling.laplace import find_map, whitening
 from bayes_scaling.models import ModelSpec, build_model
 
 __all__ = [
+    "BATCHINGS",
     "CHAIN_METHODS",
     "METHODS",
     "TRACE_COUNTS",
     "SamplerSettings",
     "bucket_size",
     "compiled",
+    "joint_program",
     "pad_inputs",
     "program",
     "program_cache_dir",
@@ -62,6 +64,7 @@ __all__ = [
 
 CHAIN_METHODS = ("sequential", "vectorized", "parallel")
 METHODS = ("nuts", "laplace")
+BATCHINGS = ("vmap", "joint")
 
 TRACE_COUNTS: dict[str, int] = {}  # model traces per law name; read by tests
 
@@ -238,6 +241,73 @@ def _parallel_chains(one_chain, keys, starts):
     return jax.shard_map(block, mesh=mesh, in_specs=(P("chain"), P("chain")), out_specs=P("chain"), check_vma=False)(keys, starts)
 
 
+def _structure(model, args, rng_key):
+    """numpyro's view of the model at ``args``: its ``initialize_model`` info and the unraveller
+    of the flat unconstrained vector. Only shapes matter: the potential and the constraining map
+    are rebuilt for other data of the same shapes with :func:`_potential` and :func:`_outputs`."""
+    from numpyro.infer import init_to_uniform
+    from numpyro.infer.util import initialize_model
+
+    # the model's own initial point is unused (and compiled away)
+    info = initialize_model(rng_key, model, model_args=args, init_strategy=init_to_uniform, dynamic_args=True)
+    _, unravel = ravel_pytree(info.param_info.z)
+    return info, unravel
+
+
+def _potential(info, unravel, args):
+    bound = info.potential_fn(*args)
+    return lambda u: bound(unravel(u))
+
+
+def _whitened_start(model, info, potential, rng_key, args, prior_samples: int):
+    """Prior draws, the mode and the whitening ``u = mode + scale @ z`` for one data set.
+
+    The mode search starts at the median of the prior draws on the unconstrained scale (as
+    numpyro's ``init_to_median``); where it fails, the start and an identity scale are used.
+    """
+    from numpyro.distributions.transforms import biject_to
+    from numpyro.infer import Predictive
+
+    x, _, group_index, mask, reference = args
+    prior = Predictive(model, num_samples=max(prior_samples, 32), parallel=True)(
+        rng_key, x, None, group_index, mask, reference
+    )
+    u0, _ = ravel_pytree({
+        name: jnp.median(biject_to(info.model_trace[name]["fn"].support).inv(prior[name]), axis=0)
+        for name in info.param_info.z
+    })
+    found = find_map(potential, u0)
+    usable = jnp.all(jnp.isfinite(found.u)) & jnp.isfinite(found.potential)
+    mode = jnp.where(usable, found.u, u0)
+    scale = whitening(jnp.where(usable, found.hessian, jnp.eye(u0.shape[0], dtype=u0.dtype)))
+    found_map = {"u": mode, "potential": found.potential, "iterations": found.iterations, "converged": found.converged}
+    return mode, scale, found_map, prior
+
+
+def _outputs(model, info, unravel, args, flat, target_site: str, C: int, S: int):
+    """Constrained draws (and deterministic sites) and the pointwise log likelihood, ``(C, S, ...)``."""
+    from numpyro.infer.util import log_likelihood as _numpyro_log_likelihood
+
+    constrain = info.postprocess_fn(*args)
+    samples = jax.vmap(lambda u: constrain(unravel(u)))(flat)
+    log_lik = _numpyro_log_likelihood(model, samples, *args, parallel=True)[target_site]
+    return {k: v.reshape((C, S) + v.shape[1:]) for k, v in samples.items()}, log_lik.reshape(C, S, -1)
+
+
+def _independent_draws(potential, mode, scale, rng_key, C: int, S: int):
+    """``method="laplace"``: independent draws of ``z ~ N(0, I)`` and sampler-shaped statistics."""
+    d = mode.shape[0]
+    dtype = mode.dtype
+    z = jax.random.normal(rng_key, (C, S, d), dtype=dtype)
+    pe = jax.vmap(lambda zz: potential(mode + scale @ zz))(z.reshape(C * S, d)).reshape(C, S)
+    stats = {
+        "diverging": jnp.zeros((C, S), bool), "num_steps": jnp.zeros((C, S), jnp.int32),
+        "energy": pe + 0.5 * jnp.sum(z**2, -1), "potential_energy": pe,
+        "accept_prob": jnp.ones((C, S), dtype), "step_size": jnp.zeros((C,), dtype),
+    }
+    return z, stats
+
+
 def program(spec: ModelSpec, settings: SamplerSettings, prior_samples: int, method: str = "nuts"):
     """The un-jitted fitting program for one model structure.
 
@@ -250,12 +320,6 @@ def program(spec: ModelSpec, settings: SamplerSettings, prior_samples: int, meth
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
-    # numpyro is needed only to build (trace) a program, not to run a saved one
-    from numpyro.distributions.transforms import biject_to
-    from numpyro.infer import Predictive, init_to_uniform
-    from numpyro.infer.util import initialize_model
-    from numpyro.infer.util import log_likelihood as _numpyro_log_likelihood
-
     model = _counted(spec)
     target_site = f"log_{spec.law.target}"
     C, S = settings.num_chains, settings.num_samples
@@ -263,52 +327,87 @@ def program(spec: ModelSpec, settings: SamplerSettings, prior_samples: int, meth
     def run(rng_key, x, y, group_index, mask, reference):
         args = (x, y, group_index, mask, reference)
         k_init, k_fit, k_prior = jax.random.split(rng_key, 3)
-        # the model's structure and potential; its own initial point is unused (and compiled away)
-        info = initialize_model(k_init, model, model_args=args, init_strategy=init_to_uniform, dynamic_args=True)
-        _, unravel = ravel_pytree(info.param_info.z)
-        bound = info.potential_fn(*args)
-
-        def potential(u):
-            return bound(unravel(u))
-
-        # prior draws: the prior groups, and the start of the mode search (their median on the
-        # unconstrained scale, as numpyro's init_to_median)
-        prior = Predictive(model, num_samples=max(prior_samples, 32), parallel=True)(
-            k_prior, x, None, group_index, mask, reference
-        )
-        u0, _ = ravel_pytree({
-            name: jnp.median(biject_to(info.model_trace[name]["fn"].support).inv(prior[name]), axis=0)
-            for name in info.param_info.z
-        })
-        dtype = u0.dtype
-        found = find_map(potential, u0)
-        usable = jnp.all(jnp.isfinite(found.u)) & jnp.isfinite(found.potential)
-        mode = jnp.where(usable, found.u, u0)
-        scale = whitening(jnp.where(usable, found.hessian, jnp.eye(u0.shape[0], dtype=dtype)))
-        d = u0.shape[0]
-
+        info, unravel = _structure(model, args, k_init)
+        potential = _potential(info, unravel, args)
+        mode, scale, found, prior = _whitened_start(model, info, potential, k_prior, args, prior_samples)
+        d = mode.shape[0]
         if method == "nuts":
-            z, stats = _nuts(lambda z: potential(mode + scale @ z), d, k_fit, settings, dtype)
+            z, stats = _nuts(lambda z: potential(mode + scale @ z), d, k_fit, settings, mode.dtype)
         else:
-            z = jax.random.normal(k_fit, (C, S, d), dtype=dtype)
-            pe = jax.vmap(lambda zz: potential(mode + scale @ zz))(z.reshape(C * S, d)).reshape(C, S)
-            stats = {
-                "diverging": jnp.zeros((C, S), bool), "num_steps": jnp.zeros((C, S), jnp.int32),
-                "energy": pe + 0.5 * jnp.sum(z**2, -1), "potential_energy": pe,
-                "accept_prob": jnp.ones((C, S), dtype), "step_size": jnp.zeros((C,), dtype),
-            }
+            z, stats = _independent_draws(potential, mode, scale, k_fit, C, S)
         flat = mode + z.reshape(C * S, d) @ scale.T
-        constrain = info.postprocess_fn(*args)
-        samples = jax.vmap(lambda u: constrain(unravel(u)))(flat)
-        log_lik = _numpyro_log_likelihood(model, samples, *args, parallel=True)[target_site]
-        out: dict[str, Any] = {
-            "samples": {k: v.reshape((C, S) + v.shape[1:]) for k, v in samples.items()},
-            "stats": stats,
-            "log_likelihood": log_lik.reshape(C, S, -1),
-            "map": {"u": mode, "potential": found.potential, "iterations": found.iterations, "converged": found.converged},
-        }
+        samples, log_lik = _outputs(model, info, unravel, args, flat, target_site, C, S)
+        out: dict[str, Any] = {"samples": samples, "stats": stats, "log_likelihood": log_lik, "map": found}
         if prior_samples:
             out["prior"] = {k: v[:prior_samples] for k, v in prior.items()}
+        return out
+
+    return run
+
+
+def joint_program(spec: ModelSpec, settings: SamplerSettings, prior_samples: int):
+    """NUTS over K independent data sets at once, as one sampler on their product posterior.
+
+    Each set gets its own prior draws, mode and whitening (vectorised over sets, as in
+    :func:`program`); then one NUTS run moves all sets' whitened coordinates together, with a
+    diagonal mass matrix over the ``K * d`` coordinates. The sets' posteriors are independent,
+    so every set's draws are draws of its own posterior; the sampler's control flow (tree
+    building, U-turn checks, adaptation) runs once for all sets instead of once per set in
+    lockstep, which is what makes many small fits cheap on a CPU. The price: one step size
+    for all sets, and a divergence or a long trajectory in one set is one for all.
+
+    Returns ``run(rng_key, x, y, mask, reference)`` with a leading set axis on every input and
+    output; the statistics other than ``potential_energy`` (each set's own) are the joint run's,
+    repeated for every set.
+    """
+    model = _counted(spec)
+    target_site = f"log_{spec.law.target}"
+    C, S = settings.num_chains, settings.num_samples
+
+    def run(rng_key, x, y, mask, reference):
+        K = y.shape[0]
+        k_init, k_fit, k_prior = jax.random.split(rng_key, 3)
+        one = jax.tree.map(lambda a: a[0], (x, y, None, mask, reference))
+        info, unravel = _structure(model, one, k_init)
+
+        def potential_of(xx, yy, mm, rr):
+            return _potential(info, unravel, (xx, yy, None, mm, rr))
+
+        def start(key, xx, yy, mm, rr):
+            args = (xx, yy, None, mm, rr)
+            return _whitened_start(model, info, potential_of(xx, yy, mm, rr), key, args, prior_samples)
+
+        mode, scale, found, prior = jax.vmap(start)(jax.random.split(k_prior, K), x, y, mask, reference)
+        d = mode.shape[1]
+
+        def set_potential(z, m, L, xx, yy, mm, rr):
+            # the product written out: vectorised over sets, a batch of tiny matrix products is
+            # several times slower on a CPU than this multiply-and-sum
+            return potential_of(xx, yy, mm, rr)(m + jnp.sum(L * z, axis=-1))
+
+        def joint(zflat):
+            per_set = jax.vmap(set_potential)(zflat.reshape(K, d), mode, scale, x, y, mask, reference)
+            return jnp.sum(per_set)
+
+        joint_settings = dataclasses.replace(settings, dense_mass=False)
+        z, stats = _nuts(joint, K * d, k_fit, joint_settings, mode.dtype)
+        z = jnp.moveaxis(z.reshape(C, S, K, d), 2, 0)  # (K, C, S, d)
+
+        def finish(zk, m, L, xx, yy, mm, rr):
+            args = (xx, yy, None, mm, rr)
+            flat = m + zk.reshape(C * S, d) @ L.T
+            pe = jax.vmap(potential_of(xx, yy, mm, rr))(flat).reshape(C, S)
+            samples, log_lik = _outputs(model, info, unravel, args, flat, target_site, C, S)
+            return samples, log_lik, pe
+
+        samples, log_lik, pe = jax.vmap(finish)(z, mode, scale, x, y, mask, reference)
+        shared = {k: jnp.broadcast_to(v, (K,) + v.shape) for k, v in stats.items() if k != "potential_energy"}
+        out: dict[str, Any] = {
+            "samples": samples, "stats": {**shared, "potential_energy": pe},
+            "log_likelihood": log_lik, "map": found,
+        }
+        if prior_samples:
+            out["prior"] = {k: v[:, :prior_samples] for k, v in prior.items()}
         return out
 
     return run
@@ -487,13 +586,19 @@ def run_many(
     *,
     prior_samples: int = 0,
     method: str = "nuts",
+    batching: str = "vmap",
 ) -> list[dict[str, Any]]:
-    """Fit K data sets of one model structure in one vectorised call (``jax.vmap`` over sets).
+    """Fit K data sets of one model structure in one vectorised call.
 
-    Every set is padded to the bucket of the largest; each has its own reference point, key,
-    mode, whitening, step size and mass matrix. Returns one output dict per set, as
-    :func:`run_fit` does.
+    Every set is padded to the bucket of the largest and has its own reference point, key,
+    mode and whitening. ``batching="joint"`` (NUTS only) runs one sampler over all sets'
+    whitened coordinates (:func:`joint_program`; chains split over the local devices);
+    ``"vmap"`` runs one sampler per set in lockstep with ``jax.vmap`` (sets split over the
+    local devices), each with its own step size and mass matrix. Returns one output dict per
+    set, as :func:`run_fit` does.
     """
+    if batching not in BATCHINGS:
+        raise ValueError(f"batching must be one of {', '.join(BATCHINGS)}; got {batching!r}")
     if not xs:
         raise ValueError("fit_many needs at least one data set")
     sizes = [int(np.shape(y)[0]) for y in ys]
@@ -503,6 +608,8 @@ def run_many(
     y = np.stack([p[1] for p in padded])
     mask = np.stack([p[3] for p in padded])
     reference = {k: np.asarray([r[k] for r in references], np.float32) for k in references[0]}
+    if batching == "joint" and method == "nuts":
+        return _split_outputs(_run_joint(spec, x, y, mask, reference, rng_key, settings, prior_samples), sizes, spec)
     keys = jax.random.split(rng_key, len(ys))
     # the sets are split over the local devices (host devices on CPU: one per core when the
     # XLA flag asks for them, as the CLI and benchmarks do); the set count is padded to a
@@ -528,7 +635,25 @@ def run_many(
             batched = jax.shard_map(batched, mesh=mesh, in_specs=P("sets"), out_specs=P("sets"), check_vma=False)
         fn = jax.jit(batched)
         _PROGRAMS[cache_key] = fn
-    out = jax.device_get(fn(keys, x, y, mask, reference))
+    return _split_outputs(jax.device_get(fn(keys, x, y, mask, reference)), sizes, spec)
+
+
+def _run_joint(spec, x, y, mask, reference, rng_key, settings, prior_samples):
+    K, size = y.shape
+    devices = jax.local_devices()
+    if settings.chain_method is None:
+        # chains over the local devices when there are several (host devices on a CPU)
+        usable = max(k for k in range(1, min(len(devices), settings.num_chains) + 1) if settings.num_chains % k == 0)
+        settings = dataclasses.replace(settings, chain_method="parallel" if usable > 1 else settings.resolved_chain_method())
+    cache_key = ("joint", spec.structure, size, K, len(devices), settings.compile_key(), int(prior_samples))
+    fn = _PROGRAMS.get(cache_key)
+    if fn is None:
+        fn = jax.jit(joint_program(spec, settings, prior_samples))
+        _PROGRAMS[cache_key] = fn
+    return jax.device_get(fn(rng_key, x, y, mask, reference))
+
+
+def _split_outputs(out, sizes, spec):
     site = f"log_{spec.law.target}"
     results = []
     for i, n in enumerate(sizes):

@@ -22,12 +22,13 @@ import time
 import warnings
 from pathlib import Path
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=4")
+os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={os.cpu_count() or 1}")  # one host device per core
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import jax  # noqa: E402
+import jax.flatten_util  # noqa: E402
 
 from bayes_scaling import inference  # noqa: E402
 
@@ -89,6 +90,36 @@ def small_curve(seed: int, n: int = 30) -> pd.DataFrame:
     A = 1.5 * np.exp(0.2 * rng.standard_normal()) * 1e15**alpha
     C = np.geomspace(1e15, 1e21, n)
     return pd.DataFrame({"C": C, "loss": (E + A * C**-alpha) * np.exp(0.01 * rng.standard_normal(n))})
+
+
+def gradient_seconds(curves: list[pd.DataFrame], repeats: int = 2000) -> float:
+    """Seconds per value-and-gradient of the summed potential of all curves (power law, the
+    package's priors), vectorised over curves and run in a compiled loop: the arithmetic that
+    any sampler of these K posteriors pays per leapfrog step, without the sampler's own work."""
+    from bayes_scaling.engine import _counted, _potential, _structure, bucket_size, pad_inputs
+
+    inputs = [inference.prepare(c, "power_law") for c in curves]
+    size = bucket_size(max(len(c) for c in curves))
+    pads = [pad_inputs(i.x, i.y, None, size) for i in inputs]
+    x = {k: np.stack([p[0][k] for p in pads]) for k in pads[0][0]}
+    y, mask = np.stack([p[1] for p in pads]), np.stack([p[3] for p in pads])
+    ref = {k: np.asarray([i.spec.reference_map[k] for i in inputs], np.float32) for k in inputs[0].spec.reference_map}
+    model = _counted(inputs[0].spec)
+    info, unravel = _structure(model, jax.tree.map(lambda a: a[0], (x, y, None, mask, ref)), jax.random.PRNGKey(0))
+    d = jax.flatten_util.ravel_pytree(info.param_info.z)[0].shape[0]
+
+    def total(u):
+        return jax.vmap(lambda uu, xx, yy, mm, rr: _potential(info, unravel, (xx, yy, None, mm, rr))(uu))(u, x, y, mask, ref).sum()
+
+    @jax.jit
+    def loop(u):
+        return jax.lax.fori_loop(0, repeats, lambda _, c: c + 1e-6 * jax.grad(total)(c), u)
+
+    u = jax.numpy.zeros((len(curves), d))
+    loop(u).block_until_ready()
+    t = time.perf_counter()
+    loop(u).block_until_ready()
+    return (time.perf_counter() - t) / repeats
 
 
 # --------------------------------------------------------------------------- competitors
@@ -284,17 +315,29 @@ def main(argv=None) -> int:
         res["fit_many"] = {}
         one_df = small_curve(0)
         _, t1 = timed(inference.fit, one_df, "power_law", seed=1, prior_samples=0, **budget)
-        _, t_one = timed(inference.fit, one_df, "power_law", seed=0, prior_samples=0, **budget)
-        res["fit_many"]["one_fit"] = dict(first_s=t1, second_s=t_one)
-        say(f"one small curve   : first {t1:6.1f} s, second {t_one:5.2f} s")
+        one, t_one = timed(inference.fit, one_df, "power_law", seed=0, prior_samples=0, **budget)
+        steps = float(one.sample_stats["n_steps"].mean())
+        res["fit_many"]["one_fit"] = dict(first_s=t1, second_s=t_one, steps=steps)
+        say(f"one small curve   : first {t1:6.1f} s, second {t_one:5.2f} s, {steps:.1f} leapfrog steps per draw")
         for K in ([10, 100] if not args.quick else [10, 30]):
             curves = [small_curve(k) for k in range(K)]
-            _, f1 = timed(inference.fit_many, curves, "power_law", seed=1, **budget)
-            fits, f2 = timed(inference.fit_many, curves, "power_law", seed=0, **budget)
-            worst = min(min_ess(f.posterior, ["E", "A", "alpha"]) for f in fits)
-            res["fit_many"][K] = dict(first_s=f1, second_s=f2, ratio_second=f2 / t_one, ratio_first=f1 / t1, worst_min_ess=worst)
-            say(f"fit_many K={K:4d}   : first {f1:6.1f} s ({f1 / t1:.1f}x one first fit), second {f2:6.2f} s "
-                f"({f2 / t_one:.1f}x one compiled fit), worst min ESS {worst:.0f}")
+            row = res["fit_many"][K] = {}
+            for batching in ("vmap", "joint"):
+                _, f1 = timed(inference.fit_many, curves, "power_law", seed=1, batching=batching, **budget)
+                fits, f2 = timed(inference.fit_many, curves, "power_law", seed=0, batching=batching, **budget)
+                worst = min(min_ess(f.posterior, ["E", "A", "alpha"]) for f in fits)
+                div = sum(int(f.sample_stats["diverging"].sum()) for f in fits)
+                row[batching] = dict(first_s=f1, second_s=f2, ratio_second=f2 / t_one, ratio_first=f1 / t1,
+                                     worst_min_ess=worst, divergences=div)
+                say(f"fit_many K={K:4d} {batching:5s}: first {f1:6.1f} s ({f1 / t1:.1f}x one first fit), second "
+                    f"{f2:6.2f} s ({f2 / t_one:.1f}x one compiled fit), worst min ESS {worst:.0f}, {div} divergences")
+            # the arithmetic floor: K sets' gradients alone, vectorised, for one fit's leapfrog count
+            g = gradient_seconds(curves)
+            floor = g * steps * budget["num_chains"] * (budget["num_warmup"] + budget["num_samples"]) / len(jax.local_devices())
+            row["gradient_floor"] = dict(gradient_s=g, floor_s=floor, ratio=floor / t_one)
+            say(f"fit_many K={K:4d} floor: one vectorised gradient of all {K} sets {g * 1e6:.1f} us; x {steps:.1f} steps x "
+                f"{budget['num_chains'] * (budget['num_warmup'] + budget['num_samples'])} iterations / "
+                f"{len(jax.local_devices())} devices = {floor:.2f} s ({floor / t_one:.1f}x one compiled fit)")
 
     if "calibration" not in skip:
         M = 10 if args.quick else 30

@@ -180,16 +180,22 @@ def test_laplace_method_has_the_nuts_layout_and_agrees():
         assert 0.5 < approx.std() / ref.std() < 2.0, name
 
 
+def test_unknown_batching_is_refused():
+    with pytest.raises(ValueError, match="batching must be one of vmap, joint; got 'lockstep'"):
+        inference.fit_many([_curve(0)[0]], "power_law", batching="lockstep")
+
+
 def test_unknown_method_is_refused():
     with pytest.raises(ValueError, match="unknown method 'mcmc'"):
         _fit(_curve(0)[0], method="mcmc")
 
 
 @pytest.mark.filterwarnings("ignore:max R-hat:RuntimeWarning")  # 2 short chains; bounded below
-def test_fit_many_recovers_every_curve():
+@pytest.mark.parametrize("batching", ["vmap", "joint"])
+def test_fit_many_recovers_every_curve(batching):
     curves = [_curve(10 + k, n=25 + 3 * k) for k in range(3)]  # one bucket: 32 rows
     fits = inference.fit_many({f"c{k}": df for k, (df, _) in enumerate(curves)}, "power_law",
-                              num_chains=2, num_warmup=200, num_samples=250, seed=0)
+                              num_chains=2, num_warmup=200, num_samples=250, seed=0, batching=batching)
     assert list(fits) == ["c0", "c1", "c2"]
     for (df, true), idata in zip(curves, fits.values()):
         assert idata.log_likelihood["log_loss"].shape[-1] == len(df)
