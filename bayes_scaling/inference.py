@@ -11,6 +11,7 @@ similar size -- does not trace or compile again.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import sys
@@ -234,6 +235,7 @@ def _to_groups(inputs: FitInputs, samples, extra) -> dict[str, xr.Dataset]:
     return {"posterior": posterior, "sample_stats": stats, "observed_data": observed, "constant_data": constant}
 
 
+@functools.cache
 def _numpyro_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
