@@ -8,9 +8,10 @@ fit on device:
    median is where the mode search starts, as numpyro's ``init_to_median``);
 2. the mode and the Hessian there (:func:`bayes_scaling.laplace.find_map`), giving a whitening
    ``u = m + L z`` (:func:`bayes_scaling.laplace.whitening`);
-3. NUTS in ``z`` with numpyro's functional kernel (dense mass matrix and step size adapted in
-   warmup, chains started from independent Laplace draws), run as one ``lax.scan`` per chain --
-   or, for ``method="laplace"``, independent draws of ``z ~ N(0, I)``;
+3. NUTS in ``z`` with numpyro's functional kernel (mass matrix -- dense for small models -- and
+   step size adapted in warmup; pooled parameters partially centred per group,
+   :class:`_PartialCentring`; chains started from independent Laplace draws), run as one
+   ``lax.scan`` per chain -- or, for ``method="laplace"``, independent draws of ``z ~ N(0, I)``;
 4. the draws mapped back to the model's sites (constrained values and deterministic sites),
    the pointwise log likelihood and draws from the prior and prior predictive.
 
@@ -63,6 +64,7 @@ __all__ = [
 ]
 
 CHAIN_METHODS = ("sequential", "vectorized", "parallel")
+DENSE_MASS_MAX_DIM = 16
 METHODS = ("nuts", "laplace")
 BATCHINGS = ("vmap", "joint")
 
@@ -83,8 +85,14 @@ class SamplerSettings:
         Chains, warmup iterations per chain (step size and dense mass matrix adaptation) and
         kept draws per chain.
     target_accept_prob : float, default 0.9
-    dense_mass : bool, default True
+    dense_mass : bool or None, default None
         Adapt a dense mass matrix (in the whitened coordinates) rather than a diagonal one.
+        ``None`` chooses dense for at most ``DENSE_MASS_MAX_DIM`` (16) parameters and diagonal
+        above: numpyro estimates the mass matrix from warmup windows of 25, 50, 100, ... draws,
+        and a dense estimate from fewer draws than dimensions is singular, shrunk towards a tiny
+        multiple of the identity, which makes the step size collapse (a 100-group fit spent 94 s
+        of 98 in warmup that way; diagonal: 8.5 s). The whitening already removes the
+        correlations at the mode.
     max_tree_depth : int, default 10
     chain_method : {"sequential", "vectorized", "parallel"} or None
         How chains run: one after another in one compiled loop, in lockstep with ``vmap``, or
@@ -92,16 +100,21 @@ class SamplerSettings:
         where lockstep NUTS is several times slower (measured in ``benchmarks/``).
     progress_bar : bool, default False
         Ignored (the compiled program runs as one call); kept for compatibility.
+    partial_centring : bool, default True
+        For pooled parameters, let NUTS move in coordinates partially centred per group, by how
+        strongly the group's data determine its value (see :class:`_PartialCentring`); False
+        samples the model's non-centred form as written.
     """
 
     num_chains: int = 4
     num_warmup: int = 500
     num_samples: int = 1000
     target_accept_prob: float = 0.9
-    dense_mass: bool = True
+    dense_mass: bool | None = None
     max_tree_depth: int = 10
     chain_method: str | None = None
     progress_bar: bool = False
+    partial_centring: bool = True
 
     def __post_init__(self) -> None:
         for name in ("num_chains", "num_warmup", "num_samples"):
@@ -115,6 +128,10 @@ class SamplerSettings:
         if isinstance(self.max_tree_depth, bool) or not isinstance(self.max_tree_depth, int) or self.max_tree_depth < 1:
             raise ValueError(f"max_tree_depth must be a positive integer; got {self.max_tree_depth!r}")
 
+    def dense_for(self, d: int) -> bool:
+        """Whether a ``d``-parameter model adapts a dense mass matrix."""
+        return self.dense_mass if self.dense_mass is not None else d <= DENSE_MASS_MAX_DIM
+
     def resolved_chain_method(self) -> str:
         if self.chain_method is not None:
             return self.chain_method
@@ -123,7 +140,7 @@ class SamplerSettings:
     def compile_key(self) -> tuple:
         """The fields that change the compiled program."""
         return (self.num_chains, self.num_warmup, self.num_samples, float(self.target_accept_prob),
-                self.dense_mass, self.max_tree_depth, self.resolved_chain_method())
+                self.dense_mass, self.max_tree_depth, self.resolved_chain_method(), self.partial_centring)
 
 
 # --------------------------------------------------------------------------- data padding
@@ -200,7 +217,7 @@ def _nuts(potential, d: int, rng_key, settings: SamplerSettings, dtype):
     def one_chain(key, z0):
         z0 = jnp.where(jnp.isfinite(potential(z0)), z0, jnp.zeros_like(z0))
         state = init_kernel(
-            z0, W, dense_mass=settings.dense_mass, target_accept_prob=settings.target_accept_prob,
+            z0, W, dense_mass=settings.dense_for(d), target_accept_prob=settings.target_accept_prob,
             max_tree_depth=settings.max_tree_depth, rng_key=key,
         )
 
@@ -286,8 +303,73 @@ def _whitened_start(model, info, potential, rng_key, args, prior_samples: int):
     usable = jnp.all(jnp.isfinite(found.u)) & jnp.isfinite(found.potential)
     mode = jnp.where(usable, found.u, u0)
     scale = whitening(jnp.where(usable, found.hessian, jnp.eye(u0.shape[0], dtype=u0.dtype)))
-    found_map = {"u": mode, "potential": found.potential, "iterations": found.iterations, "converged": found.converged}
+    found_map = {"u": mode, "potential": found.potential, "iterations": found.iterations, "converged": found.converged,
+                 "hessian": jnp.where(usable, found.hessian, 0.0)}
     return mode, scale, found_map, prior
+
+
+def _pooled_blocks(spec: ModelSpec, info) -> list[tuple]:
+    """For each pooled parameter: flat positions of its population location, population scale
+    and group offsets, with the maps from the unconstrained location and scale to their values.
+    Empty without groups or pooled parameters."""
+    from numpyro.distributions.transforms import biject_to
+
+    if not spec.num_groups:
+        return []
+    leaves, treedef = jax.tree.flatten(info.param_info.z)
+    ends = np.cumsum([int(np.size(leaf)) for leaf in leaves])
+    positions = jax.tree.unflatten(
+        treedef, [np.arange(e - np.size(leaf), e).reshape(np.shape(leaf)) for e, leaf in zip(ends, leaves)]
+    )
+    blocks = []
+    for name, mode in spec.pooling_map.items():
+        if mode != "pooled":
+            continue
+        loc, sd = f"{name}_pop_loc", f"{name}_pop_sd"
+        blocks.append((
+            int(positions[loc]), int(positions[sd]), np.asarray(positions[f"{name}_z"]).reshape(-1),
+            biject_to(info.model_trace[loc]["fn"].support), biject_to(info.model_trace[sd]["fn"].support),
+        ))
+    return blocks
+
+
+class _PartialCentring:
+    """Per-group partial centring of pooled parameters, chosen at the mode.
+
+    The model is written non-centred: group values ``u_g = mu + sigma * z_g`` with
+    ``z_g ~ N(0, 1)``. When a group's data pin ``u_g`` down, that parametrisation makes a funnel
+    between ``log sigma`` and the ``z_g`` (each ``z_g`` scales as ``1/sigma``), and NUTS needs
+    long trajectories; the centred one (sampling ``u_g`` itself) is then the near-Gaussian one,
+    and the other way round for weakly informed groups. NUTS here runs in
+    ``w_g = lam_g * mu + sigma**lam_g * z_g`` (``lam_g = 0``: non-centred, ``1``: centred), with
+    ``lam_g = 1 - 1 / H_gg`` from the Hessian of the non-centred potential at the mode: ``H_gg
+    = 1 + sigma**2 * I_g`` (prior plus data information about ``u_g``), and ``lam_g`` is the
+    data's share of the precision, the choice that makes a normal-normal model's posterior
+    independent of ``(mu, sigma)``. The model and its outputs stay non-centred; the potential
+    in ``w`` adds the log Jacobian ``sum_g lam_g log sigma``.
+    """
+
+    def __init__(self, blocks, hessian):
+        diag = jnp.diagonal(hessian)
+        self.blocks = blocks
+        # an unusable Hessian (zeros) gives lam = 0: the model's own non-centred form
+        self.lams = [jnp.clip(1.0 - 1.0 / jnp.maximum(diag[zi], 1.0), 0.0, 1.0) for _, _, zi, _, _ in blocks]
+
+    def to_w(self, u):
+        w = u
+        for (li, si, zi, t_loc, t_sd), lam in zip(self.blocks, self.lams):
+            mu, sigma = t_loc(u[li]), t_sd(u[si])
+            w = w.at[zi].set(lam * mu + sigma**lam * u[zi])
+        return w
+
+    def to_u(self, w):
+        """Non-centred coordinates of ``w`` and ``log |det du/dw|``."""
+        u, log_det = w, 0.0
+        for (li, si, zi, t_loc, t_sd), lam in zip(self.blocks, self.lams):
+            mu, sigma = t_loc(w[li]), t_sd(w[si])
+            u = u.at[zi].set((w[zi] - lam * mu) * sigma ** (-lam))
+            log_det = log_det - jnp.sum(lam) * jnp.log(sigma)
+        return u, log_det
 
 
 def _outputs(model, info, unravel, args, flat, target_site: str, C: int, S: int):
@@ -337,12 +419,26 @@ def program(spec: ModelSpec, settings: SamplerSettings, prior_samples: int, meth
         potential = _potential(info, unravel, args)
         mode, scale, found, prior = _whitened_start(model, info, potential, k_prior, args, prior_samples)
         d = mode.shape[0]
-        if method == "nuts":
+        blocks = _pooled_blocks(spec, info) if settings.partial_centring else []
+        if method == "nuts" and blocks:
+            centring = _PartialCentring(blocks, found["hessian"])
+            mode_w = centring.to_w(mode)
+            scale_w = jax.jacfwd(centring.to_w)(mode) @ scale
+
+            def potential_w(w):
+                u, log_det = centring.to_u(w)
+                return potential(u) - log_det
+
+            z, stats = _nuts(lambda z: potential_w(mode_w + _matvec(scale_w, z)), d, k_fit, settings, mode.dtype)
+            flat = jax.vmap(lambda w: centring.to_u(w)[0])(mode_w + z.reshape(C * S, d) @ scale_w.T)
+        elif method == "nuts":
             z, stats = _nuts(lambda z: potential(mode + _matvec(scale, z)), d, k_fit, settings, mode.dtype)
+            flat = mode + z.reshape(C * S, d) @ scale.T
         else:
             z, stats = _independent_draws(potential, mode, scale, k_fit, C, S)
-        flat = mode + z.reshape(C * S, d) @ scale.T
+            flat = mode + z.reshape(C * S, d) @ scale.T
         samples, log_lik = _outputs(model, info, unravel, args, flat, target_site, C, S)
+        found = {k: v for k, v in found.items() if k != "hessian"}
         out: dict[str, Any] = {"samples": samples, "stats": stats, "log_likelihood": log_lik, "map": found}
         if prior_samples:
             out["prior"] = {k: v[:prior_samples] for k, v in prior.items()}
@@ -408,7 +504,7 @@ def joint_program(spec: ModelSpec, settings: SamplerSettings, prior_samples: int
         shared = {k: jnp.broadcast_to(v, (K,) + v.shape) for k, v in stats.items() if k != "potential_energy"}
         out: dict[str, Any] = {
             "samples": samples, "stats": {**shared, "potential_energy": pe},
-            "log_likelihood": log_lik, "map": found,
+            "log_likelihood": log_lik, "map": {k: v for k, v in found.items() if k != "hessian"},
         }
         if prior_samples:
             out["prior"] = {k: v[:, :prior_samples] for k, v in prior.items()}

@@ -285,6 +285,8 @@ def _split_rhat(v: np.ndarray) -> np.ndarray:
     """Split R-hat over (chain, draw, ...) draws (Gelman et al.; numpyro's estimator)."""
     v = np.asarray(v, dtype=np.float64)
     half = v.shape[1] // 2
+    if half < 2:  # undefined for fewer than 4 draws per chain
+        return np.full(v.shape[2:], np.nan)
     within, estimator = _chain_variances(np.concatenate([v[:, :half], v[:, -half:]], axis=0))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.sqrt(estimator / within)
@@ -295,6 +297,8 @@ def _ess(v: np.ndarray) -> np.ndarray:
     on the multi-chain autocorrelation of the Stan manual; numpyro's estimator)."""
     x = np.asarray(v, dtype=np.float64)
     n = x.shape[1]
+    if n < 4:  # undefined for fewer than 4 draws per chain
+        return np.full(x.shape[2:], np.nan)
     m = 1 << (n - 1).bit_length()  # FFT length >= n, padded to 2m against wrap-around
     centred = np.moveaxis(x - x.mean(axis=1, keepdims=True), 1, -1)
     f = np.fft.rfft(centred, n=2 * m, axis=-1)
@@ -310,18 +314,28 @@ def _ess(v: np.ndarray) -> np.ndarray:
         return x.shape[0] * n / tau
 
 
+def _nan_extreme(fn, values: np.ndarray) -> float:
+    """``fn`` over the finite-or-infinite values, NaN when all are NaN (without numpy's warning)."""
+    values = np.asarray(values, dtype=float).ravel()
+    values = values[~np.isnan(values)]
+    return float(fn(values)) if values.size else float("nan")
+
+
 def diagnostics(posterior: xr.Dataset, sample_stats: xr.Dataset, names=None) -> dict[str, float]:
-    """Max split R-hat, min ESS (numpyro's estimators, in numpy) and the divergence count."""
+    """Max split R-hat, min ESS (numpyro's estimators, in numpy) and the divergence count.
+
+    R-hat and ESS are NaN with fewer than 4 draws per chain (too few to estimate them).
+    """
     names = names or [n for n in posterior.data_vars]
     rhat, ess = [], []
     for name in names:
         v = posterior[name].values
         if v.shape[0] > 1:
-            rhat.append(float(np.nanmax(_split_rhat(v))))
-        ess.append(float(np.nanmin(_ess(v))))
+            rhat.append(_nan_extreme(np.max, _split_rhat(v)))
+        ess.append(_nan_extreme(np.min, _ess(v)))
     return {
-        "max_rhat": max(rhat) if rhat else float("nan"),
-        "min_ess": min(ess),
+        "max_rhat": _nan_extreme(np.max, np.asarray(rhat)) if rhat else float("nan"),
+        "min_ess": _nan_extreme(np.min, np.asarray(ess)),
         "divergences": int(sample_stats["diverging"].sum()),
     }
 
@@ -329,6 +343,12 @@ def diagnostics(posterior: xr.Dataset, sample_stats: xr.Dataset, names=None) -> 
 def _warn_diagnostics(posterior: xr.Dataset, stats: xr.Dataset, spec: ModelSpec) -> None:
     names = [n for n in posterior.data_vars]
     d = diagnostics(posterior, stats, names)
+    if np.isnan(d["min_ess"]):
+        warnings.warn(
+            f"{posterior.sizes['draw']} draws per chain are too few to estimate R-hat or the effective "
+            "sample size (at least 4 needed): convergence is unchecked. Draw more samples (--samples).",
+            RuntimeWarning, stacklevel=3,
+        )
     if d["divergences"]:
         warnings.warn(
             f"{d['divergences']} divergent transitions: the posterior has regions NUTS cannot explore "
