@@ -65,6 +65,10 @@ __all__ = [
 
 CHAIN_METHODS = ("sequential", "vectorized", "parallel")
 DENSE_MASS_MAX_DIM = 16
+# partial centring needs the population scale pinned down by the groups; with fewer, the
+# posterior of sigma is wide, the best parametrisation changes across it, and the non-centred
+# form is the safer one (3 Porian groups: 0 divergences non-centred, 40-160 partially centred)
+CENTRING_MIN_GROUPS = 10
 METHODS = ("nuts", "laplace")
 BATCHINGS = ("vmap", "joint")
 
@@ -101,9 +105,10 @@ class SamplerSettings:
     progress_bar : bool, default False
         Ignored (the compiled program runs as one call); kept for compatibility.
     partial_centring : bool, default True
-        For pooled parameters, let NUTS move in coordinates partially centred per group, by how
-        strongly the group's data determine its value (see :class:`_PartialCentring`); False
-        samples the model's non-centred form as written.
+        For pooled parameters with at least ``CENTRING_MIN_GROUPS`` (10) groups, let NUTS move
+        in coordinates partially centred per group, by how strongly the group's data determine
+        its value (see :class:`_PartialCentring`); False samples the model's non-centred form
+        as written.
     """
 
     num_chains: int = 4
@@ -346,7 +351,9 @@ class _PartialCentring:
     = 1 + sigma**2 * I_g`` (prior plus data information about ``u_g``), and ``lam_g`` is the
     data's share of the precision, the choice that makes a normal-normal model's posterior
     independent of ``(mu, sigma)``. The model and its outputs stay non-centred; the potential
-    in ``w`` adds the log Jacobian ``sum_g lam_g log sigma``.
+    in ``w`` adds the log Jacobian ``sum_g lam_g log sigma``. Used from ``CENTRING_MIN_GROUPS``
+    (10) groups up: with fewer the population scale is too uncertain for one choice of
+    ``lam_g`` to suit the whole posterior.
     """
 
     def __init__(self, blocks, hessian):
@@ -419,7 +426,8 @@ def program(spec: ModelSpec, settings: SamplerSettings, prior_samples: int, meth
         potential = _potential(info, unravel, args)
         mode, scale, found, prior = _whitened_start(model, info, potential, k_prior, args, prior_samples)
         d = mode.shape[0]
-        blocks = _pooled_blocks(spec, info) if settings.partial_centring else []
+        centre = settings.partial_centring and spec.num_groups >= CENTRING_MIN_GROUPS
+        blocks = _pooled_blocks(spec, info) if centre else []
         if method == "nuts" and blocks:
             centring = _PartialCentring(blocks, found["hessian"])
             mode_w = centring.to_w(mode)

@@ -1,0 +1,85 @@
+"""Partial centring of pooled parameters and the choice of mass matrix (bayes_scaling.engine)."""
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_scaling import engine, inference
+
+POOLING = {"E": "pooled", "A": "shared", "alpha": "shared"}
+
+
+def grouped_curves(groups=10, n=12, seed=0):
+    """Power laws over compute whose irreducible loss differs by group (5% spread)."""
+    rng = np.random.default_rng(seed)
+    C = np.geomspace(1e15, 1e21, n)
+    rows = []
+    for g in range(groups):
+        E = 1.8 * np.exp(0.05 * rng.standard_normal())
+        loss = (E + 1.5 * (C / 1e15) ** -0.3) * np.exp(0.01 * rng.standard_normal(n))
+        rows += [(f"g{g}", c, v) for c, v in zip(C, loss)]
+    return pd.DataFrame(rows, columns=["run", "C", "loss"])
+
+
+def test_dense_mass_only_for_small_models():
+    auto = engine.SamplerSettings()
+    assert auto.dense_for(7) and auto.dense_for(engine.DENSE_MASS_MAX_DIM)
+    assert not auto.dense_for(engine.DENSE_MASS_MAX_DIM + 1)
+    assert engine.SamplerSettings(dense_mass=True).dense_for(500)
+    assert not engine.SamplerSettings(dense_mass=False).dense_for(3)
+
+
+def test_centring_map_inverts_and_its_log_jacobian_is_exact():
+    inputs = inference.prepare(grouped_curves(groups=4, n=8), "power_law", group="run", pooling=POOLING)
+    xp, yp, gp, mask = engine.pad_inputs(inputs.x, inputs.y, inputs.group_index, 8 * 4)
+    args = (xp, yp, gp, mask, {k: np.float32(v) for k, v in inputs.spec.reference_map.items()})
+    model = engine._counted(inputs.spec)
+    info, unravel = engine._structure(model, args, jax.random.PRNGKey(0))
+    blocks = engine._pooled_blocks(inputs.spec, info)
+    assert len(blocks) == 1 and blocks[0][2].shape == (4,)  # E only: 4 group offsets
+    d = jax.flatten_util.ravel_pytree(info.param_info.z)[0].shape[0]
+    rng = np.random.default_rng(1)
+    u = jnp.asarray(rng.normal(size=d), jnp.float32)
+    # a Hessian whose offset curvatures give lam = 0, 0.5, 0.9 and 0.99 (1 - 1/h)
+    hessian = jnp.eye(d).at[blocks[0][2], blocks[0][2]].set(jnp.asarray([0.5, 2.0, 10.0, 100.0]))
+    centring = engine._PartialCentring(blocks, hessian)
+    np.testing.assert_allclose(np.asarray(centring.lams[0]), [0.0, 0.5, 0.9, 0.99], rtol=1e-6)
+    w = centring.to_w(u)
+    back, log_det = centring.to_u(w)
+    np.testing.assert_allclose(np.asarray(back), np.asarray(u), rtol=1e-5, atol=1e-5)
+    jac = jax.jacfwd(lambda ww: centring.to_u(ww)[0])(w)
+    np.testing.assert_allclose(float(log_det), float(jnp.linalg.slogdet(jac)[1]), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore:max R-hat:RuntimeWarning")  # agreement is checked below
+def test_partial_centring_leaves_the_posterior_unchanged():
+    inputs = inference.prepare(grouped_curves(), "power_law", group="run", pooling=POOLING)
+    budget = dict(num_chains=2, num_warmup=300, num_samples=500)
+    fits, stats = {}, {}
+    for centring in (True, False):
+        settings = engine.SamplerSettings(partial_centring=centring, **budget)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # short chains; the comparison is the test
+            groups = inference.sample(inputs, jax.random.PRNGKey(3), settings, prior_samples=0)
+        fits[centring], stats[centring] = groups["posterior"], groups["sample_stats"]
+    # the two samplers really differ (same key: without centring the draws would be identical)
+    assert not np.allclose(fits[True]["E"].values, fits[False]["E"].values)
+    for name in ("E", "E_pop_loc", "E_pop_sd", "A", "alpha"):
+        a = fits[True][name].values.reshape(1000, -1)
+        b = fits[False][name].values.reshape(1000, -1)
+        # medians agree within the issue's 0.5 posterior SD
+        assert np.all(np.abs(np.median(a, 0) - np.median(b, 0)) < 0.5 * b.std(axis=0)), name
+        if name != "E_pop_sd":  # spreads within 25% (about 4 Monte Carlo SEs at these ESS)
+            ratio = a.std(axis=0) / b.std(axis=0)
+            assert np.all((ratio > 0.8) & (ratio < 1.25)), name
+    # the population scale is where the non-centred form struggles (divergences, low ESS, its
+    # upper tail short: SD 0.0122 against 0.0135 in 4 x 4,000 draws with 43 divergences, where
+    # the centred run had none); here the partially centred run has none and more ESS
+    ours = inference.diagnostics(fits[True], stats[True], ["E_pop_sd"])
+    theirs = inference.diagnostics(fits[False], stats[False], ["E_pop_sd"])
+    assert ours["divergences"] == 0
+    assert ours["min_ess"] > theirs["min_ess"]
