@@ -3,6 +3,8 @@
 Budgets are small and shared (``BUDGET``) so the tests reuse one compiled program per method.
 """
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -210,3 +212,16 @@ def test_fit_many_recovers_every_curve(batching):
     many = fits["c1"].posterior["alpha"].values.ravel()
     ref = alone.posterior["alpha"].values.ravel()
     assert abs(np.median(many) - np.median(ref)) < 0.5 * ref.std()
+
+
+def test_diagnostics_with_too_few_draws_are_nan_and_warned():
+    import xarray as xr
+
+    post = xr.Dataset({"E": (("chain", "draw"), np.random.default_rng(0).normal(size=(4, 2)))})
+    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((4, 2), bool))})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no numpy warnings on the way
+        d = inference.diagnostics(post, stats)
+    assert np.isnan(d["max_rhat"]) and np.isnan(d["min_ess"]) and d["divergences"] == 0
+    with pytest.warns(RuntimeWarning, match="2 draws per chain are too few"):
+        inference._warn_diagnostics(post, stats, None)
