@@ -353,7 +353,7 @@ class _PartialCentring:
     independent of ``(mu, sigma)``. The model and its outputs stay non-centred; the potential
     in ``w`` adds the log Jacobian ``sum_g lam_g log sigma``. Used from ``CENTRING_MIN_GROUPS``
     (10) groups up: with fewer the population scale is too uncertain for one choice of
-    ``lam_g`` to suit the whole posterior.
+    ``lam_g`` to suit the whole posterior. With no blocks it is the identity.
     """
 
     def __init__(self, blocks, hessian):
@@ -426,25 +426,21 @@ def program(spec: ModelSpec, settings: SamplerSettings, prior_samples: int, meth
         potential = _potential(info, unravel, args)
         mode, scale, found, prior = _whitened_start(model, info, potential, k_prior, args, prior_samples)
         d = mode.shape[0]
-        centre = settings.partial_centring and spec.num_groups >= CENTRING_MIN_GROUPS
-        blocks = _pooled_blocks(spec, info) if centre else []
-        if method == "nuts" and blocks:
-            centring = _PartialCentring(blocks, found["hessian"])
-            mode_w = centring.to_w(mode)
-            scale_w = jax.jacfwd(centring.to_w)(mode) @ scale
+        centre = method == "nuts" and settings.partial_centring and spec.num_groups >= CENTRING_MIN_GROUPS
+        # the sampler's coordinates: the model's own, or partially centred (identity without blocks)
+        centring = _PartialCentring(_pooled_blocks(spec, info) if centre else [], found["hessian"])
+        mode_w = centring.to_w(mode)
+        scale_w = jax.jacfwd(centring.to_w)(mode) @ scale if centring.blocks else scale
 
-            def potential_w(w):
-                u, log_det = centring.to_u(w)
-                return potential(u) - log_det
+        def potential_w(w):
+            u, log_det = centring.to_u(w)
+            return potential(u) - log_det
 
+        if method == "nuts":
             z, stats = _nuts(lambda z: potential_w(mode_w + _matvec(scale_w, z)), d, k_fit, settings, mode.dtype)
-            flat = jax.vmap(lambda w: centring.to_u(w)[0])(mode_w + z.reshape(C * S, d) @ scale_w.T)
-        elif method == "nuts":
-            z, stats = _nuts(lambda z: potential(mode + _matvec(scale, z)), d, k_fit, settings, mode.dtype)
-            flat = mode + z.reshape(C * S, d) @ scale.T
         else:
             z, stats = _independent_draws(potential, mode, scale, k_fit, C, S)
-            flat = mode + z.reshape(C * S, d) @ scale.T
+        flat = jax.vmap(lambda w: centring.to_u(w)[0])(mode_w + z.reshape(C * S, d) @ scale_w.T)
         samples, log_lik = _outputs(model, info, unravel, args, flat, target_site, C, S)
         found = {k: v for k, v in found.items() if k != "hessian"}
         out: dict[str, Any] = {"samples": samples, "stats": stats, "log_likelihood": log_lik, "map": found}
