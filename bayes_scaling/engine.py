@@ -251,14 +251,19 @@ def _nuts(potential, d: int, rng_key, settings: SamplerSettings, dtype):
     return z, stats
 
 
+def _chain_devices(num_chains: int) -> int:
+    """How many local devices the chains split over: the most that divides them evenly."""
+    devices = len(jax.local_devices())
+    return max(k for k in range(1, min(devices, num_chains) + 1) if num_chains % k == 0)
+
+
 def _parallel_chains(one_chain, keys, starts):
     """Chains split over the local devices with ``shard_map`` (sequential within a device)."""
     from jax.sharding import Mesh
     from jax.sharding import PartitionSpec as P
 
-    C = keys.shape[0]
     devices = jax.local_devices()
-    n = max(k for k in range(1, min(len(devices), C) + 1) if C % k == 0)
+    n = _chain_devices(keys.shape[0])
     if n == 1:
         return jax.lax.map(lambda a: one_chain(*a), (keys, starts))
     mesh = Mesh(np.array(devices[:n]), ("chain",))
@@ -747,8 +752,8 @@ def _run_joint(spec, x, y, mask, reference, rng_key, settings, prior_samples):
     devices = jax.local_devices()
     if settings.chain_method is None:
         # chains over the local devices when there are several (host devices on a CPU)
-        usable = max(k for k in range(1, min(len(devices), settings.num_chains) + 1) if settings.num_chains % k == 0)
-        settings = dataclasses.replace(settings, chain_method="parallel" if usable > 1 else settings.resolved_chain_method())
+        parallel = _chain_devices(settings.num_chains) > 1
+        settings = dataclasses.replace(settings, chain_method="parallel" if parallel else settings.resolved_chain_method())
     cache_key = ("joint", spec.structure, size, K, len(devices), settings.compile_key(), int(prior_samples))
     fn = _PROGRAMS.get(cache_key)
     if fn is None:

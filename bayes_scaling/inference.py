@@ -526,8 +526,8 @@ def fit_many(
     prior_samples : int, default 0
         Prior draws per set (0: no ``prior`` groups, the usual choice for many fits).
     method : {"nuts", "laplace"}, default "nuts"
-    chain_method : {"sequential", "vectorized", "parallel"} or None
-        How the chains run inside the vectorised program.
+    chain_method : {"sequential", "vectorized"} or None
+        How the chains of one set run inside the vectorised program.
     batching : {"vmap", "joint"}, default "vmap"
         How the NUTS runs of the sets are combined (``method="nuts"`` only).
 
@@ -538,8 +538,8 @@ def fit_many(
           are still draws of its own posterior, but the sets share one step size and one
           trajectory: a hard set slows (and protects) all of them. Measured on a 2-core CPU
           (``benchmarks/RESULTS.md``): about 2x faster than ``"vmap"`` for 10 small curves,
-          about as fast for 100, and 3x slower (with no divergences where ``"vmap"`` had 38) on the 15
-          settings of ``porian-discrepancies``.
+          about as fast for 100, and 3x slower (with no divergences where ``"vmap"`` had 38)
+          on the 15 settings of ``porian-discrepancies``.
 
     Returns
     -------
