@@ -14,6 +14,8 @@ import time
 import warnings
 from pathlib import Path
 
+from bayes_scaling._files import atomic_path
+
 __all__ = ["main", "build_parser"]
 
 EXIT_BAD_INPUT = 2
@@ -25,20 +27,11 @@ def _configure_jax(num_chains: int = 4) -> None:
     if "xla_force_host_platform_device_count" not in flags:
         count = max(num_chains, os.cpu_count() or 1)
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
-    import jax
+    from bayes_scaling import _jaxcache
 
     cache = os.environ.get("BAYES_SCALING_JAX_CACHE")
-    if cache is None:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        cache = os.path.join(base, "bayes-scaling", "jax")
-    if cache:
-        try:
-            os.makedirs(cache, exist_ok=True)
-            jax.config.update("jax_compilation_cache_dir", cache)
-            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-            jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-        except (OSError, AttributeError):
-            pass  # a read-only home: compile every time
+    if cache != "":  # an empty value switches the cache off
+        _jaxcache.enable(cache)
 
 
 def _say(msg: str) -> None:
@@ -76,12 +69,30 @@ def _read_data(args):
     df = _data.read_table(args.data)
     if getattr(args, "query", None):
         try:
-            df = df.query(args.query)
-        except Exception as exc:  # noqa: BLE001 - pandas raises many kinds for a bad expression
-            raise ValueError(f"--query {args.query!r} could not be applied: {exc}") from None
-        if df.empty:
-            raise ValueError(f"--query {args.query!r} selects no rows")
+            df = _data.select_rows(df, args.query)
+        except _data.DataError as exc:
+            raise ValueError(f"--query: {exc}") from None
     return df
+
+
+def _seed(text: str) -> int:
+    """--seed: an integer in JAX's key range."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer; got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 2**63 - 1; got {text}")
+    return value
+
+
+def _check_out(args, *inputs) -> None:
+    """Refuse an unusable --out before any work: an input file, a directory, an existing file without --force."""
+    from bayes_scaling._files import check_output
+
+    out = getattr(args, "out", None)
+    if out:
+        check_output(out, inputs=[i for i in inputs if i], force=getattr(args, "force", False))
 
 
 def _fit_kwargs(args) -> dict:
@@ -105,8 +116,9 @@ def _add_fit_options(p: argparse.ArgumentParser, *, law_default: str | None = "c
     p.add_argument("--map", help="rename columns to canonical names, e.g. params=N,val_loss=loss")
     p.add_argument("--derive-tokens", action="store_true", help="compute D = C / (k N) when D is missing")
     p.add_argument("--flops-per-token", type=float, default=6.0, help="k in C = k N D (default 6)")
-    p.add_argument("--query", help="pandas query selecting rows, e.g. \"dataset == 'rw'\"")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--query", help="rows to keep: comparisons of columns with values, e.g. \"dataset == 'rw' and N >= 1e8\" "
+                   "(and, or, not, ==, <, in [...]; no function calls or @ names)")
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--warmup", type=int, default=500)
     p.add_argument("--samples", type=int, default=1000)
@@ -162,6 +174,7 @@ def _run_fit(df, args, label: str):
 def cmd_fit(args) -> int:
     from bayes_scaling import inference
 
+    _check_out(args, args.data)
     df = _read_data(args)
     groups = _run_fit(df, args, str(args.data))
     path = inference.save_fit(groups, args.out)
@@ -196,6 +209,7 @@ def _print_summary(idata, table) -> None:
 def cmd_demo(args) -> int:
     from bayes_scaling import datasets, inference
 
+    _check_out(args)
     df = datasets.load_dataset("demo")
     args.law = "chinchilla"
     for name, value in dict(group=None, pool=None, priors=None, likelihood="student_t", map=None,
@@ -228,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="CSV file or dataset name (see bayes_scaling.datasets.list_datasets)")
     _add_fit_options(p)
     p.add_argument("--out", required=True, help="output netCDF file (InferenceData)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists (never an input file)")
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("summary", help="posterior table: mean, sd, 5/50/95%% quantiles, R-hat, ESS")
@@ -236,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("demo", help="fit the Chinchilla law to the embedded demo data (offline) and print the summary")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--warmup", type=int, default=500)
     p.add_argument("--samples", type=int, default=1000)
@@ -245,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "and at 0.9 a few transitions diverge)")
     p.add_argument("--progress", action="store_true", default=None)
     p.add_argument("--out", help="also save the fit as netCDF")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists (never an input file)")
     p.set_defaults(func=cmd_demo)
 
     for register in _EXTRA_COMMANDS:
@@ -272,6 +288,11 @@ def cmd_compare(args) -> int:
     if args.law:
         raise ValueError("compare takes --laws (comma-separated, e.g. --laws chinchilla,kaplan,power_law), not --law")
     laws = [s.strip() for s in args.laws.split(",") if s.strip()]
+    if args.save:
+        from bayes_scaling._files import check_output
+
+        for law in laws:
+            check_output(Path(args.save) / (law.replace(":", "_") + ".nc"), inputs=[args.data], force=args.force, option="--save")
     df = _read_data(args)
     kwargs = _fit_kwargs(args)
     priors = _parse_mapping(kwargs.pop("priors"), "--priors (law=prior_set,...)") or None
@@ -407,6 +428,7 @@ def _register_compare(sub) -> None:
     p.add_argument("--split", help="leave-future-out training side instead of --holdout, e.g. 'C<=1e21'")
     p.add_argument("--no-future", action="store_true", help="skip leave-future-out (PSIS-LOO only; half the fits)")
     p.add_argument("--save", help="directory to write each law's fit as <law>.nc")
+    p.add_argument("--force", action="store_true", help="replace existing files in --save")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_compare)
 
@@ -435,6 +457,7 @@ _EXTRA_COMMANDS.append(_register_compare)
 def cmd_report(args) -> int:
     from bayes_scaling import report as _report
 
+    _check_out(args, args.fit, args.data, args.backtest)
     _say(f"building the {args.format} report of {args.fit}")
     t0 = time.perf_counter()
     risks = [s.strip() for s in args.risk.split(",") if s.strip()]
@@ -466,6 +489,7 @@ def cmd_plot(args) -> int:
     from bayes_scaling import inference
     from bayes_scaling import plots as _plots
 
+    _check_out(args, args.fit, args.data)
     fit = inference.load_fit(args.fit)
     disc = _report_discrepancy(args.discrepancy)
     kinds = {
@@ -479,8 +503,8 @@ def cmd_plot(args) -> int:
     }
     fig = kinds[args.kind]()
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=args.dpi)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=args.dpi, format=out.suffix.lstrip(".") or None)
     _say(f"wrote {out}")
     return 0
 
@@ -496,8 +520,9 @@ def _register_report(sub) -> None:
                    help="extrapolation discrepancy of the fan: recorded (the fit's own, else none; default), "
                         "auto (calibrate by leave-future-out: several refits), off, or a fixed tau")
     p.add_argument("--format", choices=["html", "md"], default="html", help="html (one self-contained file) or md (Markdown with PNGs in <stem>_files/)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--out", required=True, help="output file")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists (never an input file)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("plot", help="one figure of a fit as PNG/SVG/PDF (default: the extrapolation fan chart)")
@@ -510,6 +535,7 @@ def _register_report(sub) -> None:
                    help="extrapolation discrepancy of the fan: recorded (default), auto, off, or a fixed tau")
     p.add_argument("--dpi", type=int, default=120)
     p.add_argument("--out", required=True, help="output image; the format follows the suffix (.png, .svg, .pdf)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists (never an input file)")
     p.set_defaults(func=cmd_plot)
 
 
@@ -517,6 +543,17 @@ _EXTRA_COMMANDS.append(_register_report)
 
 
 # --------------------------------------------------------------------------- prediction and backtest
+
+
+def _parse_quantiles(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(q) for q in text.split(","))
+    except ValueError:
+        raise ValueError(f"--quantiles must be comma-separated probabilities, e.g. 0.05,0.5,0.95; got {text!r}") from None
+    bad = [q for q in values if not 0 < q < 1]
+    if bad:
+        raise ValueError(f"--quantiles must lie strictly between 0 and 1; got {bad[0]:g}")
+    return values
 
 
 def _parse_discrepancy(text: str):
@@ -536,11 +573,12 @@ def cmd_predict(args) -> int:
     from bayes_scaling import data as _data
     from bayes_scaling import inference, predict
 
+    _check_out(args, args.fit, args.points)
+    quantiles = _parse_quantiles(args.quantiles)
     idata = inference.load_fit(args.fit)
     points = _data.read_table(args.points)
     if points.empty:
         raise ValueError(f"points file {args.points!r} has no rows")
-    quantiles = tuple(float(q) for q in args.quantiles.split(","))
     ds = predict.predict(idata, points, group=args.group, discrepancy=_parse_discrepancy(args.discrepancy),
                          quantiles=quantiles, seed=args.seed)
     out = points.reset_index(drop=True).copy()
@@ -552,8 +590,8 @@ def cmd_predict(args) -> int:
             out[f"{kind}_q{round(q * 100):02d}"] = ds[f"{kind}_quantiles"].sel(quantile=q).values
     if "distance" in ds:
         out["distance"] = ds["distance"].values
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    out.to_csv(args.out, index=False)
+    with atomic_path(args.out) as tmp:
+        out.to_csv(tmp, index=False)
     _say(f"wrote {len(out)} predictions to {args.out}")
     with pd.option_context("display.width", 160, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
         print(out.to_string(index=False))
@@ -563,6 +601,7 @@ def cmd_predict(args) -> int:
 def cmd_backtest(args) -> int:
     from bayes_scaling import backtest
 
+    _check_out(args, args.data)
     df = _read_data(args)
     kwargs = _fit_kwargs(args)
     _say(f"backtest of {args.law} on {args.data}: training side {args.train}")
@@ -571,8 +610,8 @@ def cmd_backtest(args) -> int:
         num_chains=args.chains, num_warmup=args.warmup, num_samples=args.samples,
         target_accept_prob=args.target_accept, seed=args.seed, method=args.method, **kwargs,
     )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2, default=float))
+    with atomic_path(args.out) as tmp:
+        Path(tmp).write_text(json.dumps(report, indent=2, default=float))
     nb = report.get("new_run", report)
     base = report.get("baseline", {})
     keys = [k for k in ("coverage_50", "coverage_80", "coverage_90", "coverage_95", "mean_width_rel", "crps", "log_pred_density", "median_are", "max_are") if k in nb]
@@ -592,8 +631,9 @@ def _register_predict(sub) -> None:
     p.add_argument("--group", help="group label of a hierarchical fit, or 'new'")
     p.add_argument("--quantiles", default="0.05,0.5,0.95")
     p.add_argument("--discrepancy", default="auto", help="extrapolation discrepancy: auto (calibrated), off, or a fixed tau")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--out", required=True, help="output CSV")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists (never an input file)")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("backtest", help="fit on one side of a split, score predictions of the other; point-fit baseline beside it")
@@ -602,6 +642,7 @@ def _register_predict(sub) -> None:
     p.add_argument("--train", required=True, help="training side: 'C<=1e21' (C, N or D with <, <=, >, >=) or a boolean column")
     p.add_argument("--discrepancy", default="auto", help="extrapolation discrepancy: auto (calibrated), off, or a fixed tau")
     p.add_argument("--out", required=True, help="output JSON report")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists (never an input file)")
     p.set_defaults(func=cmd_backtest)
 
 
@@ -631,6 +672,11 @@ def cmd_allocate(args) -> int:
         unique_tokens=args.unique_tokens, repetition=args.repetition, group=args.group,
         num_candidates=args.candidates, seed=args.seed,
     )
+    n_range = _parse_floats(args.n_range, "--n-range")
+    if n_range is not None:
+        if len(n_range) != 2:
+            raise ValueError(f"--n-range must be low,high parameters; got {args.n_range!r}")
+        kwargs["n_range"] = tuple(n_range)
     if args.inference_tokens is not None:
         kwargs["inference_tokens"] = args.inference_tokens
         kwargs["dollars_per_flop"] = args.dollars_per_flop
@@ -655,9 +701,13 @@ def cmd_target(args) -> int:
     from bayes_scaling import decide, inference
 
     idata = inference.load_fit(args.fit)
+    bounds = _parse_floats(args.compute_bounds, "--compute-bounds")
+    if bounds is not None and len(bounds) != 2:
+        raise ValueError(f"--compute-bounds must be low,high FLOPs; got {args.compute_bounds!r}")
+    extra = {"compute_bounds": tuple(bounds)} if bounds else {}
     result = decide.compute_for_target(
         idata, args.loss, prob=args.prob, flops_per_token=args.flops_per_token, max_n=args.max_n,
-        group=args.group, seed=args.seed,
+        group=args.group, seed=args.seed, **extra,
     )
     out = result.to_dict()
     lines = [
@@ -698,7 +748,8 @@ def _register_decide(sub) -> None:
     p.add_argument("--flops-per-token", type=float, default=6.0)
     p.add_argument("--group", help="group of a hierarchical fit, or 'new'")
     p.add_argument("--candidates", type=int, default=512, help="candidate sizes on the iso-compute line")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-range", help="low,high parameters searched (default: from the draws' optima)")
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--json", action="store_true", help="JSON with keys N, D, tokens_per_param, loss_quantiles, n_opt_interval, regret, ...")
     p.set_defaults(func=cmd_allocate)
 
@@ -709,7 +760,8 @@ def _register_decide(sub) -> None:
     p.add_argument("--max-n", type=float)
     p.add_argument("--flops-per-token", type=float, default=6.0)
     p.add_argument("--group")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--compute-bounds", help="low,high FLOPs searched (default 1e6,1e40)")
+    p.add_argument("--seed", type=_seed, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_target)
 
@@ -726,25 +778,82 @@ def _register_decide(sub) -> None:
 _EXTRA_COMMANDS.append(_register_decide)
 
 
+def _exit_on_signals():
+    """Make Ctrl-C and SIGTERM end the process within moments, at any point, leaving no partial file.
+
+    Python runs its own signal handlers only between bytecodes, so a signal that arrives during
+    XLA compilation or sampling would wait for it to finish. The C-level handler writes the
+    signal number to a pipe instead, and a watcher thread removes unfinished output files and
+    exits with 128 + the signal number (130 for Ctrl-C, 143 for SIGTERM). Returns a function
+    that restores the previous handlers.
+    """
+    import signal
+    import threading
+
+    from bayes_scaling._files import remove_pending
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(write_fd, False)
+    previous = {sig: signal.signal(sig, lambda *_: None) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous_fd = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+
+    def watch():
+        try:
+            data = os.read(read_fd, 1)
+        except OSError:
+            return
+        if data:
+            remove_pending()
+            _say("interrupted")
+            os._exit(128 + data[0])
+
+    threading.Thread(target=watch, daemon=True, name="bayes-scaling-signals").start()
+
+    def restore():
+        signal.set_wakeup_fd(previous_fd)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        os.close(write_fd)
+
+    return restore
+
+
 def main(argv: list[str] | None = None) -> int:
+    restore = _exit_on_signals()
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # the reader went away (`... | head`): stop quietly, as other command-line tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    finally:
+        restore()
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    _configure_jax(getattr(args, "chains", 4) or 4)
+    if getattr(args, "needs_jax", True):
+        _configure_jax(getattr(args, "chains", 4) or 4)
     warnings.showwarning = _show_warning
     warnings.filterwarnings("ignore", category=FutureWarning)
     from bayes_scaling.data import DataError
 
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        raise
     except (DataError, ValueError, KeyError, TypeError, OSError) as exc:
         if args.debug:
             raise
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+            msg = f"{exc.filename}: {exc.strerror}"
         _say(f"error: {msg}")
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        _say("interrupted")
-        return 130
 
 
 if __name__ == "__main__":

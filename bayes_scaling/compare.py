@@ -73,22 +73,6 @@ _SUFFIX = "; see bayes_scaling.compare.DERIVED_QUANTITIES"
 # =========================================================================== data for comparisons
 
 
-def _rename(df: pd.DataFrame, columns: Mapping[str, str] | None) -> pd.DataFrame:
-    if not columns:
-        return df
-    absent = [k for k in columns if k not in df.columns]
-    if absent:
-        raise _data.DataError(
-            f"column mapping names {absent}, which the data does not have; found columns: {list(df.columns)}"
-        )
-    bad = [v for v in columns.values() if v not in _data.CANONICAL_COLUMNS]
-    if bad:
-        raise _data.DataError(
-            f"column mapping targets {bad}; canonical names are {', '.join(_data.CANONICAL_COLUMNS)}"
-        )
-    return df.rename(columns=dict(columns))
-
-
 def _law_pooling(spec: LawSpec, pooling, grouped: bool):
     """The part of a comparison-wide pooling request that applies to one law."""
     if not grouped or pooling is None or isinstance(pooling, str):
@@ -109,7 +93,7 @@ def _common_frame(
 ) -> tuple[pd.DataFrame, list[str]]:
     """One validated frame with every column any of the laws reads (same rows for all)."""
     notes: list[str] = []
-    df = _rename(_data.read_table(data), columns)
+    df = _data.rename_columns(_data.read_table(data), columns)
     names = {c for s in specs for c in s.covariates}
     if derive_tokens and "D" not in df.columns and {"C", "N"} <= set(df.columns):
         df["D"] = _data._numeric(df, "C") / (flops_per_token * _data._numeric(df, "N"))
@@ -135,6 +119,12 @@ def _common_frame(
         for col in f.columns:
             if col not in out.columns:
                 out[col] = f[col]
+    for col in ("C", "N", "D"):  # sizes no law reads still define leave-future-out splits
+        if col in df.columns and col not in out.columns:
+            try:
+                out[col] = _data._checked_column(df.loc[out.index], col)
+            except _data.DataError:
+                pass  # unusable values: a split on this column reports it as absent
     return out, notes
 
 

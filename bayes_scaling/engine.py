@@ -45,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from bayes_scaling import _jaxcache
 from bayes_scaling.laplace import find_map, whitening
 from bayes_scaling.models import ModelSpec, build_model
 
@@ -534,13 +535,7 @@ def cache_from_environment() -> str | None:
     """
     path = os.environ.get("BAYES_SCALING_JAX_CACHE")
     if path and not jax.config.jax_compilation_cache_dir:
-        try:
-            os.makedirs(path, exist_ok=True)
-        except OSError:
-            return None
-        jax.config.update("jax_compilation_cache_dir", path)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        return _jaxcache.enable(path)
     return jax.config.jax_compilation_cache_dir
 
 

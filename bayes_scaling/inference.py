@@ -13,9 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from bayes_scaling import __version__
+from bayes_scaling._files import atomic_path
 from bayes_scaling import data as _data
 from bayes_scaling import engine as _engine
 from bayes_scaling.engine import METHODS, TRACE_COUNTS, SamplerSettings  # noqa: F401 (TRACE_COUNTS re-exported)
@@ -154,11 +153,22 @@ def sample(
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
     spec = inputs.spec
+    _warn_few_runs(inputs)
     out = _engine.run_fit(
         spec, inputs.x, inputs.y, inputs.group_index, rng_key, settings,
         prior_samples=prior_samples, method=method, pad_to=pad_to,
     )
     return _groups_from_run(inputs, out, method)
+
+
+def _warn_few_runs(inputs: FitInputs) -> None:
+    n_params = len(inputs.spec.law.param_names)
+    if inputs.num_points < n_params:
+        warnings.warn(
+            f"{inputs.num_points} run{'s' if inputs.num_points != 1 else ''} for a law with {n_params} parameters: "
+            "the fit will mostly repeat the priors; add runs or choose a law with fewer parameters",
+            UserWarning, stacklevel=4,
+        )
 
 
 def _groups_from_run(inputs: FitInputs, out: Mapping[str, Any], method: str) -> dict[str, xr.Dataset]:
@@ -185,7 +195,34 @@ def _groups_from_run(inputs: FitInputs, out: Mapping[str, Any], method: str) -> 
         )
     if method == "nuts":
         _warn_diagnostics(groups["posterior"], groups["sample_stats"], spec)
+    if "prior" in groups:
+        _warn_prior_dominated(groups["posterior"], groups["prior"], spec)
     return groups
+
+
+PRIOR_DOMINATED_RATIO = 0.9
+
+
+def _spread(values: np.ndarray) -> float:
+    """Standard deviation, on the log scale for positive quantities (scale-free)."""
+    values = values[np.isfinite(values)]
+    if values.size < 2:
+        return float("nan")
+    return float(np.std(np.log(values)) if (values > 0).all() else np.std(values))
+
+
+def _warn_prior_dominated(posterior: xr.Dataset, prior: xr.Dataset, spec: ModelSpec) -> None:
+    """Warn when the data barely moved the law's parameters: posterior spread close to the prior's."""
+    names = [n for n in spec.law.param_names if n in posterior and n in prior]
+    ratios = {n: _spread(posterior[n].values.ravel()) / _spread(prior[n].values.ravel()) for n in names}
+    flat = [n for n, r in ratios.items() if np.isfinite(r) and r >= PRIOR_DOMINATED_RATIO]
+    if names and len(flat) * 2 >= len(names):
+        listed = ", ".join(f"{n} ({ratios[n]:.2f})" for n in flat)
+        warnings.warn(
+            f"the posterior is close to the prior for {listed} (posterior/prior spread): the data say "
+            "little about them. Check the data's units and columns, add runs, or use informative priors.",
+            RuntimeWarning, stacklevel=3,
+        )
 
 
 def _coords(inputs: FitInputs, nc: int, nd: int) -> dict[str, Any]:
@@ -591,10 +628,20 @@ def fit_many(
 def fit_spec(idata) -> dict[str, Any]:
     """The decoded ``posterior.attrs`` of a fit: law spec, priors, pooling, groups, reference."""
     attrs = dict(idata.posterior.attrs)
+    missing = [k for k in ("law", "priors") if k not in attrs]
+    if missing:
+        raise ValueError(
+            f"the fit's posterior has no {' or '.join(repr(m) for m in missing)} attribute; "
+            "it was not written by bayes-scaling fit, or its attributes were removed"
+        )
     law = get_law(attrs["law"])
+    try:
+        priors = PriorSet.from_dict(json.loads(attrs["priors"]))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise ValueError(f"the fit's 'priors' attribute cannot be read: {exc}") from None
     return {
         "law": law,
-        "priors": PriorSet.from_dict(json.loads(attrs["priors"])),
+        "priors": priors,
         "pooling": json.loads(attrs.get("pooling", "{}")),
         "groups": json.loads(attrs.get("groups", "[]")),
         "reference": json.loads(attrs.get("reference", "{}")),
@@ -619,23 +666,19 @@ def _netcdf_engine() -> str:
 
 
 def save_fit(fit_or_groups, path: str | Path) -> Path:
-    """Write a fit to netCDF atomically (a temporary file renamed on success; never pickle)."""
+    """Write a fit to netCDF atomically (a temporary file renamed on success; never pickle).
+
+    An existing file at ``path`` is replaced only once the new one is complete; the file gets
+    the permissions of an ordinary new file (the user's umask).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     groups = fit_or_groups if isinstance(fit_or_groups, Mapping) else {g: fit_or_groups[g] for g in fit_or_groups.groups()}
-    fd, tmp = tempfile.mkstemp(prefix=".bayes-scaling-", suffix=".nc", dir=path.parent)
-    os.close(fd)
     engine = _netcdf_engine()
-    try:
+    with atomic_path(path, suffix=".nc") as tmp:
         mode = "w"
         for name, ds in groups.items():
             ds.to_netcdf(tmp, mode=mode, group=name, engine=engine)
             mode = "a"
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 
