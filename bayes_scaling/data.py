@@ -419,7 +419,12 @@ def select_rows(df: pd.DataFrame, query: str) -> pd.DataFrame:
         tree = ast.parse(text, mode="eval")
     except SyntaxError:
         raise DataError(f"query {query!r} is not a valid expression; {_QUERY_HELP}") from None
-    mask = _QueryEval(df, names, query).visit(tree.body)
+    try:
+        mask = _QueryEval(df, names, query).visit(tree.body)
+    except (ArithmeticError, TypeError, ValueError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(f"query {query!r} cannot be evaluated: {exc}") from None
     if not isinstance(mask, pd.Series) or not pd.api.types.is_bool_dtype(mask.dtype):
         raise DataError(f"query {query!r} does not give True/False per row; {_QUERY_HELP}")
     selected = df[mask.to_numpy()]
@@ -444,8 +449,10 @@ class _QueryEval(ast.NodeVisitor):
         raise DataError(f"query {self.query!r} names {name!r}, which is not a column; found columns: {', '.join(map(str, self.df.columns))}")
 
     def visit_Constant(self, node: ast.Constant):
-        if isinstance(node.value, (bool, int, float, str)):
+        if isinstance(node.value, (bool, str)):
             return node.value
+        if isinstance(node.value, (int, float)):
+            return float(node.value)  # no unbounded integer arithmetic
         return self.generic_visit(node)
 
     def visit_List(self, node: ast.List | ast.Tuple):
@@ -478,7 +485,10 @@ class _QueryEval(ast.NodeVisitor):
         op = _ARITH.get(type(node.op))
         if op is None:
             return self.generic_visit(node)
-        return op(self.visit(node.left), self.visit(node.right))
+        left, right = self.visit(node.left), self.visit(node.right)
+        if isinstance(left, str) or isinstance(right, str):
+            raise DataError(f"query {self.query!r}: strings can only be compared, not combined with arithmetic")
+        return op(left, right)
 
     def visit_Compare(self, node: ast.Compare):
         left, result = self.visit(node.left), None
