@@ -834,9 +834,9 @@ class Allocation:
         True when the choice sits on an end of the candidate range that is not a constraint
         (a warning was issued).
     target_unreachable : bool
-        With ``prob_below(target)``: True when no draw reaches the target at any candidate (the
-        best probability is below ``1/S``), so the choice is only the lowest expected loss
-        (a ``RuntimeWarning`` was issued).
+        With ``prob_below(target)``: True when the best probability over the candidates is
+        below 1%, so the target is out of reach and the choice says little (a
+        ``RuntimeWarning`` was issued).
     """
 
     compute: float
@@ -967,14 +967,16 @@ def _allocate_prepared(
     risk_value = float(out["curve"][idx])
     size = int(np.asarray(out["pred_at"]).size)
     target_unreachable = (
-        isinstance(risk, RiskMeasure) and risk.kind == "prob_below" and risk_value * size < 1.0
+        isinstance(risk, RiskMeasure)
+        and risk.kind == "prob_below"
+        and risk_value < _UNREACHABLE_PROB
     )
     if target_unreachable and warn_boundary:
         warnings.warn(
             f"loss {risk.param:g} is out of reach at compute {compute:.3g} FLOP: the best "
-            f"P(loss <= {risk.param:g}) over the {num} candidates is {risk_value:.3g} (no draw "
-            f"of {size} reaches it); the choice N={n_choice:.3g} is only the lowest expected loss "
-            f"({float(np.asarray(out['mean'])[idx]):.4g}). Raise the compute or the target loss",
+            f"P(loss <= {risk.param:g}) over the {num} candidates is {risk_value:.3g} "
+            f"({round(risk_value * size)} of {size} draws reach it); the choice N={n_choice:.3g} (expected loss "
+            f"{float(np.asarray(out['mean'])[idx]):.4g}) says little. Raise the compute or the target loss",
             RuntimeWarning,
             stacklevel=3,
         )
@@ -1042,6 +1044,8 @@ class _Prepared:
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: Below this best probability, prob_below's target counts as out of reach.
+_UNREACHABLE_PROB = 0.01
 
 
 def _check_kernel_range(spec: LawSpec, draws: Mapping[str, np.ndarray], group: Any) -> None:
@@ -1183,7 +1187,7 @@ def allocate(
         When the choice is at an end of the candidate range that is not a constraint, or when
         ``predictive=True`` but the draws have no ``sigma``.
     RuntimeWarning
-        With ``prob_below(target)`` when no draw reaches the target at any candidate
+        With ``prob_below(target)`` when the best probability over the candidates is below 1%
         (``target_unreachable``).
 
     Notes
