@@ -474,6 +474,15 @@ def _infer_law_name(draws: Mapping[str, np.ndarray]) -> str:
     )
 
 
+def _check_allocation_law(spec: LawSpec) -> None:
+    covs = set(spec.covariates)
+    if not {"N", "D"} <= covs or not covs <= {"N", "D", "U"}:
+        raise ValueError(
+            f"allocation needs a law over N and D (chinchilla, kaplan, data_constrained); "
+            f"law {spec.name!r} has covariates {list(spec.covariates)}"
+        )
+
+
 def _allocation_spec(
     law: str | LawSpec | None,
     fit_law: str | None,
@@ -482,12 +491,8 @@ def _allocation_spec(
     repetition: str | Mapping[str, float] | None,
 ) -> tuple[LawSpec, dict[str, np.ndarray]]:
     spec = get_law(law if law is not None else (fit_law or _infer_law_name(draws)))
+    _check_allocation_law(spec)
     covs = set(spec.covariates)
-    if not {"N", "D"} <= covs or not covs <= {"N", "D", "U"}:
-        raise ValueError(
-            f"allocation needs a law over N and D (chinchilla, kaplan, data_constrained); "
-            f"law {spec.name!r} has covariates {list(spec.covariates)}"
-        )
     if repetition is not None and unique_tokens is None:
         raise ValueError("repetition= only applies with unique_tokens=; pass unique_tokens")
     if unique_tokens is not None and "U" not in covs:
@@ -554,9 +559,12 @@ def _log_noise(
 ) -> np.ndarray:
     """Per-draw residual ``sigma * eps`` on the log scale (shared by all candidates).
 
-    ``eps`` is standard normal, or Student-t with the draw's ``nu`` when the draws carry one
-    (``nu = inf`` is normal). Sampled with NumPy from a generator seeded by ``key``: JAX's
-    Student-t sampler takes seconds to compile, which every command-line call would pay.
+    ``eps`` is standard normal, also for a Student-t fit: the Student-t's heavy tails model
+    outlying records, and under them a new run's loss ``L exp(sigma t)`` has no finite mean for
+    any ``nu`` (``E[exp(sigma t)]`` diverges), so ``expected`` and ``cvar`` would be infinite
+    at every candidate and a finite sample would pick the model size of whichever draw got the
+    largest noise (with ``nu`` near 1, one draw in a thousand can reach a loss of ``1e15``).
+    Sampled with NumPy from a generator seeded by ``key``.
     """
     if not predictive:
         return np.zeros(size, dtype=np.float32)
@@ -570,14 +578,7 @@ def _log_noise(
         raise ValueError("draws['sigma'] must be >= 0 (the residual sd of the log loss)")
     if "nu" in draws and np.any(draws["nu"] <= 0):
         raise ValueError("draws['nu'] must be > 0 (Student-t degrees of freedom)")
-    rng = _numpy_rng(key)
-    eps = rng.standard_normal(size)
-    if "nu" in draws:
-        nu = draws["nu"]
-        finite = np.isfinite(nu)
-        if finite.any():
-            chi2 = rng.chisquare(np.where(finite, nu, 1.0))
-            eps = np.where(finite, eps * np.sqrt(np.where(finite, nu, 1.0) / chi2), eps)
+    eps = _numpy_rng(key).standard_normal(size)
     return (eps * draws["sigma"]).astype(np.float32)
 
 
@@ -713,10 +714,22 @@ def _pred_kernel(fn, params, x, log_noise):
 def _risk_curve(risk: Any, pred: np.ndarray) -> np.ndarray:
     """Risk over draws for each candidate row of ``pred`` (K, S)."""
     if isinstance(risk, RiskMeasure):
-        return np.asarray(risk.reduce_numpy(pred, axis=-1), dtype=float)
-    curve = np.array([float(risk(row)) for row in pred])
+        curve = np.asarray(risk.reduce_numpy(pred, axis=-1), dtype=float)
+    else:
+        curve = np.array([float(risk(row)) for row in pred])
     if not np.all(np.isfinite(curve)):
-        raise ValueError(f"risk {_risk_name(risk)!r} returned non-finite values")
+        bad = ~np.all(np.isfinite(pred), axis=0)
+        raise ValueError(
+            f"risk {_risk_name(risk)!r} is not finite at {int((~np.isfinite(curve)).sum())} of "
+            f"{curve.size} candidates"
+            + (
+                f": {int(bad.sum())} of {bad.size} draws give a non-finite loss there (beyond "
+                "the float32 range); their parameters are extreme (e.g. a new group drawn from "
+                "a wide population)"
+                if bad.any()
+                else ""
+            )
+        )
     return curve
 
 
@@ -820,6 +833,10 @@ class Allocation:
     at_boundary : bool
         True when the choice sits on an end of the candidate range that is not a constraint
         (a warning was issued).
+    target_unreachable : bool
+        With ``prob_below(target)``: True when the best probability over the candidates is
+        below 1%, so the target is out of reach and the choice says little (a
+        ``RuntimeWarning`` was issued).
     """
 
     compute: float
@@ -844,6 +861,7 @@ class Allocation:
     inference_flops: float
     dollars: float | None = None
     at_boundary: bool = False
+    target_unreachable: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary.
@@ -852,7 +870,7 @@ class Allocation:
         ``loss_mean``, ``loss_quantiles`` (level string -> loss), ``n_opt_median``,
         ``n_opt_interval`` ([low, high]), ``d_opt_interval``, ``interval_prob``, ``regret``,
         ``law``, ``flops_per_token``, ``constraints``, ``training_flops``, ``inference_flops``,
-        ``dollars`` (null unless priced), ``at_boundary``.
+        ``dollars`` (null unless priced), ``at_boundary``, ``target_unreachable``.
         """
         return {
             "N": float(self.N),
@@ -878,6 +896,7 @@ class Allocation:
             "inference_flops": float(self.inference_flops),
             "dollars": None if self.dollars is None else float(self.dollars),
             "at_boundary": bool(self.at_boundary),
+            "target_unreachable": bool(self.target_unreachable),
         }
 
 
@@ -942,7 +961,23 @@ def _allocate_prepared(
         warnings.warn(
             f"the chosen N={n_choice:.3g} is at the {'lower' if at_lower else 'upper'} end of the "
             f"candidate range [{math.exp(log_n[0]):.3g}, {math.exp(log_n[-1]):.3g}]; the optimum "
-            "may lie outside it: pass a wider n_range",
+            "may lie outside it: widen the candidate range (n_range=(low, high) in Python)",
+            stacklevel=3,
+        )
+    risk_value = float(out["curve"][idx])
+    size = int(np.asarray(out["pred_at"]).size)
+    target_unreachable = (
+        isinstance(risk, RiskMeasure)
+        and risk.kind == "prob_below"
+        and risk_value < _UNREACHABLE_PROB
+    )
+    if target_unreachable and warn_boundary:
+        warnings.warn(
+            f"loss {risk.param:g} is out of reach at compute {compute:.3g} FLOP: the best "
+            f"P(loss <= {risk.param:g}) over the {num} candidates is {risk_value:.3g} "
+            f"({round(risk_value * size)} of {size} draws reach it); the choice N={n_choice:.3g} (expected loss "
+            f"{float(np.asarray(out['mean'])[idx]):.4g}) says little. Raise the compute or the target loss",
+            RuntimeWarning,
             stacklevel=3,
         )
     curve = xr.DataArray(
@@ -979,7 +1014,7 @@ def _allocate_prepared(
         D=d_choice,
         tokens_per_param=d_choice / n_choice,
         risk=_risk_name(risk),
-        risk_value=float(out["curve"][idx]),
+        risk_value=risk_value,
         loss_mean=float(pred_at.mean()),
         loss_quantiles=_quantile_dict(pred_at),
         n_opt_draws=n_opt,
@@ -996,6 +1031,7 @@ def _allocate_prepared(
         inference_flops=inference,
         dollars=dollars,
         at_boundary=at_boundary,
+        target_unreachable=target_unreachable,
     )
 
 
@@ -1007,9 +1043,39 @@ class _Prepared:
     log_noise: np.ndarray
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+#: Below this best probability, prob_below's target counts as out of reach.
+_UNREACHABLE_PROB = 0.01
+
+
+def _check_kernel_range(spec: LawSpec, draws: Mapping[str, np.ndarray], group: Any) -> None:
+    """Refuse parameter draws that overflow float32, the precision of the allocation kernels."""
+    for name in spec.param_names:
+        big = np.abs(draws[name]) > _FLOAT32_MAX
+        if big.any():
+            hint = (
+                "group='new' draws them from the fitted population, which is this wide when few "
+                "groups inform it: choose one of the fit's groups, or refit with more groups or a "
+                "tighter prior on the population sd"
+                if group == "new"
+                else "the fit is broken: check its diagnostics and priors, and refit"
+            )
+            raise ValueError(
+                f"{int(big.sum())} of {big.size} draws of {name!r} exceed the float32 range of "
+                f"the allocation ({_FLOAT32_MAX:.3g}; largest {float(np.abs(draws[name]).max()):.3g}"
+                f"); {hint}"
+            )
+
+
 def _prepare(draws_or_fit, law, unique_tokens, repetition, predictive, group, rng_key, seed):
+    if hasattr(draws_or_fit, "posterior") and law is None:
+        # the law first: a fit of a law with no allocation fails on that, not on its groups
+        fit_law = draws_or_fit.posterior.attrs.get("law")
+        if fit_law is not None:
+            _check_allocation_law(get_law(fit_law))
     draws, fit_law = _coerce_draws(draws_or_fit, group)
     spec, draws = _allocation_spec(law, fit_law, draws, unique_tokens, repetition)
+    _check_kernel_range(spec, draws, group)
     size = next(iter(draws.values())).size
     key = _rng_key(rng_key, seed)
     log_noise = _log_noise(draws, bool(predictive), key, size)
@@ -1087,9 +1153,11 @@ def allocate(
         widened by a factor 4 each way (tokens per parameter 1e-2..1e4 for laws without one),
         clipped to the constraints.
     predictive : bool, default True
-        Add the residual noise ``exp(sigma * eps)`` (Student-t if ``nu`` is in the draws) to each
-        draw's loss. One ``eps`` per draw is shared by all candidates (common random numbers),
-        so the risk curve is smooth and each candidate sees the correct predictive distribution.
+        Add the residual noise ``exp(sigma * eps)``, ``eps`` standard normal, to each draw's
+        loss. One ``eps`` per draw is shared by all candidates (common random numbers), so the
+        risk curve is smooth and each candidate sees the same predictive distribution. A
+        Student-t fit's ``nu`` is not used: its heavy tails model outlying records, and under
+        them the mean and CVaR of the loss are infinite at every candidate.
     interval_prob : float, default 0.9
         Probability of the central credible intervals reported.
     group : optional
@@ -1118,6 +1186,9 @@ def allocate(
     UserWarning
         When the choice is at an end of the candidate range that is not a constraint, or when
         ``predictive=True`` but the draws have no ``sigma``.
+    RuntimeWarning
+        With ``prob_below(target)`` when the best probability over the candidates is below 1%
+        (``target_unreachable``).
 
     Notes
     -----
@@ -1351,14 +1422,15 @@ interval_prob, group, rng_key, seed
         raise ValueError(
             f"target loss {target_loss:g} is reached with probability at most "
             f"{top.risk_value:.3g} (at compute {c_hi:.3g} FLOP), below prob={prob:g}; raise "
-            "target_loss, lower prob or raise compute_bounds"
+            "target_loss, lower prob or raise the upper compute bound (compute_bounds=(low, "
+            "high) in Python)"
         )
     bottom = at(c_lo)
     if bottom.risk_value >= prob:
         raise ValueError(
             f"target loss {target_loss:g} is already reached with probability "
             f"{bottom.risk_value:.3g} at the lower compute bound {c_lo:.3g} FLOP; lower "
-            "compute_bounds[0]"
+            "that bound (compute_bounds=(low, high) in Python)"
         )
     log_lo, log_hi, hi_alloc = math.log(c_lo), math.log(c_hi), top
     while log_hi - log_lo > math.log1p(rtol):

@@ -94,7 +94,9 @@ def _check_group(fit, group: str | None) -> str | None:
 
 def _draws(fit, group: str | None, max_draws: int = _MAX_DRAWS, seed: int = 0) -> dict[str, np.ndarray]:
     """Posterior draws of one group, thinned evenly to at most ``max_draws``."""
-    draws = _inference.posterior_draws(fit, group, seed=seed)
+    from bayes_scaling.predict import _finite_draws
+
+    draws = _finite_draws(fit, group, seed=seed)
     size = draws["sigma"].size
     if size > max_draws:
         keep = np.linspace(0, size - 1, max_draws).round().astype(int)

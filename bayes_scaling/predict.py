@@ -603,6 +603,31 @@ def _validate_points(
     return out, frame.index, labels
 
 
+def _finite_draws(fit, group: str | None = None, *, seed: int = 0) -> dict[str, np.ndarray]:
+    """:func:`~bayes_scaling.inference.posterior_draws`, refusing non-finite values.
+
+    A sampler that failed (or a corrupted file) leaves NaN or infinite draws, which would turn
+    every band into NaN; ``nu = inf`` (a normal likelihood) is the one non-finite value allowed.
+
+    Raises
+    ------
+    ValueError
+        Naming the first parameter with non-finite draws, how many and where.
+    """
+    draws = _inference.posterior_draws(fit, group, seed=seed)
+    for name, values in draws.items():
+        bad = np.isnan(values) | (np.isinf(values) & ((name != "nu") | (values < 0)))
+        if bad.any():
+            where = "" if group is None else f" (group {group!r})"
+            raise ValueError(
+                f"the fit has {int(bad.sum())} non-finite posterior draws of {name!r}{where}, of "
+                f"{values.size} (first at flat draw {int(np.argmax(bad))}): the sampler failed or "
+                "the file is damaged; check its diagnostics and refit (more warmup, tighter "
+                "priors)"
+            )
+    return draws
+
+
 def _log_mu_draws(fit, law: LawSpec, covariates, labels, *, seed: int = 0):
     """(S, P) log law values, sigma (S,), nu (S,) or None; per-point group labels when grouped.
 
@@ -613,7 +638,7 @@ def _log_mu_draws(fit, law: LawSpec, covariates, labels, *, seed: int = 0):
     x = {c: jnp.log(jnp.asarray(np.asarray(covariates[c], dtype=float))) for c in law.covariates}
     n = len(np.asarray(covariates[law.covariates[0]]))
     if labels is None:
-        draws = _inference.posterior_draws(fit, None, seed=seed)
+        draws = _finite_draws(fit, None, seed=seed)
         params = {k: jnp.asarray(draws[k]) for k in law.param_names}
         mu_all = np.asarray(jax.vmap(law.fn, in_axes=(0, None))(params, x), dtype=float)
         return (
@@ -626,7 +651,7 @@ def _log_mu_draws(fit, law: LawSpec, covariates, labels, *, seed: int = 0):
     sigma = nu = None
     for g in pd.unique(keys):
         rows = np.flatnonzero(keys == g)
-        draws = _inference.posterior_draws(fit, g, seed=seed)
+        draws = _finite_draws(fit, g, seed=seed)
         params = {k: jnp.asarray(draws[k]) for k in law.param_names}
         xg = {k: v[rows] for k, v in x.items()}
         m = np.asarray(jax.vmap(law.fn, in_axes=(0, None))(params, xg), dtype=float)
@@ -949,7 +974,7 @@ def predict_frontier(
             f"this fit is hierarchical over groups {info['groups']}: pass group= one of them or 'new'"
         )
     rng = _rng_from(rng_key if rng_key is not None else jax.random.PRNGKey(seed), seed)
-    draws = _inference.posterior_draws(fit, group, seed=int(rng.integers(2**31 - 1)))
+    draws = _finite_draws(fit, group, seed=int(rng.integers(2**31 - 1)))
     params = {k: np.asarray(draws[k], dtype=float) for k in law.param_names}
     log_c6 = np.log(c / flops_per_token)
     log_n_opt = _optimal_log_n(law, params, log_c6)  # (S, K)

@@ -739,6 +739,31 @@ def _check_sections(sections: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(sections)
 
 
+_METADATA = ("law", "priors", "pooling", "groups", "reference")
+
+
+def _check_metadata(fit) -> None:
+    """Refuse a fit whose recorded law, priors, pooling, groups or reference cannot be read.
+
+    Every figure and most tables decode them; without this check the report would come out
+    with its figures replaced by notes (or fail on a bare ``KeyError``).
+    """
+    attrs = fit.posterior.attrs
+    missing = [k for k in ("law", "priors") if k not in attrs]
+    problem = f"missing {', '.join(repr(k) for k in missing)}" if missing else None
+    if problem is None:
+        try:
+            _inference.fit_spec(fit)
+        except (ValueError, KeyError, TypeError) as exc:  # JSONDecodeError is a ValueError
+            problem = f"unreadable ({type(exc).__name__}: {exc})"
+    if problem is not None:
+        raise ValueError(
+            f"the fit's metadata (posterior attributes {', '.join(_METADATA)}) is {problem}: the "
+            "report's figures (fit curves, predictive check, fan chart, frontier, allocation) and "
+            "tables need it; the file is damaged or was not written by `bayes-scaling fit`: refit"
+        )
+
+
 def build_report(
     fit,
     data=None,
@@ -787,6 +812,11 @@ def build_report(
     Report
         ``report.to_html()``, ``report.write_html(path)``, ``report.write_markdown(path)``.
 
+    Raises
+    ------
+    ValueError
+        If the fit's recorded law or priors (``posterior.attrs``) are missing or unreadable.
+
     Examples
     --------
     >>> from bayes_scaling import report
@@ -795,6 +825,7 @@ def build_report(
     """
     if isinstance(fit, (str, Path)):
         fit = _inference.load_fit(fit)
+    _check_metadata(fit)
     if isinstance(backtest, (str, Path)):
         path = Path(backtest)
         if not path.is_file():

@@ -394,9 +394,55 @@ def test_draws_validation():
 
 
 def test_range_edge_warns():
-    with pytest.warns(UserWarning, match="upper end of the candidate range"):
+    with pytest.warns(UserWarning, match=r"upper end of the candidate range.*n_range=\(low, high\)"):
         result = allocate(point_mass(EPOCH), 5.9e23, predictive=False, n_range=(1e9, 1e10))
     assert result.at_boundary
+
+
+def test_heavy_student_t_tails_do_not_pick_the_allocation():
+    # nu near 1 (as fitted on porian-discrepancies): exp(sigma t) has no finite mean, and with
+    # Student-t noise one draw's huge noise decided 'expected' and 'cvar' alike (identical rows,
+    # risk values of 1e15 or inf, the choice at the edge of the grid, regret NaN)
+    draws = lognormal_draws(1000, sigma=0.03)
+    draws["nu"] = np.full(1000, 0.8)
+    mean = allocate(draws, 1e22, "expected", num_candidates=64)
+    tail = allocate(draws, 1e22, "cvar:0.9", num_candidates=64)
+    for r in (mean, tail):
+        assert np.all(np.isfinite(r.risk_curve.values))
+        assert 1.8 < r.risk_value < 3.0
+        assert np.isfinite(r.regret) and not r.at_boundary
+        lo, hi = r.n_opt_interval
+        assert lo < r.N < hi
+    assert tail.risk_value > mean.risk_value
+    # the same as without nu: the noise is the normal core with the fitted sigma
+    normal = allocate(lognormal_draws(1000, sigma=0.03), 1e22, "expected", num_candidates=64)
+    assert normal.N == mean.N and normal.risk_value == pytest.approx(mean.risk_value)
+
+
+def test_parameters_beyond_float32_refused():
+    draws = lognormal_draws(100)
+    draws["B"][[3, 7]] = 1e45
+    with pytest.raises(ValueError, match=r"2 of 100 draws of 'B' exceed the float32 range"):
+        allocate(draws, 1e22)
+
+
+def test_prob_below_unreachable_warns_and_is_marked():
+    draws = lognormal_draws(200)  # E near 1.82: a loss of 1.5 is out of reach at any size
+    with pytest.warns(RuntimeWarning, match=r"loss 1.5 is out of reach.*best P\(loss <= 1.5\)"):
+        result = allocate(draws, 1e22, "prob_below:1.5", num_candidates=32)
+    assert result.target_unreachable and result.risk_value == 0.0
+    assert result.to_dict()["target_unreachable"] is True
+    reachable = allocate(draws, 1e22, "prob_below:2.6", num_candidates=32)
+    assert not reachable.target_unreachable and reachable.risk_value > 0.5
+    assert allocate(draws, 1e22, num_candidates=32).to_dict()["target_unreachable"] is False
+
+
+def test_allocate_checks_the_law_before_the_group():
+    import types
+
+    fit = types.SimpleNamespace(posterior=xr.Dataset(attrs={"law": "batch_steps"}))
+    with pytest.raises(ValueError, match="allocation needs a law over N and D.*'batch_steps'"):
+        allocate(fit, 1e22, group=None)
 
 
 def test_missing_sigma_warns():
@@ -428,7 +474,9 @@ def test_compute_for_target_monotone_in_prob():
 
 
 def test_compute_for_target_unreachable():
-    with pytest.raises(ValueError, match="reached with probability at most"):
+    with pytest.raises(
+        ValueError, match=r"reached with probability at most.*compute_bounds=\(low, high\) in Python"
+    ):
         compute_for_target(point_mass(EPOCH), 1.7, prob=0.5, predictive=False)
     with pytest.raises(ValueError, match=r"prob must be in \(0, 1\)"):
         compute_for_target(point_mass(EPOCH), 2.0, prob=1.0)

@@ -379,3 +379,18 @@ def test_predict_on_a_real_fit_covers_its_own_law():
     truth = np.asarray(CHIN.predict(EPOCH, pts))
     lo, hi = pred["law_mean_quantiles"].values
     assert np.all((lo < truth) & (truth < hi))
+
+
+def test_predict_refuses_non_finite_draws():
+    e = np.full(1000, EPOCH["E"])
+    e[[10, 20, 30]] = np.nan
+    fit = fake_fit(dict(EPOCH, E=e))
+    with pytest.raises(ValueError, match=r"the fit has 3 non-finite posterior draws of 'E'"):
+        P.predict(fit, {"N": [1e10], "D": [2e11]}, discrepancy=None)
+    sigma = np.full(1000, 0.01)
+    sigma[5] = np.inf
+    fit = fake_fit(EPOCH, sigma=sigma, nu=np.inf)  # nu = inf (normal) stays allowed
+    with pytest.raises(ValueError, match=r"1 non-finite posterior draws of 'sigma'"):
+        P.predict(fit, {"N": [1e10], "D": [2e11]}, discrepancy=None)
+    fine = P.predict(fake_fit(EPOCH, nu=np.inf), {"N": [1e10], "D": [2e11]}, discrepancy=None)
+    assert np.isfinite(fine["new_run_mean"].values).all()

@@ -220,3 +220,32 @@ def test_real_fit_numbers_are_plausible():
     a = plots.compute_optimal_exponent(demo_fit())
     truth = 0.366 / (0.348 + 0.366)
     assert abs(np.median(a) - truth) < 4 * a.std() + 0.01
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "missing"])
+def test_unreadable_priors_fail_loudly(damage):
+    fit = synthetic_fit().copy()
+    fit.posterior.attrs = dict(fit.posterior.attrs)
+    if damage == "corrupt":
+        fit.posterior.attrs["priors"] = "{not json"
+        match = r"metadata .* is unreadable \(JSONDecodeError"
+    else:
+        del fit.posterior.attrs["priors"]
+        match = r"metadata .* is missing 'priors'.*figures \(fit curves"
+    with pytest.raises(ValueError, match=match):
+        report.build_report(fit, compute=1e23, sections=["allocation"])
+
+
+def test_allocation_rows_with_heavy_tailed_noise():
+    """nu near 1: each risk measure gets its own finite row (one draw's noise decided them all)."""
+    fit = synthetic_fit(grouped=True).copy()
+    fit.posterior["nu"] = fit.posterior["nu"] * 0.1  # 0.8 to 0.9
+    r = report.build_report(fit, compute=1e23, risks=("expected", "cvar:0.9"), sections=["allocation"])
+    table = next(b for s in r.sections if s.title.startswith("Allocation") for b in s.blocks
+                 if isinstance(b, report.Table))
+    assert len(table.rows) == 6  # baseline, worse, new x two risks
+    for row in table.rows:
+        assert "nan" not in " ".join(row) and float(row[5]) < 3.0
+    for mean_row, tail_row in zip(table.rows[::2], table.rows[1::2]):
+        assert mean_row[1] == "expected" and tail_row[1] == "cvar:0.9"
+        assert mean_row[2:] != tail_row[2:]
