@@ -14,6 +14,8 @@ import time
 import warnings
 from pathlib import Path
 
+from bayes_scaling.cli_datasets import register as _register_datasets
+
 __all__ = ["main", "build_parser"]
 
 EXIT_BAD_INPUT = 2
@@ -724,6 +726,7 @@ def _register_decide(sub) -> None:
 
 
 _EXTRA_COMMANDS.append(_register_decide)
+_EXTRA_COMMANDS.append(_register_datasets)
 
 
 def main(argv: list[str] | None = None) -> int:
