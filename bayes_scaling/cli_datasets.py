@@ -99,8 +99,9 @@ def cmd_datasets_get(args: argparse.Namespace) -> int:
     return 0
 
 
-def _stat(path: Path) -> tuple[int, int] | None:
+def _stat(path: Path) -> tuple[int, int, int] | None:
+    """Inode, size and modification time: a download replaces the file, changing the inode."""
     if not path.is_file():
         return None
     stat = path.stat()
-    return stat.st_size, stat.st_mtime_ns
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
