@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 from bayes_scaling._files import atomic_path
+from bayes_scaling.cli_datasets import register as _register_datasets
 
 __all__ = ["main", "build_parser"]
 
@@ -692,7 +693,10 @@ def cmd_allocate(args) -> int:
         f"expected regret against the per-draw optimum: {out['regret']:.2g} nats",
     ]
     if out.get("at_boundary"):
-        lines.append("note: the choice is at the edge of the candidate range or a constraint")
+        lines.append("note: the choice is at the edge of the candidate range or a constraint (widen it with --n-range)")
+    if out.get("target_unreachable"):
+        lines.append(f"note: the target loss is out of reach at this budget (best probability {out['risk_value']:.3g}); "
+                     "raise --compute or the target")
     _print_json_or_lines(out, args.json, lines)
     return 0
 
@@ -776,6 +780,7 @@ def _register_decide(sub) -> None:
 
 
 _EXTRA_COMMANDS.append(_register_decide)
+_EXTRA_COMMANDS.append(_register_datasets)
 
 
 def _exit_on_signals():

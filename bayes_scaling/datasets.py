@@ -1,19 +1,20 @@
-"""Published scaling-law measurements by name: the manifest, the data directory, downloads.
+"""Published scaling-law measurements by name: the manifest, packaged tables, downloads.
 
 The manifest (``datasets/manifest.toml``, shipped as ``bayes_scaling._datasets``) records for each
 dataset its file, checksum, source, license, units, loss definition and how its columns map onto
-the canonical names ``N, D, C, U, B, steps, loss, group``. The published files themselves are not
-shipped; :func:`load_dataset` finds them in a data directory, checks their SHA-256 and returns a
-frame with canonical columns. Only the synthetic ``demo`` dataset ships inside the package.
-
-Where files are looked for, in order (each as ``<dir>/<folder>/<file>`` and ``<dir>/<file>``):
+the canonical names ``N, D, C, U, B, steps, loss, group``. Datasets whose license allows redistribution (MIT, Apache-2.0) ship inside the package as
+``bayes_scaling._datasets/<folder>/<file>`` beside the source's license and a provenance note, as
+does the synthetic ``demo``; they load offline, with no data directory (from ``data_dir`` only when
+that argument is given and holds the file). The others (``epoch-chinchilla``: no license) are
+looked for, in order, as ``<dir>/<folder>/<file>`` and ``<dir>/<file>`` in:
 
 1. ``data_dir`` when given, else the directories in the environment variable
    ``BAYES_SCALING_DATA`` (``os.pathsep``-separated);
 2. the user cache, ``$XDG_CACHE_HOME/bayes-scaling`` or ``~/.cache/bayes-scaling``.
 
-A missing file with a public download URL is downloaded into the user cache (unless
-``download=False`` or ``BAYES_SCALING_OFFLINE`` is set) and checked before use.
+A missing file with a download URL is fetched into the user cache (unless ``download=False`` or
+``BAYES_SCALING_OFFLINE`` is set; :func:`download_dataset` does it ahead of time). Every file is
+checked against the manifest's SHA-256.
 """
 
 from __future__ import annotations
@@ -22,11 +23,11 @@ import ast
 import copy
 import functools
 import hashlib
+import json
 import operator
 import os
 import re
 import tempfile
-import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -36,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import tomllib
 
 __all__ = [
     "CANONICAL_COLUMNS",
@@ -43,7 +45,9 @@ __all__ = [
     "OFFLINE_ENV_VAR",
     "ChecksumError",
     "dataset_info",
+    "dataset_status",
     "default_cache_dir",
+    "download_dataset",
     "list_datasets",
     "load_dataset",
 ]
@@ -53,6 +57,7 @@ DATA_ENV_VAR = "BAYES_SCALING_DATA"
 OFFLINE_ENV_VAR = "BAYES_SCALING_OFFLINE"
 _NUMERIC = tuple(c for c in CANONICAL_COLUMNS if c != "group")
 _DOWNLOAD_TIMEOUT_S = 60.0
+_PACKAGE = "bayes_scaling._datasets"
 
 
 class ChecksumError(ValueError):
@@ -65,7 +70,7 @@ class ChecksumError(ValueError):
 @functools.cache
 def _manifest() -> dict[str, Any]:
     """The parsed manifest (cached; callers that hand it out must copy)."""
-    text = resources.files("bayes_scaling._datasets").joinpath("manifest.toml").read_text("utf-8")
+    text = resources.files(_PACKAGE).joinpath("manifest.toml").read_text("utf-8")
     manifest = tomllib.loads(text)
     for name, view in manifest.get("views", {}).items():
         if view.get("base") not in manifest["datasets"]:
@@ -177,6 +182,12 @@ def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
     return _sha256(Path(path))
 
 
+def _file_sha256(path: Path) -> str:
+    """SHA-256 of a file, remembered while its size and modification time stay the same."""
+    stat = path.stat()
+    return _sha256_cached(str(path), stat.st_size, stat.st_mtime_ns)
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -186,8 +197,7 @@ def _sha256(path: Path) -> str:
 
 
 def _verify(name: str, entry: Mapping[str, Any], path: Path) -> None:
-    stat = path.stat()
-    found = _sha256_cached(str(path), stat.st_size, stat.st_mtime_ns)
+    found = _file_sha256(path)
     if found != entry["sha256"]:
         raise ChecksumError(
             f"dataset {name!r}: checksum mismatch for {path}: expected sha256 {entry['sha256']}, "
@@ -221,8 +231,10 @@ def _download(name: str, entry: Mapping[str, Any], verify: bool) -> Path:
                         out.write(block)
             except (urllib.error.URLError, OSError) as exc:
                 raise OSError(
-                    f"dataset {name!r}: download from {url} failed ({exc}); place "
-                    f"{entry['file']!r} in a folder and set {DATA_ENV_VAR} to it, or pass data_dir"
+                    f"dataset {name!r}: download from {url} failed ({exc}). If this machine is "
+                    f"offline, run `bayes-scaling datasets get {name}` where there is network "
+                    f"access and copy {default_cache_dir() / entry['folder']}, or place "
+                    f"{entry['file']!r} in a folder and set {DATA_ENV_VAR} to it (or pass data_dir)"
                 ) from exc
         found = _sha256(tmp)
         if verify and found != entry["sha256"]:
@@ -267,8 +279,129 @@ def _locate(
         raise _not_found(name, entry, looked, reason)
     if not _download_allowed(download):
         why = "download=False" if download is False else f"{OFFLINE_ENV_VAR} is set"
-        raise _not_found(name, entry, looked, f"Downloading is off ({why}).")
+        reason = (
+            f"Downloading is off ({why}); with network access, `bayes-scaling datasets get "
+            f"{name}` or download_dataset({name!r}) fetches it into the user cache."
+        )
+        raise _not_found(name, entry, looked, reason)
     return _download(name, entry, verify)
+
+
+def _packaged_file(entry: Mapping[str, Any]) -> Any:
+    """The packaged copy of a dataset's file (an importlib.resources Traversable)."""
+    parts = [p for p in (entry.get("folder"), entry["file"]) if p]
+    return functools.reduce(lambda res, part: res.joinpath(part), parts, resources.files(_PACKAGE))
+
+
+def _read(path: Path) -> pd.DataFrame:
+    """A CSV file (compressed by suffix, as pandas reads it) or a JSON-lines file."""
+    if path.name.endswith(".jsonl"):
+        with open(path, encoding="utf-8") as fh:
+            records = [json.loads(line) for line in fh if line.strip()]
+        return pd.DataFrame.from_records(records)
+    return pd.read_csv(path)
+
+
+def _read_entry(
+    name: str,
+    entry: Mapping[str, Any],
+    data_dir: str | os.PathLike[str] | None,
+    download: bool | None,
+    verify: bool,
+) -> tuple[pd.DataFrame, str]:
+    """The raw table and where it came from: a packaged one from ``data_dir`` if it is given and
+    holds the file, else from the package; the others as :func:`_locate` finds them."""
+    if entry.get("packaged", False):
+        explicit = [] if data_dir is None else _candidates(entry, [Path(data_dir).expanduser()])
+        for path in explicit:
+            if path.is_file():
+                if verify:
+                    _verify(name, entry, path)
+                return _read(path), str(path)
+        with resources.as_file(_packaged_file(entry)) as path:
+            if verify:
+                _verify(name, entry, path)
+            raw = _read(path)
+        parts = [p for p in (entry.get("folder"), entry["file"]) if p]
+        return raw, "/".join([_PACKAGE, *parts])
+    path = _locate(name, entry, data_dir, download, verify)
+    return _read(path), str(path)
+
+
+def dataset_status(name: str, data_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Where a dataset can come from: the package, a local copy, a download.
+
+    Parameters
+    ----------
+    name : str
+        A name from :func:`list_datasets` (a view reports its base dataset's file).
+    data_dir : str or path-like, optional
+        Searched instead of ``BAYES_SCALING_DATA``, as in :func:`load_dataset`.
+
+    Returns
+    -------
+    dict
+        ``name``, ``rows``, ``license``, ``packaged`` (the file ships in the package),
+        ``cached`` (the first copy in the data directories or user cache, or None), ``cached_ok``
+        (its SHA-256 matches), ``downloadable`` (the manifest has a download URL).
+
+    Examples
+    --------
+    >>> dataset_status("demo")["packaged"]
+    True
+    """
+    entry, view = _entry(name)
+    found = [p for p in _candidates(entry, _search_dirs(data_dir)) if p.is_file()]
+    return {
+        "name": name,
+        "rows": (view or entry)["rows"],
+        "license": entry["license"],
+        "packaged": bool(entry.get("packaged", False)),
+        "cached": str(found[0]) if found else None,
+        "cached_ok": bool(found) and _file_sha256(found[0]) == entry["sha256"],
+        "downloadable": bool(entry.get("url")),
+    }
+
+
+def download_dataset(name: str, force: bool = False) -> Path:
+    """Download a dataset's file into the user cache and check its SHA-256.
+
+    Parameters
+    ----------
+    name : str
+        A dataset with a download URL (``epoch-chinchilla``, or a view of it).
+    force : bool, default False
+        Download again even when the cache already holds a copy with the right checksum.
+
+    Returns
+    -------
+    pathlib.Path
+        The file in the user cache (:func:`default_cache_dir`).
+
+    Raises
+    ------
+    ValueError
+        The dataset has no download URL (packaged ones need none).
+    OSError
+        ``BAYES_SCALING_OFFLINE`` is set, or the download failed.
+    ChecksumError
+        The download's SHA-256 differs from the manifest's (the file is deleted).
+    """
+    entry, view = _entry(name)
+    base = view["base"] if view is not None else name
+    if not entry.get("url"):
+        packaged = entry.get("packaged", False)
+        why = "it ships with the package" if packaged else f"put its file in {DATA_ENV_VAR}"
+        raise ValueError(f"dataset {base!r} has no download URL: {why}")
+    target = default_cache_dir() / entry["folder"] / entry["file"]
+    if target.is_file() and not force and _file_sha256(target) == entry["sha256"]:
+        return target
+    if not _download_allowed(None):
+        raise OSError(
+            f"dataset {base!r}: downloading is off ({OFFLINE_ENV_VAR} is set); unset it to "
+            f"download {entry['url']}"
+        )
+    return _download(base, entry, verify=True)
 
 
 # --------------------------------------------------------------------------- column mapping
@@ -378,19 +511,20 @@ def load_dataset(
     Parameters
     ----------
     name : str
-        A name from :func:`list_datasets`, e.g. ``"epoch-chinchilla"`` or ``"demo"``.
+        A name from :func:`list_datasets`, e.g. ``"gadre-overtraining"`` or ``"demo"``.
     data_dir : str or path-like, optional
         Folder holding the data, laid out as ``<data_dir>/<folder>/<file>`` (the layout of the
-        project's ``shared/datasets``) or flat as ``<data_dir>/<file>``. Defaults to the
-        ``BAYES_SCALING_DATA`` environment variable; the user cache
-        (:func:`default_cache_dir`) is searched last either way.
+        project's ``shared/datasets``) or flat as ``<data_dir>/<file>``. For a dataset that is
+        not packaged it defaults to the ``BAYES_SCALING_DATA`` environment variable, and the
+        user cache (:func:`default_cache_dir`) is searched last either way. A packaged dataset
+        is read from ``data_dir`` only when it is given and holds the file, else from the
+        package (the environment variable and the cache are not consulted).
     download : bool, optional
         Whether a missing file may be downloaded into the user cache from the manifest's
         ``url``. ``None`` (default) allows it unless ``BAYES_SCALING_OFFLINE`` is set. Only
-        datasets whose source publishes the exact file have a URL (``epoch-chinchilla``); the
-        derived ones must be placed in a data directory.
+        ``epoch-chinchilla`` has a URL: it is not packaged because its source has no license.
     verify : bool, default True
-        Check the file's SHA-256 against the manifest (also for downloads).
+        Check the file's SHA-256 against the manifest (packaged copies and downloads too).
 
     Returns
     -------
@@ -406,22 +540,21 @@ def load_dataset(
     KeyError
         Unknown name (the message lists the available ones).
     FileNotFoundError
-        The file is in none of the searched places and cannot be downloaded; the message lists
-        the places and says how to set ``BAYES_SCALING_DATA``.
+        A file that is not packaged is in none of the searched places and cannot be downloaded;
+        the message lists the places and how to get the file.
     ChecksumError
-        The file's SHA-256 differs from the manifest's (a ``ValueError``); a bad download is
-        deleted first.
+        The file's SHA-256 differs from the manifest's (a ``ValueError``; bad downloads are
+        deleted).
     OSError
         A download failed.
 
     Notes
     -----
-    Derived columns are computed as the manifest says: for ``epoch-chinchilla`` the tokens are
-    :math:`D = C / (6 N)` as in Besiroglu et al.'s notebook; for
-    ``zhang-critical-batch-size`` ``B`` is the batch size in sequences of 512 tokens
-    (``tokens_per_batch`` is kept) and ``N`` the nominal size parsed from the model label; for
-    ``porian-discrepancies`` ``group`` labels the 15 settings. ``epoch-chinchilla-240`` drops
-    the 5 highest-loss rows, leaving the 240 points Besiroglu et al. fitted.
+    Derived columns follow the manifest: :math:`D = C / (6 N)` for ``epoch-chinchilla`` (as in
+    Besiroglu et al.'s notebook), :math:`C = 6 N D` for ``gadre-overtraining`` and ``gemstones``;
+    ``zhang-critical-batch-size`` has ``B`` in sequences of 512 tokens and ``N`` parsed from the
+    model label; ``porian-discrepancies`` labels its 15 settings as ``group``.
+    ``epoch-chinchilla-240`` drops the 5 highest-loss rows (the 240 points Besiroglu et al. fit).
 
     References
     ----------
@@ -438,17 +571,7 @@ def load_dataset(
     """
     entry, view = _entry(name)
     base_name = view["base"] if view is not None else name
-    if entry.get("packaged", False):
-        resource = resources.files("bayes_scaling._datasets").joinpath(entry["file"])
-        with resources.as_file(resource) as path:
-            if verify:
-                _verify(base_name, entry, path)
-            raw = pd.read_csv(path)
-        location = f"bayes_scaling._datasets/{entry['file']}"
-    else:
-        path = _locate(base_name, entry, data_dir, download, verify)
-        raw = pd.read_csv(path)
-        location = str(path)
+    raw, location = _read_entry(base_name, entry, data_dir, download, verify)
     frame = _canonical(base_name, entry, raw, Path(location))
     if verify and len(frame) != entry["rows"]:
         raise ValueError(

@@ -1,4 +1,10 @@
-"""Test configuration: JAX on CPU, warnings as errors except those listed, the shared data directory."""
+"""Test configuration: JAX on CPU, warnings as errors except those listed, the shared data directory.
+
+The permissively licensed datasets ship in the package and load with no data directory. Only
+``epoch-chinchilla`` (no license, never committed) needs one: ``BAYES_SCALING_DATA``, else
+``../shared/datasets`` beside the checkout. A test that needs it skips when it is absent, and fails
+instead when the environment variable ``CI`` is set (CI must have the data).
+"""
 
 import os
 import shutil
@@ -25,6 +31,10 @@ import pytest  # noqa: E402
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
 
 
+# the one published file that is not packaged (its source has no license), as <folder>/<file>
+UNPACKAGED_FILE = Path("epoch-chinchilla") / "svg_extracted_data.csv"
+
+
 def data_dir() -> Path | None:
     """The directory with the published datasets: BAYES_SCALING_DATA, else ../shared/datasets."""
     env = os.environ.get("BAYES_SCALING_DATA")
@@ -34,11 +44,24 @@ def data_dir() -> Path | None:
     return None
 
 
+def data_unavailable(reason: str) -> None:
+    """Skip the calling test for missing data, or fail it when ``CI`` is set."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} [CI is set, so missing data is an error, not a skip]", pytrace=False)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
+    """The data directory holding epoch-chinchilla (skip, or fail under CI, when there is none)."""
     d = data_dir()
-    if d is None:
-        pytest.skip("published datasets not found: set BAYES_SCALING_DATA or place ../shared/datasets beside the checkout")
+    if d is None or not (d / UNPACKAGED_FILE).is_file():
+        where = d / UNPACKAGED_FILE if d is not None else "no data directory"
+        data_unavailable(
+            f"epoch-chinchilla is not packaged (its source has no license) and was not found "
+            f"({where}): set BAYES_SCALING_DATA to a folder holding {UNPACKAGED_FILE}, or place "
+            "../shared/datasets beside the checkout"
+        )
     os.environ.setdefault("BAYES_SCALING_DATA", str(d))
     return d
 

@@ -352,10 +352,10 @@ def test_backtest_epoch_acceptance(epoch):
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:max R-hat:RuntimeWarning")  # small budget: the report must run
-def test_backtest_runs_on_datablations_split_by_parameters(shared_data):
+def test_backtest_runs_on_datablations_split_by_parameters():
     from bayes_scaling.datasets import load_dataset
 
-    data = load_dataset("datablations", data_dir=shared_data)
+    data = load_dataset("datablations")  # packaged: no data directory
     report = B.backtest(
         data,
         "data_constrained",
@@ -372,10 +372,10 @@ def test_backtest_runs_on_datablations_split_by_parameters(shared_data):
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:max R-hat:RuntimeWarning")  # small budget: the report must run
-def test_backtest_runs_on_porian_split_by_compute(shared_data):
+def test_backtest_runs_on_porian_split_by_compute():
     from bayes_scaling.datasets import load_dataset
 
-    data = load_dataset("porian-discrepancies", data_dir=shared_data)
+    data = load_dataset("porian-discrepancies")  # packaged: no data directory
     data = data[
         data["hparams"].eq("tuned") & data["warmup"].eq("short") & data["decay"].eq("const")
     ]

@@ -26,8 +26,8 @@ def test_epoch_chinchilla_inside_epoch_bootstrap_intervals(shared_data):
     assert abs(np.median(a) - 0.513) < 3 * np.hypot(a.std(), 0.020)
 
 
-def test_porian_hierarchical_per_group_E(shared_data):
-    runs = load_dataset("porian-discrepancies", data_dir=shared_data)
+def test_porian_hierarchical_per_group_E():
+    runs = load_dataset("porian-discrepancies")  # packaged: no data directory
     setting = runs.query("hparams == 'tuned' and warmup == 'short' and decay == 'const' "
                          "and param_count == 'standard' and loss_split == 'val'")
     assert set(setting["dataset"]) == {"rw", "owt2"}
