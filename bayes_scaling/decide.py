@@ -961,7 +961,7 @@ def _allocate_prepared(
         warnings.warn(
             f"the chosen N={n_choice:.3g} is at the {'lower' if at_lower else 'upper'} end of the "
             f"candidate range [{math.exp(log_n[0]):.3g}, {math.exp(log_n[-1]):.3g}]; the optimum "
-            "may lie outside it: widen the candidate range (n_range=(low, high) in Python)",
+            "may lie outside it: widen the candidate range (n_range=(low, high); CLI --n-range LOW,HIGH)",
             stacklevel=3,
         )
     risk_value = float(out["curve"][idx])
@@ -1423,14 +1423,14 @@ interval_prob, group, rng_key, seed
             f"target loss {target_loss:g} is reached with probability at most "
             f"{top.risk_value:.3g} (at compute {c_hi:.3g} FLOP), below prob={prob:g}; raise "
             "target_loss, lower prob or raise the upper compute bound (compute_bounds=(low, "
-            "high) in Python)"
+            "high); CLI --compute-bounds LOW,HIGH)"
         )
     bottom = at(c_lo)
     if bottom.risk_value >= prob:
         raise ValueError(
             f"target loss {target_loss:g} is already reached with probability "
             f"{bottom.risk_value:.3g} at the lower compute bound {c_lo:.3g} FLOP; lower "
-            "that bound (compute_bounds=(low, high) in Python)"
+            "that bound (compute_bounds=(low, high); CLI --compute-bounds LOW,HIGH)"
         )
     log_lo, log_hi, hi_alloc = math.log(c_lo), math.log(c_hi), top
     while log_hi - log_lo > math.log1p(rtol):
