@@ -243,7 +243,8 @@ def frontier(
     Notes
     -----
     Searched over tokens per parameter ``D/N`` in ``[1e-4, 1e6]``: a 96-point grid in the log,
-    then 32 golden-section steps between the grid neighbours of its minimum.
+    then 32 golden-section steps between the grid neighbours of its minimum. In float32 the
+    loss is flat at the optimum, so ``n_opt`` is good to about 0.5% and ``loss_opt`` to 1e-6.
 
     Examples
     --------
