@@ -188,9 +188,9 @@ def _noise_log_density(residual: np.ndarray, sigma: np.ndarray, nu: np.ndarray |
 
 
 def _noise_params(draws: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
-    if "sigma" not in draws:
+    sigma = draws.get("sigma")
+    if sigma is None:
         raise ValueError("the value of information needs draws of 'sigma' (the noise of log loss)")
-    sigma = draws["sigma"]
     if np.any(sigma <= 0):
         raise ValueError("draws['sigma'] must be > 0")
     nu = draws.get("nu")
@@ -355,8 +355,8 @@ def _score(decision, outcomes, base_loglik, column) -> tuple[float, float, float
     return float(values.mean()), spread, float(ess.mean())
 
 
-def _greedy(decision, outcomes, frame, budget, baseline, max_runs) -> list[dict[str, Any]]:
-    """Add, while the budget lasts, the run with the largest marginal gain per FLOP."""
+def _greedy(decision, outcomes, frame, budget, baseline, max_runs, first) -> list[dict[str, Any]]:
+    """Add, while the budget lasts, the run of largest marginal gain per FLOP (``first``: pass 1)."""
     batch: list[dict[str, Any]] = []
     chosen: set[int] = set()
     loglik = None
@@ -366,7 +366,7 @@ def _greedy(decision, outcomes, frame, budget, baseline, max_runs) -> list[dict[
         options = [m for m in range(len(frame)) if m not in chosen and cost[m] <= left * (1 + 1e-9)]
         if not options:
             break
-        scores = {m: _score(decision, outcomes, loglik, m)[0] for m in options}
+        scores = {m: first[m] if loglik is None else _score(decision, outcomes, loglik, m)[0] for m in options}
         best = max(options, key=lambda m: (current - scores[m]) / cost[m])
         gain = current - scores[best]
         if gain <= 0:
@@ -546,7 +546,7 @@ def next_runs(
     ranked = frame.assign(gain=baseline - scores[:, 0], gain_se=scores[:, 1], ess=scores[:, 2])
     ranked = ranked.assign(gain_per_flop=ranked["gain"] / ranked["cost"])
     ranked = ranked.sort_values("gain_per_flop", ascending=False, kind="stable").reset_index(drop=True)
-    batch = _greedy(decision, outcomes, frame, budget, baseline, _count("max_runs", max_runs, 1))
+    batch = _greedy(decision, outcomes, frame, budget, baseline, _count("max_runs", max_runs, 1), scores[:, 0])
     equal = np.full((1, size), 1.0 / size)
     decision_n = float(np.exp(_vertex_minimum(equal @ decision.regret, decision.log_n)[1][0]))
     columns = ["N", "D", "cost", "gain", "gain_se", "gain_per_flop", "ess"]
