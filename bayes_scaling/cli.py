@@ -825,6 +825,63 @@ def _exit_on_signals():
     return restore
 
 
+# --------------------------------------------------------------------------- next runs (issue 16)
+
+
+def cmd_next_runs(args) -> int:
+    from bayes_scaling import decide, inference, misallocation, next_runs
+
+    idata = inference.load_fit(args.fit)
+    result = next_runs.next_runs(
+        idata, args.compute, args.budget, candidates=args.candidates, objective=args.objective,
+        group=args.group, flops_per_token=args.flops_per_token, num_outcomes=args.outcomes,
+        max_runs=args.max_runs, seed=args.seed,
+    )
+    out = result.to_dict()
+    allocation = decide.allocate(idata, args.compute, group=args.group, flops_per_token=args.flops_per_token, seed=args.seed)
+    options = {"group": args.group, "flops_per_token": args.flops_per_token, "dollars_per_flop": args.dollars_per_flop}
+    costs = [misallocation.misallocation_cost(idata, allocation, **options)]
+    out["wasted_compute"] = costs[0].to_dict()
+    if (args.n is None) != (args.d is None):
+        raise ValueError("give both --n and --d for a planned run, or neither")
+    if args.n is not None:
+        costs.append(misallocation.misallocation_cost(idata, (args.n, args.d), **options))
+        out["planned"] = {"N": args.n, "D": args.d, "wasted_compute": costs[1].to_dict()}
+    if args.plot:
+        next_runs.plot_next_runs(result, args.plot)
+    lines = [f"next runs for the decision at {args.compute:.3g} FLOP, budget {args.budget:.3g} FLOP, objective {out['objective']} (now {out['baseline']:.3g})"]
+    lines += [f"  N = {c['N']:.3g}, D = {c['D']:.3g}, cost {c['cost']:.2g}: gain {c['gain']:.3g} ({c['gain_per_flop']:.3g} per FLOP)" for c in out["candidates"][: args.top]]
+    lines.append(f"greedy batch: {len(out['batch'])} runs, {out['batch_cost']:.3g} FLOP, expected gain {out['batch_gain']:.3g}")
+    lines += [f"  N = {b['N']:.3g}, D = {b['D']:.3g}, cost {b['cost']:.2g}, marginal gain {b['gain']:.3g}" for b in out["batch"]]
+    lines += [f"misallocation: {cost.describe()}" for cost in costs]
+    _print_json_or_lines(out, args.json, lines)
+    return 0
+
+
+def _register_next_runs(sub) -> None:
+    p = sub.add_parser("next-runs", help="which small runs would most improve the allocation at a target compute, and the cost of a wrong allocation")
+    p.add_argument("fit")
+    p.add_argument("--compute", type=float, required=True, help="target compute of the decision, FLOPs")
+    p.add_argument("--budget", type=float, required=True, help="FLOPs available for new runs (6 N D each)")
+    p.add_argument("--candidates", default="grid", help="'grid' (IsoFLOP levels up to the budget) or a CSV with columns N, D")
+    p.add_argument("--objective", default="regret", choices=["regret", "width", "n_opt_width"])
+    p.add_argument("--outcomes", type=int, default=128, help="simulated outcomes per candidate (default 128)")
+    p.add_argument("--max-runs", type=int, default=8, help="most runs in the greedy batch (default 8)")
+    p.add_argument("--top", type=int, default=10, help="candidates printed (default 10)")
+    p.add_argument("--n", type=float, help="a planned run's parameters, for its misallocation cost (with --d)")
+    p.add_argument("--d", type=float, help="a planned run's tokens (with --n)")
+    p.add_argument("--dollars-per-flop", type=float, help="price of a FLOP for the dollar cost of misallocation")
+    p.add_argument("--flops-per-token", type=float, default=6.0)
+    p.add_argument("--group")
+    p.add_argument("--plot", help="write the expected-gain figure here (PNG/SVG/PDF)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="JSON with keys candidates, batch, wasted_compute, planned, ...")
+    p.set_defaults(func=cmd_next_runs)
+
+
+_EXTRA_COMMANDS.append(_register_next_runs)
+
+
 def main(argv: list[str] | None = None) -> int:
     restore = _exit_on_signals()
     try:
