@@ -683,6 +683,7 @@ def cmd_allocate(args) -> int:
         kwargs["dollars_per_flop"] = args.dollars_per_flop
     result = decide.allocate(idata, args.compute, **kwargs)
     out = result.to_dict()
+    out["wasted_compute"] = _wasted_compute(idata, result, args)
     q = out["loss_quantiles"]
     lo, hi = out["n_opt_interval"]
     lines = [
@@ -692,6 +693,13 @@ def cmd_allocate(args) -> int:
         f"each draw's own optimum N*: {100 * out['interval_prob']:.0f}% interval {lo:.3g} to {hi:.3g}",
         f"expected regret against the per-draw optimum: {out['regret']:.2g} nats",
     ]
+    wasted = out["wasted_compute"]
+    if wasted is not None:
+        frac = wasted["fraction_of_compute"]
+        lines.append(
+            f"compute wasted against each draw's own optimum: median {100 * frac['median']:.2g}% "
+            f"({100 * wasted['interval_prob']:.0f}% interval {100 * frac['interval'][0]:.2g}% to {100 * frac['interval'][1]:.2g}%)"
+        )
     if out.get("at_boundary"):
         lines.append("note: the choice is at the edge of the candidate range or a constraint (widen it with --n-range)")
     if out.get("target_unreachable"):
@@ -699,6 +707,17 @@ def cmd_allocate(args) -> int:
                      "raise --compute or the target")
     _print_json_or_lines(out, args.json, lines)
     return 0
+
+
+def _wasted_compute(idata, result, args):
+    """Misallocation cost of a plain allocation (None with repeated data or inference costs: no single optimum line)."""
+    if args.inference_tokens is not None or args.unique_tokens is not None:
+        return None
+    from bayes_scaling import misallocation
+
+    return misallocation.wasted_compute(
+        idata, result, group=args.group, flops_per_token=args.flops_per_token, dollars_per_flop=args.dollars_per_flop,
+    )
 
 
 def cmd_target(args) -> int:

@@ -323,3 +323,17 @@ def test_recommended_batch_beats_random_and_isoflop_batches():
     means = simulate_batches(num_sets=20)
     assert means["recommended"] < means["random"], means
     assert means["recommended"] < means["isoflop"], means
+
+
+def test_cli_allocate_reports_wasted_compute(demo_laplace, tmp_path, capsys):
+    from bayes_scaling.inference import save_fit
+
+    path = save_fit(demo_laplace[2], tmp_path / "fit.nc")
+    assert cli.main(["allocate", str(path), "--compute", "1e22", "--dollars-per-flop", "1e-18", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    wasted = out["wasted_compute"]
+    low, high = wasted["fraction_of_compute"]["interval"]
+    assert 0 <= low <= wasted["fraction_of_compute"]["median"] <= high < 1
+    assert wasted["dollars"] is not None
+    assert cli.main(["allocate", str(path), "--compute", "1e22"]) == 0
+    assert "compute wasted against each draw's own optimum" in capsys.readouterr().out
