@@ -12,6 +12,7 @@ reparametrisation hint), the covariates, the modelled column and the reference.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -87,6 +88,14 @@ class LawSpec:
         Default priors, one per parameter.
     target : str
         Column the law predicts (``"loss"`` or ``"steps"``).
+    log_n_opt : callable, optional
+        Closed-form compute-optimal size on the line ``C = k N D``:
+        ``log_n_opt(params, log_c_over_k) -> log N*``, elementwise over arrays (NumPy or JAX).
+        None where no closed form exists (callers then search numerically).
+        For laws with more covariates than ``N`` and ``D`` it is the optimum where the others
+        do not bind (for example data that is not repeated).
+    optimal_exponent : callable, optional
+        ``optimal_exponent(params) -> a`` with ``N* ~ C^a`` along the compute-optimal frontier.
     """
 
     name: str
@@ -97,6 +106,13 @@ class LawSpec:
     reference: str
     priors: _priors.PriorSet
     target: str = "loss"
+    log_n_opt: Callable[[Mapping[str, Any], Any], Any] | None = None
+    optimal_exponent: Callable[[Mapping[str, Any]], Any] | None = None
+
+    @property
+    def allocates_compute(self) -> bool:
+        """True when the law reads model size ``N`` and tokens ``D`` (compute ``C = k N D``)."""
+        return {"N", "D"} <= set(self.covariates)
 
     @property
     def param_names(self) -> tuple[str, ...]:
@@ -239,6 +255,47 @@ def batch_steps(params: Mapping[str, jax.Array], x: Mapping[str, jax.Array]) -> 
     return jnp.log(params["S_min"]) + jax.nn.softplus(jnp.log(params["B_noise"]) - x["B"])
 
 
+# --------------------------------------------------------------------------- compute-optimal forms
+
+
+def chinchilla_log_n_opt(params: Mapping[str, Any], log_c_over_k: Any) -> Any:
+    r"""Compute-optimal :math:`\log N^*` of the Chinchilla law on ``C = k N D``.
+
+    :math:`N^* = G (C/k)^{\beta/(\alpha+\beta)}` with
+    :math:`G = (\alpha A / (\beta B))^{1/(\alpha+\beta)}` (Hoffmann et al. 2022, eq. 4).
+    Works on NumPy and JAX arrays alike.
+    """
+    a, b = params["alpha"], params["beta"]
+    log = jnp.log if isinstance(a, jax.Array) else _np_log
+    return (log(a) + log(params["A"]) - log(b) - log(params["B"]) + b * log_c_over_k) / (a + b)
+
+
+def chinchilla_optimal_exponent(params: Mapping[str, Any]) -> Any:
+    r"""The exponent :math:`a = \beta / (\alpha + \beta)` in :math:`N^* \propto C^a`."""
+    return params["beta"] / (params["alpha"] + params["beta"])
+
+
+def kaplan_log_n_opt(params: Mapping[str, Any], log_c_over_k: Any) -> Any:
+    r"""Compute-optimal :math:`\log N^*` of Kaplan's law on ``C = k N D``.
+
+    With :math:`r = \alpha_N / \alpha_D`, :math:`N^* = (r N_c^r (C/k) / D_c)^{1/(r+1)}`.
+    """
+    r = params["alpha_N"] / params["alpha_D"]
+    log = jnp.log if isinstance(r, jax.Array) else _np_log
+    return (log(r) + r * log(params["N_c"]) + log_c_over_k - log(params["D_c"])) / (r + 1.0)
+
+
+def kaplan_optimal_exponent(params: Mapping[str, Any]) -> Any:
+    r"""The exponent :math:`a = \alpha_D / (\alpha_N + \alpha_D)` in :math:`N^* \propto C^a`."""
+    return params["alpha_D"] / (params["alpha_N"] + params["alpha_D"])
+
+
+def _np_log(x: Any) -> Any:
+    import numpy as np
+
+    return np.log(x)
+
+
 # --------------------------------------------------------------------------- registry
 
 LAWS: dict[str, LawSpec] = {}
@@ -354,6 +411,8 @@ def _builtin_specs() -> tuple[LawSpec, ...]:
             formula="L = E + A*N^-alpha + B*D^-beta",
             reference="Hoffmann et al. 2022, arXiv:2203.15556 (approach 3)",
             priors=load("chinchilla").for_law("chinchilla"),
+            log_n_opt=chinchilla_log_n_opt,
+            optimal_exponent=chinchilla_optimal_exponent,
         ),
         LawSpec(
             name="kaplan",
@@ -368,6 +427,8 @@ def _builtin_specs() -> tuple[LawSpec, ...]:
             formula="L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D",
             reference="Kaplan et al. 2020, arXiv:2001.08361 (eq. 1.5)",
             priors=load("kaplan").for_law("kaplan"),
+            log_n_opt=kaplan_log_n_opt,
+            optimal_exponent=kaplan_optimal_exponent,
         ),
         _power_law_spec("C"),
         _broken_power_law_spec("C"),
@@ -383,6 +444,8 @@ def _builtin_specs() -> tuple[LawSpec, ...]:
             formula="L = E + A*N'^-alpha + B*D'^-beta, D' = U + U*R_D*(1-exp(-(D/U-1)/R_D)), N' likewise",
             reference="Muennighoff et al. 2023, arXiv:2305.16264",
             priors=load("data_constrained").for_law("data_constrained"),
+            log_n_opt=chinchilla_log_n_opt,  # exact where the data is not repeated (D <= U)
+            optimal_exponent=chinchilla_optimal_exponent,
         ),
         LawSpec(
             name="batch_steps",
@@ -403,6 +466,7 @@ def _builtin_specs() -> tuple[LawSpec, ...]:
 ONE_COVARIATE = ("C", "N", "D", "steps")
 
 
+@functools.cache
 def _power_law_spec(covariate: str) -> LawSpec:
     name = "power_law" if covariate == "C" else f"power_law:{covariate}"
     return LawSpec(
@@ -420,6 +484,7 @@ def _power_law_spec(covariate: str) -> LawSpec:
     )
 
 
+@functools.cache
 def _broken_power_law_spec(covariate: str) -> LawSpec:
     name = "broken_power_law" if covariate == "C" else f"broken_power_law:{covariate}"
     return LawSpec(

@@ -68,11 +68,14 @@ class ModelSpec:
     num_groups: int
     reference: tuple[tuple[str, float], ...]
 
+    def _key(self) -> tuple:
+        return (self.law.name, self.law.fn, self.priors.to_json(), self.likelihood, self.pooling, self.num_groups, self.reference)
+
     def __hash__(self) -> int:
-        return hash((self.law.name, id(self.law), self.priors.to_json(), self.likelihood, self.pooling, self.num_groups, self.reference))
+        return hash(self._key())
 
     def __eq__(self, other) -> bool:
-        return isinstance(other, ModelSpec) and hash(self) == hash(other)
+        return isinstance(other, ModelSpec) and self._key() == other._key()
 
     @property
     def pooling_map(self) -> dict[str, str]:
@@ -93,7 +96,7 @@ class ModelSpec:
         different data with the same law, priors, likelihood, pooling and group count share
         one compiled program.
         """
-        return (self.law.name, id(self.law), self.priors.to_json(), self.likelihood, self.pooling, self.num_groups)
+        return (self.law.name, self.law.fn, self.priors.to_json(), self.likelihood, self.pooling, self.num_groups)
 
 
 def _log_prior_of(prior):

@@ -112,6 +112,21 @@ def test_same_shaped_fits_trace_the_model_once():
     assert idata.prior_predictive["log_loss"].shape == (1, 20, 27)
 
 
+@pytest.mark.filterwarnings("ignore:max R-hat:RuntimeWarning")  # about tracing, not convergence
+def test_power_law_over_n_traces_once_for_two_same_shaped_data_sets():
+    """``get_law("power_law:N")`` returns one spec per covariate, so the compiled program is reused."""
+    from bayes_scaling.laws import get_law
+
+    assert get_law("power_law:N") is get_law("power_law:N")
+    a = inference.prepare(_curve(0)[0].rename(columns={"C": "N"}), "power_law:N")
+    b = inference.prepare(_curve(1)[0].rename(columns={"C": "N"}), "power_law:N")
+    assert a.spec.structure == b.spec.structure
+    inference.fit(_curve(0)[0].rename(columns={"C": "N"}), "power_law:N", **BUDGET, seed=0)
+    before = inference.TRACE_COUNTS["power_law:N"]
+    inference.fit(_curve(2)[0].rename(columns={"C": "N"}), "power_law:N", **BUDGET, seed=1)
+    assert inference.TRACE_COUNTS["power_law:N"] == before
+
+
 def test_subset_fits_with_pad_to_share_one_program():
     """Fits of 20, 26 and 40 rows (three buckets) padded to 40 rows trace the model once, and a
     discrepancy calibration over three cuts of the 40 rows runs on that same program."""
