@@ -1,0 +1,76 @@
+"""Compiled fitting programs: data arrays in, draws, log likelihood and prior draws out.
+
+One jitted program per model structure, data size bucket and sampler settings does the whole
+fit on device:
+
+1. the potential ``U(u)`` over the flat unconstrained parameter vector, built from the numpyro
+   model with the data as arguments, and draws from the prior (the ``prior`` groups; their
+   median is where the mode search starts, as numpyro's ``init_to_median``);
+2. the mode and the Hessian there (:func:`bayes_scaling.laplace.find_map`), giving a whitening
+   ``u = m + L z`` (:func:`bayes_scaling.laplace.whitening`);
+3. NUTS in ``z`` with numpyro's functional kernel (mass matrix -- dense for small models -- and
+   step size adapted in warmup; pooled parameters partially centred per group,
+   :class:`_PartialCentring`; chains started from independent Laplace draws), run as one
+   ``lax.scan`` per chain -- or, for ``method="laplace"``, independent draws of ``z ~ N(0, I)``;
+4. the draws mapped back to the model's sites (constrained values and deterministic sites),
+   the pointwise log likelihood and draws from the prior and prior predictive.
+
+Nothing here knows pandas or xarray. :mod:`bayes_scaling.inference` turns the arrays into an
+``InferenceData``.
+
+Why not ``numpyro.infer.MCMC``: on CPU its driver costs about 2 ms per iteration on top of the
+leapfrog steps (measured with a 7-dimensional standard normal: 3 s for 1,300 iterations where
+the same kernel in one ``lax.scan`` takes 0.05 s), and it cannot take the whitening as an
+argument. The numpyro kernel itself (``numpyro.infer.hmc.hmc``) is used unchanged.
+
+Data are padded to bucketed sizes (masked rows do not count) and the model's reference point is
+an argument, so fits of different data of similar size -- backtest folds, bootstrap
+resamples, ``fit_many`` -- reuse one compiled program.
+"""
+
+from bayes_scaling.engine.centring import _PartialCentring, _pooled_blocks
+from bayes_scaling.engine.programs import (
+    _PROGRAMS,
+    cache_from_environment,
+    compiled,
+    program_cache_dir,
+)
+from bayes_scaling.engine.run import run_fit, run_many
+from bayes_scaling.engine.sampler import _counted, _structure, joint_program, program
+from bayes_scaling.engine.settings import (
+    BATCHINGS,
+    CENTRING_MIN_GROUPS,
+    CHAIN_METHODS,
+    DENSE_MASS_MAX_DIM,
+    METHODS,
+    START_SCALE,
+    TRACE_COUNTS,
+    SamplerSettings,
+    bucket_size,
+    pad_inputs,
+)
+
+__all__ = [  # noqa: RUF022 - public names, then private names kept for existing callers
+    "BATCHINGS",
+    "CENTRING_MIN_GROUPS",
+    "CHAIN_METHODS",
+    "DENSE_MASS_MAX_DIM",
+    "METHODS",
+    "START_SCALE",
+    "TRACE_COUNTS",
+    "SamplerSettings",
+    "bucket_size",
+    "cache_from_environment",
+    "compiled",
+    "joint_program",
+    "pad_inputs",
+    "program",
+    "program_cache_dir",
+    "run_fit",
+    "run_many",
+    "_PROGRAMS",
+    "_PartialCentring",
+    "_counted",
+    "_pooled_blocks",
+    "_structure",
+]

@@ -1,0 +1,163 @@
+"""Running the compiled programs: one fit, or many data sets in one vectorised call."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+import numpy as np
+
+from bayes_scaling.engine.programs import _PROGRAMS, _from_program_file, _remember, compiled
+from bayes_scaling.engine.sampler import _chain_devices, joint_program, program
+from bayes_scaling.engine.settings import BATCHINGS, SamplerSettings, bucket_size, pad_inputs
+from bayes_scaling.models import ModelSpec
+
+
+def run_fit(
+    spec: ModelSpec,
+    x: Mapping[str, np.ndarray],
+    y: np.ndarray,
+    group_index: np.ndarray | None,
+    rng_key: jax.Array,
+    settings: SamplerSettings | None = None,
+    *,
+    prior_samples: int = 500,
+    method: str = "nuts",
+    pad_to: int | None = None,
+) -> dict[str, Any]:
+    """Fit one data set: pad, run the compiled program, return numpy arrays cut to ``n`` points.
+
+    ``pad_to`` pads to the bucket of ``max(n, pad_to)`` rows, so that fits of subsets of one
+    data set (the leave-future-out fits of a discrepancy calibration) share one program.
+    """
+    settings = SamplerSettings() if settings is None else settings
+    n = int(np.shape(y)[0])
+    size = bucket_size(max(n, int(pad_to or 0)))
+    xp, yp, gp, mask = pad_inputs(x, y, group_index, size)
+    reference = {k: np.float32(v) for k, v in spec.reference_map.items()}
+    args = (rng_key, xp, yp, gp, mask, reference)
+    fn = _from_program_file(spec, args, settings, prior_samples, method)
+    if fn is None:
+        fn = compiled(spec, size, settings, prior_samples, method)
+    out = jax.device_get(fn(*args))
+    out["log_likelihood"] = np.asarray(out["log_likelihood"])[..., :n]
+    if "prior" in out:
+        site = f"log_{spec.law.target}"
+        out["prior"][site] = np.asarray(out["prior"][site])[..., :n]
+    return out
+
+
+def run_many(
+    spec: ModelSpec,
+    xs: list[Mapping[str, np.ndarray]],
+    ys: list[np.ndarray],
+    references: list[Mapping[str, float]],
+    rng_key: jax.Array,
+    settings: SamplerSettings | None = None,
+    *,
+    prior_samples: int = 0,
+    method: str = "nuts",
+    batching: str = "vmap",
+) -> list[dict[str, Any]]:
+    """Fit K data sets of one model structure in one vectorised call.
+
+    Every set is padded to the bucket of the largest and has its own reference point, key,
+    mode and whitening. ``batching="joint"`` (NUTS only) runs one sampler over all sets'
+    whitened coordinates (:func:`joint_program`; chains split over the local devices);
+    ``"vmap"`` runs one sampler per set in lockstep with ``jax.vmap`` (sets split over the
+    local devices), each with its own step size and mass matrix. Returns one output dict per
+    set, as :func:`run_fit` does.
+    """
+    settings = SamplerSettings() if settings is None else settings
+    if batching not in BATCHINGS:
+        raise ValueError(f"batching must be one of {', '.join(BATCHINGS)}; got {batching!r}")
+    if not xs:
+        raise ValueError("fit_many needs at least one data set")
+    sizes = [int(np.shape(y)[0]) for y in ys]
+    size = bucket_size(max(sizes))
+    padded = [pad_inputs(x, y, None, size) for x, y in zip(xs, ys, strict=True)]
+    x = {k: np.stack([p[0][k] for p in padded]) for k in padded[0][0]}
+    y = np.stack([p[1] for p in padded])
+    mask = np.stack([p[3] for p in padded])
+    reference = {k: np.asarray([r[k] for r in references], np.float32) for k in references[0]}
+    if batching == "joint" and method == "nuts":
+        return _split_outputs(
+            _run_joint(spec, x, y, mask, reference, rng_key, settings, prior_samples), sizes, spec
+        )
+    keys = jax.random.split(rng_key, len(ys))
+    # the sets are split over the local devices (host devices on CPU: one per core when the
+    # XLA flag asks for them, as the CLI and benchmarks do); the set count is padded to a
+    # multiple of the device count by repeating the last set, whose extra results are dropped
+    devices = jax.local_devices()[: len(ys)]
+    per_device = math.ceil(len(ys) / len(devices))
+    total = per_device * len(devices)
+    if total > len(ys):
+        extend = lambda a: np.concatenate([a, np.repeat(a[-1:], total - len(ys), axis=0)])  # noqa: E731
+        keys = jax.numpy.asarray(extend(np.asarray(keys)))
+        x, y, mask = {k: extend(v) for k, v in x.items()}, extend(y), extend(mask)
+        reference = {k: extend(v) for k, v in reference.items()}
+    cache_key = (
+        "many",
+        spec.structure,
+        size,
+        total,
+        len(devices),
+        settings.compile_key(),
+        int(prior_samples),
+        method,
+    )
+    fn = _PROGRAMS.get(cache_key)
+    if fn is None:
+        one = program(spec, settings, prior_samples, method)
+        batched = jax.vmap(lambda k, xx, yy, mm, rr: one(k, xx, yy, None, mm, rr))
+        if len(devices) > 1:
+            from jax.sharding import Mesh
+            from jax.sharding import PartitionSpec as P
+
+            mesh = Mesh(np.array(devices), ("sets",))
+            batched = jax.shard_map(
+                batched, mesh=mesh, in_specs=P("sets"), out_specs=P("sets"), check_vma=False
+            )
+        fn = jax.jit(batched)
+        _remember(cache_key, fn)
+    return _split_outputs(jax.device_get(fn(keys, x, y, mask, reference)), sizes, spec)
+
+
+def _run_joint(spec, x, y, mask, reference, rng_key, settings, prior_samples):
+    K, size = y.shape
+    devices = jax.local_devices()
+    if settings.chain_method is None:
+        # chains over the local devices when there are several (host devices on a CPU)
+        parallel = _chain_devices(settings.num_chains) > 1
+        settings = dataclasses.replace(
+            settings, chain_method="parallel" if parallel else settings.resolved_chain_method()
+        )
+    cache_key = (
+        "joint",
+        spec.structure,
+        size,
+        K,
+        len(devices),
+        settings.compile_key(),
+        int(prior_samples),
+    )
+    fn = _PROGRAMS.get(cache_key)
+    if fn is None:
+        fn = jax.jit(joint_program(spec, settings, prior_samples))
+        _remember(cache_key, fn)
+    return jax.device_get(fn(rng_key, x, y, mask, reference))
+
+
+def _split_outputs(out, sizes, spec):
+    site = f"log_{spec.law.target}"
+    results = []
+    for i, n in enumerate(sizes):
+        one_out = jax.tree.map(lambda a, i=i: np.asarray(a)[i], out)
+        one_out["log_likelihood"] = one_out["log_likelihood"][..., :n]
+        if "prior" in one_out:
+            one_out["prior"][site] = one_out["prior"][site][..., :n]
+        results.append(one_out)
+    return results

@@ -1,0 +1,336 @@
+"""The fitting program: potential, Laplace whitening, NUTS (or Laplace draws) and outputs."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from bayes_scaling.engine.centring import _PartialCentring, _pooled_blocks
+from bayes_scaling.engine.settings import (
+    CENTRING_MIN_GROUPS,
+    METHODS,
+    START_SCALE,
+    TRACE_COUNTS,
+    SamplerSettings,
+)
+from bayes_scaling.laplace import find_map, whitening
+from bayes_scaling.models import ModelSpec, build_model
+
+
+def _counted(spec: ModelSpec):
+    inner = build_model(spec)
+    name = spec.law.name
+
+    def model(*args, **kwargs):
+        TRACE_COUNTS[name] = TRACE_COUNTS.get(name, 0) + 1
+        return inner(*args, **kwargs)
+
+    model.spec = spec  # type: ignore[attr-defined]
+    return model
+
+
+def _matvec(a, v):
+    """``a @ v`` written as a multiply and a sum: under ``vmap`` (many sets in lockstep) a batch
+    of tiny matrix-vector products is several times slower on a CPU than this."""
+    return jnp.sum(a * v, axis=-1)
+
+
+def _nuts(potential, d: int, rng_key, settings: SamplerSettings, dtype):
+    """Run the chains in whitened coordinates; returns per-chain arrays of shape (C, S, ...)."""
+    from numpyro.infer.hmc import hmc
+
+    init_kernel, sample_kernel = hmc(potential, algo="NUTS")
+    C, W, S = settings.num_chains, settings.num_warmup, settings.num_samples
+    key_chains, key_start = jax.random.split(rng_key)
+
+    def one_chain(key, z0):
+        z0 = jnp.where(jnp.isfinite(potential(z0)), z0, jnp.zeros_like(z0))
+        state = init_kernel(
+            z0,
+            W,
+            dense_mass=settings.dense_for(d),
+            target_accept_prob=settings.target_accept_prob,
+            max_tree_depth=settings.max_tree_depth,
+            rng_key=key,
+        )
+
+        def step(s, _):
+            s = sample_kernel(s)  # adapts while s.i < W
+            return s, (s.z, s.diverging, s.num_steps, s.energy, s.potential_energy, s.accept_prob)
+
+        # one scan over warmup and draws: the kernel is traced and compiled once
+        last, out = jax.lax.scan(step, state, None, length=W + S)
+        return tuple(a[W:] for a in out), last.adapt_state.step_size
+
+    keys = jax.random.split(key_chains, C)
+    starts = START_SCALE * jax.random.normal(key_start, (C, d), dtype=dtype)
+    method = settings.resolved_chain_method()
+    if method == "vectorized":
+        out, step_size = jax.vmap(one_chain)(keys, starts)
+    elif method == "parallel":
+        out, step_size = _parallel_chains(one_chain, keys, starts)
+    else:
+        out, step_size = jax.lax.map(lambda a: one_chain(*a), (keys, starts))
+    z, diverging, num_steps, energy, pe, accept = out
+    stats = {
+        "diverging": diverging,
+        "num_steps": num_steps,
+        "energy": energy,
+        "potential_energy": pe,
+        "accept_prob": accept,
+        "step_size": step_size,
+    }
+    return z, stats
+
+
+def _chain_devices(num_chains: int) -> int:
+    """How many local devices the chains split over: the most that divides them evenly."""
+    devices = len(jax.local_devices())
+    return max(k for k in range(1, min(devices, num_chains) + 1) if num_chains % k == 0)
+
+
+def _parallel_chains(one_chain, keys, starts):
+    """Chains split over the local devices with ``shard_map`` (sequential within a device)."""
+    from jax.sharding import Mesh
+    from jax.sharding import PartitionSpec as P
+
+    devices = jax.local_devices()
+    n = _chain_devices(keys.shape[0])
+    if n == 1:
+        return jax.lax.map(lambda a: one_chain(*a), (keys, starts))
+    mesh = Mesh(np.array(devices[:n]), ("chain",))
+
+    def block(k, s):
+        return jax.lax.map(lambda a: one_chain(*a), (k, s))
+
+    return jax.shard_map(
+        block, mesh=mesh, in_specs=(P("chain"), P("chain")), out_specs=P("chain"), check_vma=False
+    )(keys, starts)
+
+
+def _structure(model, args, rng_key):
+    """numpyro's view of the model at ``args``: its ``initialize_model`` info and the unraveller
+    of the flat unconstrained vector. Only shapes matter: the potential and the constraining map
+    are rebuilt for other data of the same shapes with :func:`_potential` and :func:`_outputs`."""
+    from numpyro.infer import init_to_uniform
+    from numpyro.infer.util import initialize_model
+
+    # the model's own initial point is unused (and compiled away)
+    info = initialize_model(
+        rng_key, model, model_args=args, init_strategy=init_to_uniform, dynamic_args=True
+    )
+    _, unravel = ravel_pytree(info.param_info.z)
+    return info, unravel
+
+
+def _potential(info, unravel, args):
+    bound = info.potential_fn(*args)
+    return lambda u: bound(unravel(u))
+
+
+def _whitened_start(model, info, potential, rng_key, args, prior_samples: int):
+    """Prior draws, the mode and the whitening ``u = mode + scale @ z`` for one data set.
+
+    The mode search starts at the median of the prior draws on the unconstrained scale (as
+    numpyro's ``init_to_median``); where it fails, the start and an identity scale are used.
+    """
+    from numpyro.distributions.transforms import biject_to
+    from numpyro.infer import Predictive
+
+    x, _, group_index, mask, reference = args
+    prior = Predictive(model, num_samples=max(prior_samples, 32), parallel=True)(
+        rng_key, x, None, group_index, mask, reference
+    )
+    u0, _ = ravel_pytree(
+        {
+            name: jnp.median(
+                biject_to(info.model_trace[name]["fn"].support).inv(prior[name]), axis=0
+            )
+            for name in info.param_info.z
+        }
+    )
+    found = find_map(potential, u0)
+    usable = jnp.all(jnp.isfinite(found.u)) & jnp.isfinite(found.potential)
+    mode = jnp.where(usable, found.u, u0)
+    scale = whitening(jnp.where(usable, found.hessian, jnp.eye(u0.shape[0], dtype=u0.dtype)))
+    found_map = {
+        "u": mode,
+        "potential": found.potential,
+        "iterations": found.iterations,
+        "converged": found.converged,
+        "hessian": jnp.where(usable, found.hessian, 0.0),
+    }
+    return mode, scale, found_map, prior
+
+
+def _outputs(model, info, unravel, args, flat, target_site: str, C: int, S: int):
+    """Constrained draws (and deterministic sites) and the pointwise log likelihood (C, S, ...)."""
+    from numpyro.infer.util import log_likelihood as _numpyro_log_likelihood
+
+    constrain = info.postprocess_fn(*args)
+    samples = jax.vmap(lambda u: constrain(unravel(u)))(flat)
+    log_lik = _numpyro_log_likelihood(model, samples, *args, parallel=True)[target_site]
+    return {k: v.reshape((C, S, *v.shape[1:])) for k, v in samples.items()}, log_lik.reshape(
+        C, S, -1
+    )
+
+
+def _independent_draws(potential, mode, scale, rng_key, C: int, S: int):
+    """``method="laplace"``: independent draws of ``z ~ N(0, I)`` and sampler-shaped statistics."""
+    d = mode.shape[0]
+    dtype = mode.dtype
+    z = jax.random.normal(rng_key, (C, S, d), dtype=dtype)
+    pe = jax.vmap(lambda zz: potential(mode + scale @ zz))(z.reshape(C * S, d)).reshape(C, S)
+    stats = {
+        "diverging": jnp.zeros((C, S), bool),
+        "num_steps": jnp.zeros((C, S), jnp.int32),
+        "energy": pe + 0.5 * jnp.sum(z**2, -1),
+        "potential_energy": pe,
+        "accept_prob": jnp.ones((C, S), dtype),
+        "step_size": jnp.zeros((C,), dtype),
+    }
+    return z, stats
+
+
+def program(spec: ModelSpec, settings: SamplerSettings, prior_samples: int, method: str = "nuts"):
+    """The un-jitted fitting program for one model structure.
+
+    Returns ``run(rng_key, x, y, group_index, mask, reference) -> dict`` of arrays:
+    ``samples`` (site -> ``(chains, draws, ...)``, constrained values and deterministic sites),
+    ``stats`` (``diverging``, ``num_steps``, ``energy``, ``potential_energy``, ``accept_prob``,
+    ``step_size``), ``log_likelihood`` (``(chains, draws, points)``), ``prior`` (site ->
+    ``(prior_samples, ...)``, including the observed site), ``map`` (the mode found, its
+    potential, Newton iterations and whether it converged).
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    model = _counted(spec)
+    target_site = f"log_{spec.law.target}"
+    C, S = settings.num_chains, settings.num_samples
+
+    def run(rng_key, x, y, group_index, mask, reference):
+        args = (x, y, group_index, mask, reference)
+        k_init, k_fit, k_prior = jax.random.split(rng_key, 3)
+        info, unravel = _structure(model, args, k_init)
+        potential = _potential(info, unravel, args)
+        mode, scale, found, prior = _whitened_start(
+            model, info, potential, k_prior, args, prior_samples
+        )
+        d = mode.shape[0]
+        centre = (
+            method == "nuts"
+            and settings.partial_centring
+            and spec.num_groups >= CENTRING_MIN_GROUPS
+        )
+        # the sampler's coordinates: the model's own, or partially centred (identity without blocks)
+        centring = _PartialCentring(_pooled_blocks(spec, info) if centre else [], found["hessian"])
+        mode_w = centring.to_w(mode)
+        scale_w = jax.jacfwd(centring.to_w)(mode) @ scale if centring.blocks else scale
+
+        def potential_w(w):
+            u, log_det = centring.to_u(w)
+            return potential(u) - log_det
+
+        if method == "nuts":
+            z, stats = _nuts(
+                lambda z: potential_w(mode_w + _matvec(scale_w, z)), d, k_fit, settings, mode.dtype
+            )
+        else:
+            z, stats = _independent_draws(potential, mode, scale, k_fit, C, S)
+        flat = jax.vmap(lambda w: centring.to_u(w)[0])(mode_w + z.reshape(C * S, d) @ scale_w.T)
+        samples, log_lik = _outputs(model, info, unravel, args, flat, target_site, C, S)
+        found = {k: v for k, v in found.items() if k != "hessian"}
+        out: dict[str, Any] = {
+            "samples": samples,
+            "stats": stats,
+            "log_likelihood": log_lik,
+            "map": found,
+        }
+        if prior_samples:
+            out["prior"] = {k: v[:prior_samples] for k, v in prior.items()}
+        return out
+
+    return run
+
+
+def joint_program(spec: ModelSpec, settings: SamplerSettings, prior_samples: int):
+    """NUTS over K independent data sets at once, as one sampler on their product posterior.
+
+    Each set gets its own prior draws, mode and whitening (vectorised over sets, as in
+    :func:`program`); then one NUTS run moves all sets' whitened coordinates together, with a
+    diagonal mass matrix over the ``K * d`` coordinates. The sets' posteriors are independent,
+    so every set's draws are draws of its own posterior; the sampler's control flow (tree
+    building, U-turn checks, adaptation) runs once for all sets instead of once per set in
+    lockstep, which is what makes many small fits cheap on a CPU. The price: one step size
+    for all sets, and a divergence or a long trajectory in one set is one for all.
+
+    Returns ``run(rng_key, x, y, mask, reference)`` with a leading set axis on every input and
+    output; the statistics other than ``potential_energy`` (each set's own) are the joint run's,
+    repeated for every set.
+    """
+    model = _counted(spec)
+    target_site = f"log_{spec.law.target}"
+    C, S = settings.num_chains, settings.num_samples
+
+    def run(rng_key, x, y, mask, reference):
+        K = y.shape[0]
+        k_init, k_fit, k_prior = jax.random.split(rng_key, 3)
+        one = jax.tree.map(lambda a: a[0], (x, y, None, mask, reference))
+        info, unravel = _structure(model, one, k_init)
+
+        def potential_of(xx, yy, mm, rr):
+            return _potential(info, unravel, (xx, yy, None, mm, rr))
+
+        def start(key, xx, yy, mm, rr):
+            args = (xx, yy, None, mm, rr)
+            return _whitened_start(
+                model, info, potential_of(xx, yy, mm, rr), key, args, prior_samples
+            )
+
+        mode, scale, found, prior = jax.vmap(start)(
+            jax.random.split(k_prior, K), x, y, mask, reference
+        )
+        d = mode.shape[1]
+
+        def set_potential(z, m, L, xx, yy, mm, rr):
+            return potential_of(xx, yy, mm, rr)(m + _matvec(L, z))
+
+        def joint(zflat):
+            per_set = jax.vmap(set_potential)(
+                zflat.reshape(K, d), mode, scale, x, y, mask, reference
+            )
+            return jnp.sum(per_set)
+
+        joint_settings = dataclasses.replace(settings, dense_mass=False)
+        z, stats = _nuts(joint, K * d, k_fit, joint_settings, mode.dtype)
+        z = jnp.moveaxis(z.reshape(C, S, K, d), 2, 0)  # (K, C, S, d)
+
+        def finish(zk, m, L, xx, yy, mm, rr):
+            args = (xx, yy, None, mm, rr)
+            flat = m + zk.reshape(C * S, d) @ L.T
+            pe = jax.vmap(potential_of(xx, yy, mm, rr))(flat).reshape(C, S)
+            samples, log_lik = _outputs(model, info, unravel, args, flat, target_site, C, S)
+            return samples, log_lik, pe
+
+        samples, log_lik, pe = jax.vmap(finish)(z, mode, scale, x, y, mask, reference)
+        shared = {
+            k: jnp.broadcast_to(v, (K, *v.shape))
+            for k, v in stats.items()
+            if k != "potential_energy"
+        }
+        out: dict[str, Any] = {
+            "samples": samples,
+            "stats": {**shared, "potential_energy": pe},
+            "log_likelihood": log_lik,
+            "map": {k: v for k, v in found.items() if k != "hessian"},
+        }
+        if prior_samples:
+            out["prior"] = {k: v[:, :prior_samples] for k, v in prior.items()}
+        return out
+
+    return run

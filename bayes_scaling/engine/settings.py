@@ -1,0 +1,170 @@
+"""Sampler settings and the padding of data to bucketed sizes."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+
+import jax
+import numpy as np
+
+CHAIN_METHODS = ("sequential", "vectorized", "parallel")
+DENSE_MASS_MAX_DIM = 16
+# partial centring needs the population scale pinned down by the groups; with fewer, the
+# posterior of sigma is wide, the best parametrisation changes across it, and the non-centred
+# form is the safer one (3 Porian groups: 0 divergences non-centred, 40-160 partially centred)
+CENTRING_MIN_GROUPS = 10
+METHODS = ("nuts", "laplace")
+BATCHINGS = ("vmap", "joint")
+
+TRACE_COUNTS: dict[str, int] = {}  # model traces per law name; read by tests
+
+# chains start from independent draws of the Laplace approximation (scaled by START_SCALE):
+# dispersed starts, so that R-hat can flag chains that end in different regions
+START_SCALE = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplerSettings:
+    """NUTS settings; part of the compiled-program cache key.
+
+    Parameters
+    ----------
+    num_chains, num_warmup, num_samples : int
+        Chains, warmup iterations per chain (step size and dense mass matrix adaptation) and
+        kept draws per chain.
+    target_accept_prob : float, default 0.9
+    dense_mass : bool or None, default None
+        Adapt a dense mass matrix (in the whitened coordinates) rather than a diagonal one.
+        ``None`` chooses dense for at most ``DENSE_MASS_MAX_DIM`` (16) parameters and diagonal
+        above: numpyro estimates the mass matrix from warmup windows of 25, 50, 100, ... draws,
+        and a dense estimate from fewer draws than dimensions is singular, shrunk towards a tiny
+        multiple of the identity, which makes the step size collapse (a 100-group fit spent 94 s
+        of 98 in warmup that way; diagonal: 8.5 s). The whitening already removes the
+        correlations at the mode.
+    max_tree_depth : int, default 10
+    chain_method : {"sequential", "vectorized", "parallel"} or None
+        How chains run: one after another in one compiled loop, in lockstep with ``vmap``, or
+        one per device. ``None`` picks ``vectorized`` on GPU/TPU and ``sequential`` on CPU,
+        where lockstep NUTS is several times slower (measured in ``benchmarks/``).
+    progress_bar : bool, default False
+        Ignored (the compiled program runs as one call); kept for compatibility.
+    partial_centring : bool, default True
+        For pooled parameters with at least ``CENTRING_MIN_GROUPS`` (10) groups, let NUTS move
+        in coordinates partially centred per group, by how strongly the group's data determine
+        its value (see :class:`_PartialCentring`); False samples the model's non-centred form
+        as written.
+    """
+
+    num_chains: int = 4
+    num_warmup: int = 500
+    num_samples: int = 1000
+    target_accept_prob: float = 0.9
+    dense_mass: bool | None = None
+    max_tree_depth: int = 10
+    chain_method: str | None = None
+    progress_bar: bool = False
+    partial_centring: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("num_chains", "num_warmup", "num_samples"):
+            v = getattr(self, name)
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, int)
+                or v < (0 if name == "num_warmup" else 1)
+            ):
+                raise ValueError(
+                    f"{name} must be a {'non-negative' if name == 'num_warmup' else 'positive'} "
+                    f"integer; got {v!r}"
+                )
+        if not 0 < self.target_accept_prob < 1:
+            raise ValueError(f"target_accept_prob must be in (0, 1); got {self.target_accept_prob}")
+        if self.chain_method is not None and self.chain_method not in CHAIN_METHODS:
+            raise ValueError(
+                f"chain_method must be one of {', '.join(CHAIN_METHODS)} or None; got "
+                f"{self.chain_method!r}"
+            )
+        if (
+            isinstance(self.max_tree_depth, bool)
+            or not isinstance(self.max_tree_depth, int)
+            or self.max_tree_depth < 1
+        ):
+            raise ValueError(
+                f"max_tree_depth must be a positive integer; got {self.max_tree_depth!r}"
+            )
+
+    def dense_for(self, d: int) -> bool:
+        """Whether a ``d``-parameter model adapts a dense mass matrix."""
+        return self.dense_mass if self.dense_mass is not None else d <= DENSE_MASS_MAX_DIM
+
+    def resolved_chain_method(self) -> str:
+        if self.chain_method is not None:
+            return self.chain_method
+        return "sequential" if jax.default_backend() == "cpu" else "vectorized"
+
+    def compile_key(self) -> tuple:
+        """The fields that change the compiled program."""
+        return (
+            self.num_chains,
+            self.num_warmup,
+            self.num_samples,
+            float(self.target_accept_prob),
+            self.dense_mass,
+            self.max_tree_depth,
+            self.resolved_chain_method(),
+            self.partial_centring,
+        )
+
+
+# --------------------------------------------------------------------------- data padding
+
+
+def bucket_size(n: int) -> int:
+    """Padded size for ``n`` data points: a multiple of 8 up to 64, then 8 sizes per doubling.
+
+    At most 12.5% of the rows are padding, and data sets of nearby sizes share one program.
+
+    Examples
+    --------
+    >>> [bucket_size(n) for n in (1, 9, 64, 65, 240, 241, 24000)]
+    [8, 16, 64, 72, 240, 256, 24576]
+    """
+    if n < 1:
+        raise ValueError(f"need at least one data point; got {n}")
+    if n <= 64:
+        return 8 * math.ceil(n / 8)
+    step = 2 ** (math.floor(math.log2(n)) - 3)
+    return step * math.ceil(n / step)
+
+
+def pad_inputs(
+    x: Mapping[str, np.ndarray],
+    y: np.ndarray,
+    group_index: np.ndarray | None,
+    size: int,
+) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray | None, np.ndarray]:
+    """Pad arrays to ``size`` rows: covariates and target by their means, group 0, mask False.
+
+    Padded rows get ordinary values so the masked likelihood and its gradient stay finite.
+    """
+    n = int(y.shape[0])
+    pad = size - n
+    if pad < 0:
+        raise ValueError(f"cannot pad {n} rows to {size}")
+    xp = {
+        k: np.concatenate([np.asarray(v, np.float32), np.full(pad, np.mean(v), np.float32)])
+        for k, v in x.items()
+    }
+    yp = np.concatenate([np.asarray(y, np.float32), np.full(pad, np.mean(y), np.float32)])
+    gp = (
+        None
+        if group_index is None
+        else np.concatenate([np.asarray(group_index, np.int32), np.zeros(pad, np.int32)])
+    )
+    mask = np.arange(size) < n
+    return xp, yp, gp, mask
+
+
+# --------------------------------------------------------------------------- the program

@@ -1,0 +1,316 @@
+"""The one-call entry points: :func:`sample` (explicit key, xarray groups), :func:`fit` and
+:func:`fit_many`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import jax
+import xarray as xr
+
+from bayes_scaling import engine as _engine
+from bayes_scaling.engine import METHODS, SamplerSettings
+from bayes_scaling.inference.groups import _groups_from_run, _warn_few_runs, to_inference_data
+from bayes_scaling.inference.prepare import FitInputs, prepare
+from bayes_scaling.laws import LawSpec
+from bayes_scaling.priors import PriorSet
+
+__all__ = ["fit", "fit_law", "fit_many", "sample"]
+
+
+def sample(
+    inputs: FitInputs,
+    rng_key: jax.Array,
+    settings: SamplerSettings | None = None,
+    *,
+    prior_samples: int = 500,
+    method: str = "nuts",
+    pad_to: int | None = None,
+) -> dict[str, xr.Dataset]:
+    """Fit with an explicit key and return the InferenceData groups as xarray Datasets.
+
+    Parameters
+    ----------
+    inputs : FitInputs
+        From :func:`prepare`.
+    rng_key : jax.Array
+    settings : SamplerSettings
+        Chains, warmup and draws (also the number of Laplace draws: chains x draws).
+    prior_samples : int, default 500
+        Draws for the ``prior`` and ``prior_predictive`` groups (0 to skip).
+    method : {"nuts", "laplace"}
+        ``"nuts"``: NUTS in coordinates whitened by a Laplace fit at the mode (see
+        :mod:`bayes_scaling.engine`). ``"laplace"``: independent draws from the Gaussian
+        approximation at the mode on the unconstrained scale -- a quick look, narrower than the
+        posterior where it is skewed (calibration in ``benchmarks/RESULTS.md``).
+    pad_to : int, optional
+        Pad the data (with masked rows) as if it had at least this many rows, so that fits of
+        subsets of one data set reuse one compiled program.
+
+    Returns
+    -------
+    dict of xarray.Dataset
+        ``posterior``, ``sample_stats``, ``log_likelihood``, ``observed_data``,
+        ``constant_data``, and ``prior``/``prior_predictive`` when ``prior_samples > 0``.
+        Diagnostics problems are raised as warnings (R-hat > 1.01, bulk ESS < 400,
+        divergences) for NUTS fits.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    spec = inputs.spec
+    settings = SamplerSettings() if settings is None else settings
+    _engine.cache_from_environment()
+    _warn_few_runs(inputs)
+    out = _engine.run_fit(
+        spec,
+        inputs.x,
+        inputs.y,
+        inputs.group_index,
+        rng_key,
+        settings,
+        prior_samples=prior_samples,
+        method=method,
+        pad_to=pad_to,
+    )
+    return _groups_from_run(inputs, out, method)
+
+
+def fit(
+    data,
+    law: str | LawSpec = "chinchilla",
+    *,
+    priors: str | Path | Mapping | PriorSet | None = None,
+    group: str | None = None,
+    pooling: str | Mapping[str, str] | None = None,
+    likelihood: str = "student_t",
+    num_chains: int = 4,
+    num_warmup: int = 500,
+    num_samples: int = 1000,
+    target_accept_prob: float = 0.9,
+    seed: int = 0,
+    rng_key: jax.Array | None = None,
+    columns: Mapping[str, str] | None = None,
+    derive_tokens: bool = False,
+    flops_per_token: float = 6.0,
+    prior_samples: int = 500,
+    progress_bar: bool = False,
+    method: str = "nuts",
+    pad_to: int | None = None,
+):
+    """Fit a scaling law with NUTS (or a Laplace approximation) and return ``InferenceData``.
+
+    Parameters
+    ----------
+    data : DataFrame, str or Path
+        Runs with canonical columns (``N``, ``D``, ``C``, ``U``, ``B``, ``steps``, ``loss``), a CSV
+        path, or a dataset name (see :func:`bayes_scaling.datasets.list_datasets`).
+    law : str or LawSpec, default "chinchilla"
+        A registered law (``bayes-scaling laws`` lists them).
+    priors : None, str, path, mapping or PriorSet
+        Overrides of the law's default priors (a shipped set name such as
+        ``"chinchilla-literature"``, a TOML file, or a dict naming some parameters).
+    group : str, optional
+        Column defining groups (datasets, architectures, settings) for a hierarchical fit.
+    pooling : None, str or mapping
+        Per-parameter ``"shared"``, ``"pooled"`` (default with groups) or ``"independent"``.
+    likelihood : {"student_t", "normal"}
+        Likelihood of the log target; Student-t (degrees of freedom learned) is robust to outliers.
+    num_chains, num_warmup, num_samples : int
+        NUTS budget. Defaults give bulk ESS well above 1000 for the Chinchilla law.
+    target_accept_prob : float, default 0.9
+    seed : int, default 0
+        Used when ``rng_key`` is not given.
+    rng_key : jax.Array, optional
+    columns : mapping, optional
+        Renames to canonical columns.
+    derive_tokens : bool, default False
+        Compute ``D = C / (flops_per_token * N)`` when ``D`` is missing.
+    flops_per_token : float, default 6.0
+    prior_samples : int, default 500
+        Draws for the ``prior`` and ``prior_predictive`` groups (0 to skip).
+    progress_bar : bool, default False
+        Ignored: the fit runs as one compiled call (kept for compatibility).
+    method : {"nuts", "laplace"}, default "nuts"
+        ``"laplace"`` draws ``num_chains x num_samples`` independent draws from the Gaussian
+        approximation at the posterior mode (unconstrained scale): same layout, milliseconds
+        once compiled, narrower than NUTS where the posterior is skewed.
+    pad_to : int, optional
+        Pad the data (masked rows, which do not enter the likelihood) as if it had at least
+        this many rows. Fits of subsets of one data set given the same ``pad_to`` share one
+        compiled program instead of compiling one per size.
+
+    Returns
+    -------
+    arviz.InferenceData
+        Groups posterior (law parameters by the paper's symbols, per-group ones with a ``group``
+        dim, plus ``sigma`` and ``nu``), sample_stats, log_likelihood, observed_data,
+        constant_data, prior, prior_predictive; ``posterior.attrs`` record the law, priors,
+        likelihood, pooling, reference point, package version and a data hash.
+
+    Raises
+    ------
+    bayes_scaling.data.DataError
+        For bad data (the message names the column, rule and first offending row).
+    KeyError
+        For an unknown law.
+
+    Warns
+    -----
+    RuntimeWarning
+        When R-hat > 1.01, bulk ESS < 400 or there are divergences, with what to try.
+
+    Examples
+    --------
+    >>> from bayes_scaling import fit, load_dataset
+    >>> idata = fit(load_dataset("demo"), "chinchilla", num_chains=2, num_warmup=200,
+    ...             num_samples=200, seed=0)  # doctest: +SKIP
+    >>> float(idata.posterior["alpha"].median())  # doctest: +SKIP
+    0.35...
+    """
+    inputs = prepare(
+        data,
+        law,
+        priors=priors,
+        group=group,
+        pooling=pooling,
+        likelihood=likelihood,
+        columns=columns,
+        derive_tokens=derive_tokens,
+        flops_per_token=flops_per_token,
+    )
+    settings = SamplerSettings(
+        num_chains=num_chains,
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        target_accept_prob=target_accept_prob,
+        progress_bar=progress_bar,
+    )
+    key = jax.random.PRNGKey(seed) if rng_key is None else rng_key
+    groups = sample(
+        inputs, key, settings, prior_samples=prior_samples, method=method, pad_to=pad_to
+    )
+    return to_inference_data(groups)
+
+
+fit_law = fit  # alias used in docs
+
+
+def fit_many(
+    datasets,
+    law: str | LawSpec = "chinchilla",
+    *,
+    priors: str | Path | Mapping | PriorSet | None = None,
+    likelihood: str = "student_t",
+    num_chains: int = 4,
+    num_warmup: int = 500,
+    num_samples: int = 1000,
+    target_accept_prob: float = 0.9,
+    seed: int = 0,
+    rng_key: jax.Array | None = None,
+    columns: Mapping[str, str] | None = None,
+    derive_tokens: bool = False,
+    flops_per_token: float = 6.0,
+    prior_samples: int = 0,
+    method: str = "nuts",
+    chain_method: str | None = None,
+    batching: str = "vmap",
+):
+    """Fit one law to K independent data sets in a single vectorised run.
+
+    Each data set gets its own posterior (as if fitted alone with :func:`fit`): its own
+    reference point, mode, whitening and adapted sampler. The sets share one compiled program,
+    run with ``jax.vmap`` over sets, so K small fits cost far less than K calls of :func:`fit`
+    (on a GPU the sets run in parallel; on CPU the NUTS trees run in lockstep).
+
+    Parameters
+    ----------
+    datasets : sequence or mapping of DataFrame / CSV path / dataset name
+        The data sets; a mapping's keys name the results.
+    law, priors, likelihood, columns, derive_tokens, flops_per_token
+        As for :func:`fit` (no groups: fit a hierarchical model with :func:`fit` instead).
+    num_chains, num_warmup, num_samples, target_accept_prob, seed, rng_key
+        As for :func:`fit`; the same settings for every set.
+    prior_samples : int, default 0
+        Prior draws per set (0: no ``prior`` groups, the usual choice for many fits).
+    method : {"nuts", "laplace"}, default "nuts"
+    chain_method : {"sequential", "vectorized"} or None
+        How the chains of one set run inside the vectorised program.
+    batching : {"vmap", "joint"}, default "vmap"
+        How the NUTS runs of the sets are combined (``method="nuts"`` only).
+
+        - ``"vmap"``: one sampler per set, all in lockstep (``jax.vmap``), sets split over the
+          local devices; each set has its own step size and mass matrix.
+        - ``"joint"``: one sampler over all sets' (whitened) parameters at once, chains split
+          over the local devices. The sets' posteriors are independent, so each set's draws
+          are still draws of its own posterior, but the sets share one step size and one
+          trajectory: a hard set slows (and protects) all of them. Measured on a 2-core CPU
+          (``benchmarks/RESULTS.md``): about 2x faster than ``"vmap"`` for 10 small curves,
+          about as fast for 100, and 3x slower (with no divergences where ``"vmap"`` had 38)
+          on the 15 settings of ``porian-discrepancies``.
+
+    Returns
+    -------
+    list or dict of arviz.InferenceData
+        One fit per data set, in order (a dict with the mapping's keys when given a mapping).
+
+    Raises
+    ------
+    ValueError
+        For no data sets, an unknown method or an unknown batching.
+
+    Examples
+    --------
+    >>> from bayes_scaling import inference, datasets
+    >>> demo = datasets.load_dataset("demo")
+    >>> fits = inference.fit_many([demo, demo.iloc[::2]], "chinchilla", num_chains=2,
+    ...                           num_warmup=200, num_samples=200)  # doctest: +SKIP
+    >>> len(fits)  # doctest: +SKIP
+    2
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
+    if batching not in _engine.BATCHINGS:
+        raise ValueError(
+            f"batching must be one of {', '.join(_engine.BATCHINGS)}; got {batching!r}"
+        )
+    names = list(datasets) if isinstance(datasets, Mapping) else None
+    items = [datasets[k] for k in names] if names is not None else list(datasets)
+    if not items:
+        raise ValueError("fit_many needs at least one data set; got none")
+    inputs = [
+        prepare(
+            d,
+            law,
+            priors=priors,
+            likelihood=likelihood,
+            columns=columns,
+            derive_tokens=derive_tokens,
+            flops_per_token=flops_per_token,
+        )
+        for d in items
+    ]
+    settings = SamplerSettings(
+        num_chains=num_chains,
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        target_accept_prob=target_accept_prob,
+        chain_method=chain_method,
+    )
+    _engine.cache_from_environment()
+    key = jax.random.PRNGKey(seed) if rng_key is None else rng_key
+    outs = _engine.run_many(
+        inputs[0].spec,
+        [i.x for i in inputs],
+        [i.y for i in inputs],
+        [i.spec.reference_map for i in inputs],
+        key,
+        settings,
+        prior_samples=prior_samples,
+        method=method,
+        batching=batching,
+    )
+    fits = [
+        to_inference_data(_groups_from_run(i, o, method)) for i, o in zip(inputs, outs, strict=True)
+    ]
+    return dict(zip(names, fits, strict=True)) if names is not None else fits
