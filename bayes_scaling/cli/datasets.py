@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "list", help="name, rows, license, and whether packaged, cached or downloadable"
     )
     p.add_argument("--json", action="store_true", help="one JSON object per dataset")
-    p.set_defaults(func=cmd_datasets_list)
+    p.set_defaults(func=cmd_datasets_list, needs_jax=False)
     p = actions.add_parser(
         "get", help="download a dataset into the user cache and check its SHA-256"
     )
@@ -34,11 +34,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--force", action="store_true", help="download again even when the cache has a good copy"
     )
-    p.set_defaults(func=cmd_datasets_get)
+    p.set_defaults(func=cmd_datasets_get, needs_jax=False)
 
 
 def _short_license(text: str) -> str:
-    """``"Apache-2.0 (part of bayes-scaling)"`` -> ``"Apache-2.0"``; ``"none found: ..."`` -> ``"none found"``."""
+    """The license's short name.
+
+    ``"Apache-2.0 (part of bayes-scaling)"`` -> ``"Apache-2.0"``;
+    ``"none found: ..."`` -> ``"none found"``.
+    """
     return re.split(r"[:(]", text, maxsplit=1)[0].strip()
 
 
@@ -73,7 +77,9 @@ def cmd_datasets_list(args: argparse.Namespace) -> int:
     ]
     widths = [max(len(line[i]) for line in [header, *table]) for i in range(len(header))]
     for line in [header, *table]:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip())
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=False)).rstrip()
+        )
     print(f"user cache: {datasets.default_cache_dir()}")
     return 0
 

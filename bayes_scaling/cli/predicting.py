@@ -1,0 +1,146 @@
+"""The ``predict`` and ``backtest`` commands."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bayes_scaling._files import atomic_path
+from bayes_scaling.cli import _common as _c
+
+
+def cmd_predict(args) -> int:
+    import pandas as pd
+
+    from bayes_scaling import data as _data
+    from bayes_scaling import inference, predict
+
+    _c.check_out(args, args.fit, args.points)
+    quantiles = _c.parse_quantiles(args.quantiles)
+    idata = inference.load_fit(args.fit)
+    points = _data.read_table(args.points)
+    if points.empty:
+        raise ValueError(f"points file {args.points!r} has no rows")
+    ds = predict.predict(
+        idata,
+        points,
+        group=args.group,
+        discrepancy=_c.parse_discrepancy(args.discrepancy),
+        quantiles=quantiles,
+        seed=args.seed,
+    )
+    out = points.reset_index(drop=True).copy()
+    for kind in predict.KINDS:
+        if kind not in ds:
+            continue
+        out[f"{kind}_mean"] = ds[f"{kind}_mean"].values
+        for q in quantiles:
+            out[f"{kind}_q{round(q * 100):02d}"] = ds[f"{kind}_quantiles"].sel(quantile=q).values
+    if "distance" in ds:
+        out["distance"] = ds["distance"].values
+    with atomic_path(args.out) as tmp:
+        out.to_csv(tmp, index=False)
+    _c.say(f"wrote {len(out)} predictions to {args.out}")
+    with pd.option_context(
+        "display.width", 160, "display.max_columns", 30, "display.float_format", "{:.4g}".format
+    ):
+        print(out.to_string(index=False))
+    return 0
+
+
+def cmd_backtest(args) -> int:
+    from bayes_scaling import backtest
+
+    _c.check_out(args, args.data)
+    df = _c.read_data(args)
+    kwargs = _c.fit_kwargs(args)
+    _c.say(f"backtest of {args.law} on {args.data}: training side {args.train}")
+    report = backtest.backtest(
+        df,
+        args.law,
+        args.train,
+        discrepancy=_c.parse_discrepancy(args.discrepancy),
+        num_chains=args.chains,
+        num_warmup=args.warmup,
+        num_samples=args.samples,
+        target_accept_prob=args.target_accept,
+        seed=args.seed,
+        method=args.method,
+        **kwargs,
+    )
+    with atomic_path(args.out) as tmp:
+        Path(tmp).write_text(json.dumps(report, indent=2, default=float))
+    nb = report.get("new_run", report)
+    base = report.get("baseline", {})
+    keys = [
+        k
+        for k in (
+            "coverage_50",
+            "coverage_80",
+            "coverage_90",
+            "coverage_95",
+            "mean_width_rel",
+            "crps",
+            "log_pred_density",
+            "median_are",
+            "max_are",
+        )
+        if k in nb
+    ]
+    print(f"train {report.get('n_train')} runs, test {report.get('n_test')} runs")
+    for k in keys:
+        print(f"  {k:18s} {nb[k]:.4g}")
+    if base:
+        print(
+            f"  point-fit baseline: median_are {base.get('median_are', float('nan')):.4g}, max_are "
+            f"{base.get('max_are', float('nan')):.4g}"
+        )
+    _c.say(f"wrote {args.out}")
+    return 0
+
+
+def register(sub) -> None:
+    """Add the predict and backtest commands."""
+    p = sub.add_parser("predict", help="posterior predictive loss at new points, with bands")
+    p.add_argument("fit", help="netCDF file written by `bayes-scaling fit`")
+    p.add_argument(
+        "--points",
+        required=True,
+        help="CSV with the law's covariates (e.g. N,D), one row per point",
+    )
+    p.add_argument("--group", help="group label of a hierarchical fit, or 'new'")
+    p.add_argument("--quantiles", default="0.05,0.5,0.95")
+    p.add_argument(
+        "--discrepancy",
+        default="auto",
+        help="extrapolation discrepancy: auto (calibrated), off, or a fixed tau",
+    )
+    p.add_argument("--seed", type=_c.seed_type, default=0)
+    p.add_argument("--out", required=True, help="output CSV")
+    p.add_argument(
+        "--force", action="store_true", help="replace --out if it exists (never an input file)"
+    )
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "backtest",
+        help="fit on one side of a split, score predictions of the other; point-fit baseline "
+        "beside it",
+    )
+    p.add_argument("data", help="CSV file or dataset name")
+    _c.add_fit_options(p)
+    p.add_argument(
+        "--train",
+        required=True,
+        help="training side: 'C<=1e21' (C, N or D with <, <=, >, >=) or a boolean column",
+    )
+    p.add_argument(
+        "--discrepancy",
+        default="auto",
+        help="extrapolation discrepancy: auto (calibrated), off, or a fixed tau",
+    )
+    p.add_argument("--out", required=True, help="output JSON report")
+    p.add_argument(
+        "--force", action="store_true", help="replace --out if it exists (never an input file)"
+    )
+    p.set_defaults(func=cmd_backtest)
