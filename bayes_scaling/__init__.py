@@ -31,7 +31,7 @@ _API = {
     "choose_batch_sizes": "bayes_scaling.decide",
 }
 
-__all__ = ["__version__", *_API]
+__all__ = ["__version__", *_API]  # noqa: PLE0604 - the lazily imported names
 
 
 def __getattr__(name: str):

@@ -70,16 +70,22 @@ def check_output(
     out = Path(path)
     for src in inputs:
         if src is not None and _same_file(out, Path(src)):
-            raise OutputError(f"{option} {str(out)!r} is the input file {str(src)!r}; choose another output file")
+            raise OutputError(
+                f"{option} {str(out)!r} is the input file {str(src)!r}; choose another output file"
+            )
     if out.is_dir():
         raise OutputError(f"{option} {str(out)!r} is a directory; give a file name inside it")
     if out.exists() and not force:
-        raise OutputError(f"{option} {str(out)!r} exists; choose another name, or pass --force to replace it")
+        raise OutputError(
+            f"{option} {str(out)!r} exists; choose another name, or pass --force to replace it"
+        )
     folder = out.parent if str(out.parent) else Path(".")
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"{option} {str(out)!r}: cannot create its folder ({exc.strerror})") from None
+        raise OutputError(
+            f"{option} {str(out)!r}: cannot create its folder ({exc.strerror})"
+        ) from None
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"{option} {str(out)!r}: its folder {str(folder)!r} is not writable")
     return out
@@ -96,7 +102,9 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[str]
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".bayes-scaling-", suffix=suffix or target.suffix, dir=target.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=".bayes-scaling-", suffix=suffix or target.suffix, dir=target.parent
+        )
     except OSError as exc:
         raise OutputError(f"cannot write {str(target)!r}: {exc.strerror}") from None
     os.close(fd)
@@ -112,7 +120,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[str]
 
 
 def remove_pending() -> None:
-    """Remove the temporary files of writes still under way (called when a signal ends the process)."""
+    """Remove the temporary files of writes still under way (when a signal ends the process)."""
     for tmp in list(PENDING):
         with contextlib.suppress(OSError):
             os.unlink(tmp)

@@ -31,15 +31,16 @@ def default_cache_dir() -> str:
 
 
 def _decompressor() -> Callable[[bytes], bytes]:
-    """The decompression JAX uses for its entries: zstd where a zstd module is installed, else zlib."""
+    """The decompression JAX uses for its entries: zstd where a zstd module is installed, else
+    zlib."""
     try:
-        from compression import zstd  # type: ignore[import-not-found]  # Python 3.14+
+        from compression import zstd  # Python 3.14+
 
         return zstd.decompress
     except ImportError:
         pass
     try:
-        import zstandard  # type: ignore[import-not-found]
+        import zstandard
 
         return zstandard.ZstdDecompressor().decompress
     except ImportError:
@@ -77,7 +78,7 @@ def heal(directory: str | os.PathLike[str], *, min_age_s: float = _MIN_AGE_S) ->
             ledger[entry.name] = stat.st_size
         except OSError:
             continue
-        except Exception:  # noqa: BLE001 - any decoder error means a broken entry
+        except Exception:
             with contextlib.suppress(OSError):
                 entry.unlink()
                 Path(str(entry)[: -len("-cache")] + "-atime").unlink(missing_ok=True)

@@ -23,12 +23,12 @@ import pandas as pd
 __all__ = [
     "CANONICAL_COLUMNS",
     "DataError",
-    "read_table",
-    "validate",
     "data_hash",
     "parse_split",
+    "read_table",
     "rename_columns",
     "select_rows",
+    "validate",
 ]
 
 CANONICAL_COLUMNS = ("N", "D", "C", "U", "B", "steps", "loss", "loss_x", "group")
@@ -61,7 +61,9 @@ def read_table(source: str | Path | pd.DataFrame) -> pd.DataFrame:
     if isinstance(source, pd.DataFrame):
         return source.copy()
     if not isinstance(source, (str, Path)):
-        raise DataError(f"data must be a DataFrame, a CSV path or a dataset name; got {type(source).__name__}")
+        raise DataError(
+            f"data must be a DataFrame, a CSV path or a dataset name; got {type(source).__name__}"
+        )
     path = Path(source)
     if path.is_dir():
         raise DataError(f"data {str(path)!r} is a directory; give a CSV file or a dataset name")
@@ -108,7 +110,8 @@ def validate(
     group : str, optional
         Column whose values define groups for hierarchical fits; copied to ``group`` as strings.
     columns : mapping, optional
-        Renames from the data's names to canonical ones, e.g. ``{"params": "N", "val_loss": "loss"}``.
+        Renames from the data's names to canonical ones, e.g.
+        ``{"params": "N", "val_loss": "loss"}``.
     derive_tokens : bool, default False
         Fill a missing ``D`` column as ``C / (flops_per_token * N)``.
     flops_per_token : float, default 6.0
@@ -120,7 +123,8 @@ def validate(
     Returns
     -------
     DataFrame
-        The law's covariates, its target and (when grouped) ``group``, as float64 (``group`` as str),
+        The law's covariates, its target and (when grouped) ``group``, as float64 (``group`` as
+        str),
         with the original index kept so rows can be traced back.
 
     Raises
@@ -135,7 +139,7 @@ def validate(
     df = rename_columns(df, columns)
     if derive_tokens and "D" not in df.columns:
         df["D"] = _derived_tokens(df, flops_per_token)
-    needed = list(law.covariates) + [law.target]
+    needed = [*law.covariates, law.target]
     _check_present(df, needed, law)
     out = pd.DataFrame(index=df.index)
     for col in needed:
@@ -160,19 +164,31 @@ def rename_columns(df: pd.DataFrame, columns: Mapping[str, str] | None) -> pd.Da
         return df
     absent = [k for k in columns if k not in df.columns]
     if absent:
-        raise DataError(f"column mapping names {absent}, which the data does not have; found columns: {list(df.columns)}")
+        raise DataError(
+            f"column mapping names {absent}, which the data does not have; found columns: "
+            f"{list(df.columns)}"
+        )
     bad = [v for v in columns.values() if v not in CANONICAL_COLUMNS]
     if bad:
-        raise DataError(f"column mapping targets {bad}; canonical names are {', '.join(CANONICAL_COLUMNS)}")
+        raise DataError(
+            f"column mapping targets {bad}; canonical names are {', '.join(CANONICAL_COLUMNS)}"
+        )
     targets = list(columns.values())
     twice = sorted({t for t in targets if targets.count(t) > 1})
     if twice:
-        raise DataError(f"column mapping sends several columns to {twice}; map one column to each name")
-    clash = [f"{src}={dst}" for src, dst in columns.items() if dst != src and dst in df.columns and dst not in columns]
+        raise DataError(
+            f"column mapping sends several columns to {twice}; map one column to each name"
+        )
+    clash = [
+        f"{src}={dst}"
+        for src, dst in columns.items()
+        if dst != src and dst in df.columns and dst not in columns
+    ]
     if clash:
         raise DataError(
             f"column mapping {', '.join(clash)} would make a second column named "
-            f"{clash[0].split('=')[1]!r}: the data already has one (drop or rename it first, or leave it unmapped)"
+            f"{clash[0].split('=')[1]!r}: the data already has one (drop or rename it first, or "
+            "leave it unmapped)"
         )
     return df.rename(columns=dict(columns))
 
@@ -192,11 +208,14 @@ def _check_present(df: pd.DataFrame, needed: list[str], law) -> None:
     if "D" in missing and {"C", "N"} <= set(df.columns):
         hint = "; D can be derived from C and N with derive_tokens=True (CLI: --derive-tokens)"
     else:
-        hint = "; rename columns with columns={'your_name': 'canonical'} (CLI: --map your_name=canonical)"
+        hint = (
+            "; rename columns with columns={'your_name': 'canonical'} "
+            "(CLI: --map your_name=canonical)"
+        )
     raise DataError(
         f"missing column{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)} "
-        f"required by law {law.name!r} (covariates {', '.join(law.covariates)}; target {law.target}); "
-        f"found columns: {', '.join(map(str, df.columns))}{hint}"
+        f"required by law {law.name!r} (covariates {', '.join(law.covariates)}; target "
+        f"{law.target}); found columns: {', '.join(map(str, df.columns))}{hint}"
     )
 
 
@@ -205,8 +224,9 @@ def _checked_column(df: pd.DataFrame, col: str) -> np.ndarray:
     bad = ~np.isfinite(values)
     if bad.any():
         raise DataError(
-            f"column {col!r} has {int(bad.sum())} missing or infinite value{'s' if bad.sum() > 1 else ''} "
-            f"(first at {_row_label(df, bad)}); remove or fix those rows"
+            f"column {col!r} has {int(bad.sum())} missing or infinite "
+            f"value{'s' if bad.sum() > 1 else ''} (first at {_row_label(df, bad)}); remove or fix "
+            "those rows"
         )
     if col in POSITIVE_COLUMNS:
         nonpos = values <= 0
@@ -220,10 +240,15 @@ def _checked_column(df: pd.DataFrame, col: str) -> np.ndarray:
 
 def _group_labels(df: pd.DataFrame, group: str) -> np.ndarray:
     if group not in df.columns:
-        raise DataError(f"group column {group!r} not found; found columns: {', '.join(map(str, df.columns))}")
+        raise DataError(
+            f"group column {group!r} not found; found columns: {', '.join(map(str, df.columns))}"
+        )
     g = df[group]
     if g.isna().any():
-        raise DataError(f"group column {group!r} has missing values (first at {_row_label(df, g.isna().to_numpy())})")
+        raise DataError(
+            f"group column {group!r} has missing values (first at "
+            f"{_row_label(df, g.isna().to_numpy())})"
+        )
     return g.astype(str).to_numpy()
 
 
@@ -237,8 +262,8 @@ def _warn_suspicious(out: pd.DataFrame, law) -> None:
     dup = out.duplicated()
     if dup.any():
         warnings.warn(
-            f"{int(dup.sum())} duplicated row{'s' if dup.sum() > 1 else ''} (first at {_row_label(out, dup.to_numpy())}); "
-            "they are kept and count as separate runs",
+            f"{int(dup.sum())} duplicated row{'s' if dup.sum() > 1 else ''} (first at "
+            f"{_row_label(out, dup.to_numpy())}); they are kept and count as separate runs",
             stacklevel=3,
         )
     if law.target == "loss":
@@ -246,8 +271,9 @@ def _warn_suspicious(out: pd.DataFrame, law) -> None:
         loss = out["loss"].to_numpy()
         if loss.max() > hi or loss.min() < lo:
             warnings.warn(
-                f"losses range from {loss.min():.3g} to {loss.max():.3g}, outside the usual {lo:g}-{hi:g} nats "
-                "per token of language-model losses; check the unit (bits, perplexity, a percentage, a scale factor)",
+                f"losses range from {loss.min():.3g} to {loss.max():.3g}, outside the usual "
+                f"{lo:g}-{hi:g} nats per token of language-model losses; check the unit (bits, "
+                "perplexity, a percentage, a scale factor)",
                 stacklevel=3,
             )
 
@@ -264,7 +290,11 @@ def _refuse_dtype(raw: pd.Series, col: str) -> None:
     elif pd.api.types.is_complex_dtype(raw.dtype):
         kind = "complex"
     elif raw.dtype == object:
-        odd = raw.map(lambda v: isinstance(v, (bool, np.bool_, complex, np.complexfloating, pd.Timestamp, pd.Timedelta)))
+        odd = raw.map(
+            lambda v: isinstance(
+                v, (bool, np.bool_, complex, np.complexfloating, pd.Timestamp, pd.Timedelta)
+            )
+        )
         if odd.any():
             first = raw.index[np.flatnonzero(odd.to_numpy())[0]]
             raise DataError(
@@ -272,7 +302,9 @@ def _refuse_dtype(raw: pd.Series, col: str) -> None:
                 f"{raw.loc[first]!r} (first at row {first})"
             )
     if kind is not None:
-        raise DataError(f"column {col!r} must hold real numbers; found {kind} values (dtype {raw.dtype})")
+        raise DataError(
+            f"column {col!r} must hold real numbers; found {kind} values (dtype {raw.dtype})"
+        )
 
 
 def _numeric(df: pd.DataFrame, col: str) -> np.ndarray:
@@ -296,8 +328,8 @@ def _check_group_sizes(out: pd.DataFrame, group: str, pooling: Mapping[str, str]
     modes = [pooling.get(p, "pooled") for p in law.param_names]
     if "pooled" in modes and len(counts) < 2:
         raise DataError(
-            f"group column {group!r} has a single group ({counts.index[0]!r}); partial pooling needs "
-            "at least 2 groups (or fit without --group)"
+            f"group column {group!r} has a single group ({counts.index[0]!r}); partial pooling "
+            "needs at least 2 groups (or fit without --group)"
         )
     n_indep = sum(m == "independent" for m in modes)
     if n_indep:
@@ -305,9 +337,9 @@ def _check_group_sizes(out: pd.DataFrame, group: str, pooling: Mapping[str, str]
         small = counts[counts < need]
         if len(small):
             raise DataError(
-                f"group {small.index[0]!r} of column {group!r} has {int(small.iloc[0])} point"
-                f"{'s' if small.iloc[0] != 1 else ''}; {n_indep} independent parameters need at least "
-                f"{need} per group (pool them instead, or drop the group)"
+                f"group {small.index[0]!r} of column {group!r} has {int(small.iloc[0])} "
+                f"point{'s' if small.iloc[0] != 1 else ''}; {n_indep} independent parameters need "
+                f"at least {need} per group (pool them instead, or drop the group)"
             )
 
 
@@ -316,7 +348,11 @@ def data_hash(df: pd.DataFrame) -> str:
     h = hashlib.sha256()
     h.update(",".join(map(str, df.columns)).encode())
     for col in df.columns:
-        h.update(np.ascontiguousarray(df[col].to_numpy().astype(str if col == "group" else float)).tobytes())
+        h.update(
+            np.ascontiguousarray(
+                df[col].to_numpy().astype(str if col == "group" else float)
+            ).tobytes()
+        )
     return h.hexdigest()[:16]
 
 
@@ -338,7 +374,10 @@ def parse_split(df: pd.DataFrame, split) -> np.ndarray:
                 col, _, num = split.partition(op)
                 col, num = col.strip(), num.strip()
                 if col not in df.columns:
-                    raise DataError(f"split {split!r} names column {col!r}, which the data does not have; found: {', '.join(map(str, df.columns))}")
+                    raise DataError(
+                        f"split {split!r} names column {col!r}, which the data does not have; "
+                        f"found: {', '.join(map(str, df.columns))}"
+                    )
                 try:
                     threshold = float(num)
                 except ValueError:
@@ -349,16 +388,24 @@ def parse_split(df: pd.DataFrame, split) -> np.ndarray:
             if split in df.columns:
                 values = df[split]
                 if values.dtype != bool:
-                    raise DataError(f"split column {split!r} must be boolean (True = training); found dtype {values.dtype}")
+                    raise DataError(
+                        f"split column {split!r} must be boolean (True = training); found dtype "
+                        f"{values.dtype}"
+                    )
                 mask = values.to_numpy()
             else:
-                raise DataError(f"split {split!r} must look like 'C<=1e21' (C, N or D with <, <=, >, >=) or name a boolean column")
+                raise DataError(
+                    f"split {split!r} must look like 'C<=1e21' (C, N or D with <, <=, >, >=) or "
+                    "name a boolean column"
+                )
     else:
         mask = np.asarray(split, dtype=bool)
         if mask.shape != (len(df),):
             raise DataError(f"split mask has shape {mask.shape}; expected ({len(df)},)")
     if mask.all():
-        raise DataError(f"split {split!r} leaves no held-out rows: every row is on the training side")
+        raise DataError(
+            f"split {split!r} leaves no held-out rows: every row is on the training side"
+        )
     if not mask.any():
         raise DataError(f"split {split!r} leaves no training rows")
     return mask
@@ -367,15 +414,26 @@ def parse_split(df: pd.DataFrame, split) -> np.ndarray:
 # --------------------------------------------------------------------------- row selection
 
 _COMPARE = {
-    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
-    ast.Gt: operator.gt, ast.GtE: operator.ge,
+    ast.Eq: operator.eq,
+    ast.NotEq: operator.ne,
+    ast.Lt: operator.lt,
+    ast.LtE: operator.le,
+    ast.Gt: operator.gt,
+    ast.GtE: operator.ge,
 }
 _ARITH = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-    ast.Pow: operator.pow, ast.Mod: operator.mod, ast.BitAnd: operator.and_, ast.BitOr: operator.or_,
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.Pow: operator.pow,
+    ast.Mod: operator.mod,
+    ast.BitAnd: operator.and_,
+    ast.BitOr: operator.or_,
 }
 _QUERY_HELP = (
-    "a query compares columns with numbers or quoted strings, e.g. \"dataset == 'rw' and N >= 1e8\"; "
+    "a query compares columns with numbers or quoted strings, e.g. \"dataset == 'rw' and N >= "
+    '1e8"; '
     "it may use and, or, not, ==, !=, <, <=, >, >=, in [...], + - * / ** and `quoted column names`"
 )
 
@@ -414,7 +472,9 @@ def select_rows(df: pd.DataFrame, query: str) -> pd.DataFrame:
     text = re.sub(r"`([^`]*)`", _quoted, query.strip())
     # as in pandas, & and | bind like `and` and `or` (looser than comparisons); strings are kept
     parts = re.split(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""", text)
-    text = "".join(p if i % 2 else p.replace("&", " and ").replace("|", " or ") for i, p in enumerate(parts))
+    text = "".join(
+        p if i % 2 else p.replace("&", " and ").replace("|", " or ") for i, p in enumerate(parts)
+    )
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError:
@@ -440,13 +500,19 @@ class _QueryEval(ast.NodeVisitor):
         self.df, self.quoted, self.query = df, quoted, query
 
     def generic_visit(self, node):
-        raise DataError(f"query {self.query!r} uses {type(node).__name__.lower()} syntax, which is not allowed; {_QUERY_HELP}")
+        raise DataError(
+            f"query {self.query!r} uses {type(node).__name__.lower()} syntax, which is not "
+            f"allowed; {_QUERY_HELP}"
+        )
 
     def visit_Name(self, node: ast.Name):
         name = self.quoted.get(node.id, node.id)
         if name in self.df.columns:
             return self.df[name]
-        raise DataError(f"query {self.query!r} names {name!r}, which is not a column; found columns: {', '.join(map(str, self.df.columns))}")
+        raise DataError(
+            f"query {self.query!r} names {name!r}, which is not a column; found columns: "
+            f"{', '.join(map(str, self.df.columns))}"
+        )
 
     def visit_Constant(self, node: ast.Constant):
         if isinstance(node.value, (bool, str)):
@@ -487,7 +553,9 @@ class _QueryEval(ast.NodeVisitor):
             return self.generic_visit(node)
         left, right = self.visit(node.left), self.visit(node.right)
         if isinstance(left, str) or isinstance(right, str):
-            raise DataError(f"query {self.query!r}: strings can only be compared, not combined with arithmetic")
+            raise DataError(
+                f"query {self.query!r}: strings can only be compared, not combined with arithmetic"
+            )
         return op(left, right)
 
     def visit_Compare(self, node: ast.Compare):

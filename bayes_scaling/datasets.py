@@ -2,7 +2,8 @@
 
 The manifest (``datasets/manifest.toml``, shipped as ``bayes_scaling._datasets``) records for each
 dataset its file, checksum, source, license, units, loss definition and how its columns map onto
-the canonical names ``N, D, C, U, B, steps, loss, group``. Datasets whose license allows redistribution (MIT, Apache-2.0) ship inside the package as
+the canonical names ``N, D, C, U, B, steps, loss, group``. Datasets whose license allows
+redistribution (MIT, Apache-2.0) ship inside the package as
 ``bayes_scaling._datasets/<folder>/<file>`` beside the source's license and a provenance note, as
 does the synthetic ``demo``; they load offline, with no data directory (from ``data_dir`` only when
 that argument is given and holds the file). The others (``epoch-chinchilla``: no license) are
@@ -28,6 +29,7 @@ import operator
 import os
 import re
 import tempfile
+import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -37,7 +39,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import tomllib
 
 __all__ = [
     "CANONICAL_COLUMNS",
@@ -451,9 +452,10 @@ def _derive(name: str, column: str, recipe: Any, frame: pd.DataFrame) -> pd.Seri
             return _arithmetic(recipe, frame)
         if isinstance(recipe, Mapping) and "join" in recipe:
             parts = [frame[c].astype(str) for c in recipe["join"]]
-            return functools.reduce(lambda a, b: a + recipe.get("sep", "/") + b, parts)
+            joined: pd.Series = functools.reduce(lambda a, b: a + recipe.get("sep", "/") + b, parts)
+            return joined
         if isinstance(recipe, Mapping) and "parse_size" in recipe:
-            return frame[recipe["parse_size"]].map(_parse_size).astype(float)
+            return pd.Series(frame[recipe["parse_size"]].map(_parse_size), dtype=float)
     except (KeyError, ValueError) as exc:
         raise ValueError(f"dataset {name!r}: cannot derive column {column!r} ({exc})") from exc
     raise ValueError(

@@ -87,7 +87,9 @@ def log_law_at(spec, params: Mapping[str, Any], covariates: Mapping[str, Any]) -
 # --------------------------------------------------------------------------- noise
 
 
-def noise(rng: np.random.Generator, sigma: Any, nu: Any | None, shape: tuple[int, int]) -> np.ndarray:
+def noise(
+    rng: np.random.Generator, sigma: Any, nu: Any | None, shape: tuple[int, int]
+) -> np.ndarray:
     """Residual noise of the log target, ``sigma_s * eps_sp``, shape ``(S, P)``.
 
     ``eps`` is Student-t with ``nu_s`` degrees of freedom where ``nu`` is given and finite,
@@ -111,7 +113,9 @@ def _log_density_parts(sigma: np.ndarray, nu: np.ndarray | None):
     nu = np.asarray(nu, dtype=float)
     finite = np.isfinite(nu)
     nu_f = np.where(finite, nu, 1.0)
-    const_t = gammaln((nu_f + 1) / 2) - gammaln(nu_f / 2) - 0.5 * np.log(nu_f * math.pi) - np.log(sigma)
+    const_t = (
+        gammaln((nu_f + 1) / 2) - gammaln(nu_f / 2) - 0.5 * np.log(nu_f * math.pi) - np.log(sigma)
+    )
     return (nu_f, finite), np.where(finite, const_t, const_n)
 
 
@@ -131,7 +135,9 @@ def noise_log_density(residual: Any, sigma: Any, nu: Any | None) -> np.ndarray:
     return np.where(finite[:, None], t, const[:, None] - 0.5 * z2)
 
 
-def log_predictive_density(observed: Any, loc: Any, scale: Any, df: Any | None = None) -> np.ndarray:
+def log_predictive_density(
+    observed: Any, loc: Any, scale: Any, df: Any | None = None
+) -> np.ndarray:
     r"""Pointwise log predictive density from per-draw location, scale and degrees of freedom.
 
     :math:`\log \frac1S \sum_s p(y_i \mid \mu_{si}, \sigma_{s}, \nu_s)` with ``p`` the Student-t
@@ -222,7 +228,9 @@ def fit_frame(fit):
     law = info["law"]
     const = fit.constant_data
     frame = pd.DataFrame({c: np.asarray(const[c].values, dtype=float) for c in law.covariates})
-    frame[law.target] = np.exp(np.asarray(fit.observed_data[f"log_{law.target}"].values, dtype=float))
+    frame[law.target] = np.exp(
+        np.asarray(fit.observed_data[f"log_{law.target}"].values, dtype=float)
+    )
     if info["groups"]:
         labels = np.asarray(info["groups"], dtype=object)
         frame["group"] = labels[np.asarray(const["group_index"].values, dtype=int)]

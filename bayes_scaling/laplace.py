@@ -121,8 +121,15 @@ def find_map(
         lam = jnp.where(accept, lam * 0.1, lam * 10.0).astype(dtype)
         return u, f, g, h, lam, k + 1, converged
 
-    start = (u0, jnp.asarray(jnp.inf, dtype), jnp.zeros_like(u0), jnp.eye(u0.shape[0], dtype=dtype),
-             jnp.asarray(10.0, dtype), jnp.asarray(-1), jnp.asarray(False))
+    start = (
+        u0,
+        jnp.asarray(jnp.inf, dtype),
+        jnp.zeros_like(u0),
+        jnp.eye(u0.shape[0], dtype=dtype),
+        jnp.asarray(10.0, dtype),
+        jnp.asarray(-1),
+        jnp.asarray(False),
+    )
     # the first pass through the body evaluates the start (the step from a zero gradient is 0)
     u, f, g, h, _, k, done = jax.lax.while_loop(cond, body, start)
     _, decrement = newton(g, h, jnp.asarray(0.0, dtype))
@@ -130,7 +137,9 @@ def find_map(
     return MapResult(u, f, h, k, ok & (done | (decrement < tolerance)))
 
 
-def value_grad_hessian(potential: Callable[[jax.Array], jax.Array], u: jax.Array, *, step: float = 1e-3):
+def value_grad_hessian(
+    potential: Callable[[jax.Array], jax.Array], u: jax.Array, *, step: float = 1e-3
+):
     """Value, gradient and Hessian of ``potential`` at ``u``.
 
     The Hessian is the central difference of exact gradients at ``u +- step * e_i``,
@@ -149,7 +158,9 @@ def value_grad_hessian(potential: Callable[[jax.Array], jax.Array], u: jax.Array
     return values[0], grads[0], 0.5 * (h + h.T)
 
 
-def whitening(hessian: jax.Array, *, min_curvature: float = 1e-2, max_curvature: float = 1e12) -> jax.Array:
+def whitening(
+    hessian: jax.Array, *, min_curvature: float = 1e-2, max_curvature: float = 1e12
+) -> jax.Array:
     """A square root ``L`` of the Laplace covariance: ``L @ L.T = |H|^-1`` with clipped curvature.
 
     Eigenvalues of the symmetrised Hessian are replaced by their absolute values and clipped to
@@ -176,7 +187,9 @@ def whitening(hessian: jax.Array, *, min_curvature: float = 1e-2, max_curvature:
     return v / jnp.sqrt(w)
 
 
-def laplace_draws(rng_key: jax.Array, mode: jax.Array, scale: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+def laplace_draws(
+    rng_key: jax.Array, mode: jax.Array, scale: jax.Array, shape: tuple[int, ...]
+) -> jax.Array:
     """Draws ``mode + scale @ z`` with ``z ~ N(0, I)``, of shape ``shape + (d,)``."""
     z = jax.random.normal(rng_key, shape + mode.shape, dtype=mode.dtype)
     return mode + z @ scale.T

@@ -25,15 +25,15 @@ __all__ = [
     "LAWS",
     "LawSpec",
     "ParamSpec",
-    "get_law",
-    "register_law",
-    "chinchilla",
-    "kaplan",
-    "power_law",
-    "broken_power_law",
-    "data_constrained",
     "batch_steps",
+    "broken_power_law",
+    "chinchilla",
+    "data_constrained",
+    "get_law",
+    "kaplan",
     "loss_to_loss",
+    "power_law",
+    "register_law",
 ]
 
 CONSTRAINTS = ("positive", "real")
@@ -79,7 +79,8 @@ class LawSpec:
     params : tuple of ParamSpec
         In sampling order: a parameter named in another's ``centre`` comes first.
     covariates : tuple of str
-        Canonical data columns the law reads (``"N"``, ``"D"``, ``"C"``, ``"U"``, ``"B"``, ``"steps"``).
+        Canonical data columns the law reads (``"N"``, ``"D"``, ``"C"``, ``"U"``, ``"B"``,
+        ``"steps"``).
     formula : str
         Human-readable formula.
     reference : str
@@ -123,7 +124,10 @@ class LawSpec:
 
     def log_predict(self, params: Mapping[str, Any], covariates: Mapping[str, Any]) -> jax.Array:
         """Log target at covariates given in natural units (not logs)."""
-        x = {k: jnp.log(jnp.asarray(covariates[k], dtype=jnp.result_type(float))) for k in self.covariates}
+        x = {
+            k: jnp.log(jnp.asarray(covariates[k], dtype=jnp.result_type(float)))
+            for k in self.covariates
+        }
         return self.fn({k: jnp.asarray(v) for k, v in params.items()}, x)
 
     def predict(self, params: Mapping[str, Any], covariates: Mapping[str, Any]) -> jax.Array:
@@ -149,8 +153,9 @@ def chinchilla(params: Mapping[str, jax.Array], x: Mapping[str, jax.Array]) -> j
     --------
     >>> import jax.numpy as jnp
     >>> p = dict(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
-    >>> float(jnp.exp(chinchilla(p, {"N": jnp.log(70e9), "D": jnp.log(1.4e12)})))  # doctest: +ELLIPSIS
-    1.93...
+    >>> x = {"N": jnp.log(70e9), "D": jnp.log(1.4e12)}
+    >>> round(float(jnp.exp(chinchilla(p, x))), 2)
+    1.94
     """
     n_term = jnp.log(params["A"]) - params["alpha"] * x["N"]
     d_term = jnp.log(params["B"]) - params["beta"] * x["D"]
@@ -341,7 +346,9 @@ def _check_spec(spec: LawSpec) -> None:
             parts.append(f"no prior for {missing}")
         if extra:
             parts.append(f"priors for unknown parameters {extra}")
-        raise ValueError(f"law {spec.name!r}: parameter names and priors disagree: {'; '.join(parts)}")
+        raise ValueError(
+            f"law {spec.name!r}: parameter names and priors disagree: {'; '.join(parts)}"
+        )
     for p in spec.params:
         spec.priors.params[p.name].check_support(p.constraint, where=f"law {spec.name!r}")
 
@@ -435,13 +442,19 @@ def _builtin_specs() -> tuple[LawSpec, ...]:
         LawSpec(
             name="data_constrained",
             fn=data_constrained,
-            params=_CHINCHILLA_PARAMS
-            + (
-                ParamSpec("R_D", description="repetitions at which repeated tokens lose 1-1/e of their value"),
+            params=(
+                *_CHINCHILLA_PARAMS,
+                ParamSpec(
+                    "R_D",
+                    description="repetitions at which repeated tokens lose 1-1/e of their value",
+                ),
                 ParamSpec("R_N", description="decay constant of excess parameters"),
             ),
             covariates=("N", "D", "U"),
-            formula="L = E + A*N'^-alpha + B*D'^-beta, D' = U + U*R_D*(1-exp(-(D/U-1)/R_D)), N' likewise",
+            formula=(
+                "L = E + A*N'^-alpha + B*D'^-beta, D' = U + U*R_D*(1-exp(-(D/U-1)/R_D)), "
+                "N' likewise"
+            ),
             reference="Muennighoff et al. 2023, arXiv:2305.16264",
             priors=load("data_constrained").for_law("data_constrained"),
             log_n_opt=chinchilla_log_n_opt,  # exact where the data is not repeated (D <= U)
@@ -452,7 +465,9 @@ def _builtin_specs() -> tuple[LawSpec, ...]:
             fn=batch_steps,
             params=(
                 ParamSpec("S_min", description="steps needed at infinite batch size"),
-                ParamSpec("B_noise", description="noise scale (critical batch size)", centre=("B", None)),
+                ParamSpec(
+                    "B_noise", description="noise scale (critical batch size)", centre=("B", None)
+                ),
             ),
             covariates=("B",),
             formula="S = S_min*(1 + B_noise/B)",
@@ -496,7 +511,9 @@ def _broken_power_law_spec(covariate: str) -> LawSpec:
             ParamSpec("f", description="sharpness of the break (smaller is sharper)"),
             ParamSpec("E", description="irreducible loss"),
             ParamSpec("A", description="amplitude", centre=(covariate, "alpha")),
-            ParamSpec("d", description=f"location of the break in {covariate}", centre=(covariate, None)),
+            ParamSpec(
+                "d", description=f"location of the break in {covariate}", centre=(covariate, None)
+            ),
         ),
         covariates=(covariate,),
         formula=f"L = E + A*{covariate}^-alpha*(1 + ({covariate}/d)^(1/f))^(-c*f)",
@@ -528,7 +545,9 @@ def get_law(law: str | LawSpec) -> LawSpec:
             raise KeyError(
                 f"law {law!r}: covariate {covariate!r} is not one of {', '.join(ONE_COVARIATE)}"
             )
-        return _power_law_spec(covariate) if base == "power_law" else _broken_power_law_spec(covariate)
+        return (
+            _power_law_spec(covariate) if base == "power_law" else _broken_power_law_spec(covariate)
+        )
     available = ", ".join(sorted(LAWS))
     raise KeyError(f"unknown law {law!r}; available: {available} (and power_law:N etc.)")
 
@@ -570,8 +589,8 @@ def loss_to_loss(params: Mapping[str, jax.Array], x: Mapping[str, jax.Array]) ->
     --------
     >>> import jax.numpy as jnp
     >>> p = dict(E_x=1.5, E_y=2.0, K=1.2, kappa=0.9)
-    >>> float(jnp.exp(loss_to_loss(p, {"loss_x": jnp.log(3.0)})))  # 1.2 * 1.5**0.9 + 2  # doctest: +ELLIPSIS
-    3.72...
+    >>> round(float(jnp.exp(loss_to_loss(p, {"loss_x": jnp.log(3.0)}))), 2)  # 1.2 * 1.5**0.9 + 2
+    3.72
     """
     s = LOSS_TO_LOSS_FLOOR
     z = (jnp.exp(x["loss_x"]) - params["E_x"]) / s

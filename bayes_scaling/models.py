@@ -23,33 +23,43 @@ import jax.numpy as jnp
 from bayes_scaling.laws import LawSpec
 from bayes_scaling.priors import PriorSet
 
-__all__ = ["POOLING_MODES", "LIKELIHOODS", "ModelSpec", "build_model", "resolve_pooling"]
+__all__ = ["LIKELIHOODS", "POOLING_MODES", "ModelSpec", "build_model", "resolve_pooling"]
 
 POOLING_MODES = ("shared", "pooled", "independent")
 LIKELIHOODS = ("student_t", "normal")
 
 
 def resolve_pooling(law: LawSpec, pooling, grouped: bool) -> dict[str, str]:
-    """Per-parameter pooling: a mode for all, a mapping for some (rest pooled), shared without groups."""
+    """Per-parameter pooling: a mode for all, a mapping for some (the rest pooled), or shared
+    without groups."""
     if not grouped:
         if pooling not in (None, "shared") and not (
             isinstance(pooling, Mapping) and set(pooling.values()) <= {"shared"}
         ):
-            raise ValueError("pooling needs a group column (group=...); without groups every parameter is shared")
-        return {p: "shared" for p in law.param_names}
+            raise ValueError(
+                "pooling needs a group column (group=...); without groups every parameter is shared"
+            )
+        return dict.fromkeys(law.param_names, "shared")
     if pooling is None:
-        return {p: "pooled" for p in law.param_names}
+        return dict.fromkeys(law.param_names, "pooled")
     if isinstance(pooling, str):
         if pooling not in POOLING_MODES:
-            raise ValueError(f"unknown pooling {pooling!r}; expected one of {', '.join(POOLING_MODES)}")
-        return {p: pooling for p in law.param_names}
+            raise ValueError(
+                f"unknown pooling {pooling!r}; expected one of {', '.join(POOLING_MODES)}"
+            )
+        return dict.fromkeys(law.param_names, pooling)
     if isinstance(pooling, Mapping):
         unknown = sorted(set(pooling) - set(law.param_names))
         if unknown:
-            raise ValueError(f"pooling names {unknown}, which law {law.name!r} does not have; its parameters: {list(law.param_names)}")
+            raise ValueError(
+                f"pooling names {unknown}, which law {law.name!r} does not have; its parameters: "
+                f"{list(law.param_names)}"
+            )
         for k, v in pooling.items():
             if v not in POOLING_MODES:
-                raise ValueError(f"pooling for {k!r} is {v!r}; expected one of {', '.join(POOLING_MODES)}")
+                raise ValueError(
+                    f"pooling for {k!r} is {v!r}; expected one of {', '.join(POOLING_MODES)}"
+                )
         return {p: pooling.get(p, "pooled") for p in law.param_names}
     raise TypeError(f"pooling must be None, a mode name or a mapping; got {type(pooling).__name__}")
 
@@ -69,7 +79,15 @@ class ModelSpec:
     reference: tuple[tuple[str, float], ...]
 
     def _key(self) -> tuple:
-        return (self.law.name, self.law.fn, self.priors.to_json(), self.likelihood, self.pooling, self.num_groups, self.reference)
+        return (
+            self.law.name,
+            self.law.fn,
+            self.priors.to_json(),
+            self.likelihood,
+            self.pooling,
+            self.num_groups,
+            self.reference,
+        )
 
     def __hash__(self) -> int:
         return hash(self._key())
@@ -96,7 +114,14 @@ class ModelSpec:
         different data with the same law, priors, likelihood, pooling and group count share
         one compiled program.
         """
-        return (self.law.name, self.law.fn, self.priors.to_json(), self.likelihood, self.pooling, self.num_groups)
+        return (
+            self.law.name,
+            self.law.fn,
+            self.priors.to_json(),
+            self.likelihood,
+            self.pooling,
+            self.num_groups,
+        )
 
 
 def _log_prior_of(prior):
@@ -129,80 +154,115 @@ def build_model(spec: ModelSpec):
     ``reference`` maps covariate names to the log reference point (scalars; default the
     spec's). Passing the reference as an argument keeps it out of the compiled program.
     """
-    # numpyro is imported here, not at module level: a CLI fit that runs a saved program
-    # (bayes_scaling.engine) never builds a model and so never pays for importing numpyro
-    import numpyro
-    import numpyro.distributions as dist
-    from numpyro.distributions import transforms as T
-
     law = spec.law
-    priors = spec.priors
     pooling = spec.pooling_map
     default_reference = spec.reference_map
     G = spec.num_groups
-    target_site = f"log_{law.target}"
+    samplers = {"shared": _shared, "independent": _independent, "pooled": _pooled}
 
     def model(x, y=None, group_index=None, mask=None, reference=None):
         reference = default_reference if reference is None else reference
         values: dict[str, jnp.ndarray] = {}
         pop_values: dict[str, jnp.ndarray] = {}  # population medians of per-group params
         for p in law.params:
-            prior = priors.params[p.name].to_numpyro()
             mode = pooling[p.name] if G else "shared"
-            positive = p.constraint == "positive"
-            if mode == "shared":
-                if p.centre is None:
-                    values[p.name] = numpyro.sample(p.name, prior)
-                else:
-                    shift = _shift(p, {k: _population_value(spec, k, values, pop_values) for k in values}, reference)
-                    u = numpyro.sample(f"{p.name}_ref", dist.TransformedDistribution(_log_prior_of(prior), T.AffineTransform(-shift, 1.0)))
-                    values[p.name] = numpyro.deterministic(p.name, jnp.exp(u + shift))
-            elif mode == "independent":
-                with numpyro.plate("group", G):
-                    if p.centre is None:
-                        values[p.name] = numpyro.sample(p.name, prior)
-                    else:
-                        shift = _shift(p, values, reference)
-                        shift = jnp.broadcast_to(shift, (G,))
-                        u = numpyro.sample(f"{p.name}_ref", dist.TransformedDistribution(_log_prior_of(prior), T.AffineTransform(-shift, 1.0)))
-                        values[p.name] = numpyro.deterministic(p.name, jnp.exp(u + shift))
-            else:  # pooled, non-centred, on the unconstrained scale
-                base = _log_prior_of(prior) if positive else prior
-                if p.centre is not None:
-                    pop_shift = _shift(p, {k: _population_value(spec, k, values, pop_values) for k in values}, reference)
-                    base = dist.TransformedDistribution(base, T.AffineTransform(-pop_shift, 1.0))
-                loc = numpyro.sample(f"{p.name}_pop_loc", base)
-                sd = numpyro.sample(f"{p.name}_pop_sd", dist.HalfNormal(priors.pop_sd(p.name)))
-                with numpyro.plate("group", G):
-                    z = numpyro.sample(f"{p.name}_z", dist.Normal(0.0, 1.0))
-                u = loc + sd * z
-                if p.centre is not None:
-                    shift = jnp.broadcast_to(_shift(p, values, reference), (G,))
-                    value = jnp.exp(u + shift)
-                    pop_values[p.name] = jnp.exp(loc + pop_shift)
-                else:
-                    value = jnp.exp(u) if positive else u
-                    pop_values[p.name] = jnp.exp(loc) if positive else loc
-                values[p.name] = numpyro.deterministic(p.name, value)
-
-        sigma = numpyro.sample("sigma", priors.noise["sigma"].to_numpyro())
-        if spec.likelihood == "student_t":
-            nu_prior = priors.noise["nu"]
-            if nu_prior.dist == "fixed":
-                nu = jnp.asarray(nu_prior.kwargs["value"])
-            else:
-                nu = numpyro.sample("nu", nu_prior.to_numpyro())
+            values[p.name] = samplers[mode](spec, p, values, pop_values, reference)
         pointwise = {
             k: (v[group_index] if (G and pooling[k] != "shared") else v) for k, v in values.items()
         }
-        mu = law.fn(pointwise, x)
-        if spec.likelihood == "student_t":
-            obs_dist = dist.StudentT(nu, mu, sigma)
-        else:
-            obs_dist = dist.Normal(mu, sigma)
-        with numpyro.plate("point", mu.shape[0]):
-            with numpyro.handlers.mask(mask=True if mask is None else mask):
-                numpyro.sample(target_site, obs_dist, obs=y)
+        _likelihood(spec, law.fn(pointwise, x), y, mask)
 
-    model.spec = spec
+    model.spec = spec  # type: ignore[attr-defined]
     return model
+
+
+# numpyro is imported inside these functions, not at module level: a CLI fit that runs a saved
+# program (bayes_scaling.engine) never builds a model and so never pays for importing numpyro.
+
+
+def _population_shift(spec: ModelSpec, p, values, pop_values, reference):
+    scalars = {k: _population_value(spec, k, values, pop_values) for k in values}
+    return _shift(p, scalars, reference)
+
+
+def _shared(spec: ModelSpec, p, values, pop_values, reference):
+    """One value for all groups; an amplitude is sampled at the data's reference point."""
+    import numpyro
+    import numpyro.distributions as dist
+    from numpyro.distributions import transforms as T
+
+    prior = spec.priors.params[p.name].to_numpyro()
+    if p.centre is None:
+        return numpyro.sample(p.name, prior)
+    shift = _population_shift(spec, p, values, pop_values, reference)
+    shifted = dist.TransformedDistribution(_log_prior_of(prior), T.AffineTransform(-shift, 1.0))
+    u = numpyro.sample(f"{p.name}_ref", shifted)
+    return numpyro.deterministic(p.name, jnp.exp(u + shift))
+
+
+def _independent(spec: ModelSpec, p, values, pop_values, reference):
+    """One value per group, each with the prior."""
+    import numpyro
+    import numpyro.distributions as dist
+    from numpyro.distributions import transforms as T
+
+    G = spec.num_groups
+    prior = spec.priors.params[p.name].to_numpyro()
+    with numpyro.plate("group", G):
+        if p.centre is None:
+            return numpyro.sample(p.name, prior)
+        shift = jnp.broadcast_to(_shift(p, values, reference), (G,))
+        shifted = dist.TransformedDistribution(_log_prior_of(prior), T.AffineTransform(-shift, 1.0))
+        u = numpyro.sample(f"{p.name}_ref", shifted)
+        return numpyro.deterministic(p.name, jnp.exp(u + shift))
+
+
+def _pooled(spec: ModelSpec, p, values, pop_values, reference):
+    """Per-group values around a learned population location and spread (non-centred)."""
+    import numpyro
+    import numpyro.distributions as dist
+    from numpyro.distributions import transforms as T
+
+    G = spec.num_groups
+    prior = spec.priors.params[p.name].to_numpyro()
+    positive = p.constraint == "positive"
+    base = _log_prior_of(prior) if positive else prior
+    if p.centre is not None:
+        pop_shift = _population_shift(spec, p, values, pop_values, reference)
+        base = dist.TransformedDistribution(base, T.AffineTransform(-pop_shift, 1.0))
+    loc = numpyro.sample(f"{p.name}_pop_loc", base)
+    sd = numpyro.sample(f"{p.name}_pop_sd", dist.HalfNormal(spec.priors.pop_sd(p.name)))
+    with numpyro.plate("group", G):
+        z = numpyro.sample(f"{p.name}_z", dist.Normal(0.0, 1.0))
+    u = loc + sd * z
+    if p.centre is not None:
+        shift = jnp.broadcast_to(_shift(p, values, reference), (G,))
+        value = jnp.exp(u + shift)
+        pop_values[p.name] = jnp.exp(loc + pop_shift)
+    else:
+        value = jnp.exp(u) if positive else u
+        pop_values[p.name] = jnp.exp(loc) if positive else loc
+    return numpyro.deterministic(p.name, value)
+
+
+def _likelihood(spec: ModelSpec, mu, y, mask) -> None:
+    """Noise priors and the likelihood of the log target (Student-t or normal), masked rows out."""
+    import numpyro
+    import numpyro.distributions as dist
+
+    priors = spec.priors
+    sigma = numpyro.sample("sigma", priors.noise["sigma"].to_numpyro())
+    if spec.likelihood == "student_t":
+        nu_prior = priors.noise["nu"]
+        if nu_prior.dist == "fixed":
+            nu = jnp.asarray(nu_prior.kwargs["value"])
+        else:
+            nu = numpyro.sample("nu", nu_prior.to_numpyro())
+        obs_dist = dist.StudentT(nu, mu, sigma)
+    else:
+        obs_dist = dist.Normal(mu, sigma)
+    with (
+        numpyro.plate("point", mu.shape[0]),
+        numpyro.handlers.mask(mask=True if mask is None else mask),
+    ):
+        numpyro.sample(f"log_{spec.law.target}", obs_dist, obs=y)

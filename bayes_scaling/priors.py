@@ -61,36 +61,54 @@ class Prior:
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any], where: str = "prior") -> Prior:
         if not isinstance(spec, Mapping):
-            raise TypeError(f"{where}: expected a table like {{dist = 'normal', loc = 0, scale = 1}}; got {spec!r}")
+            raise TypeError(
+                f"{where}: expected a table like {{dist = 'normal', loc = 0, scale = 1}}; got "
+                f"{spec!r}"
+            )
         spec = dict(spec)
         name = spec.pop("dist", None)
         if name is None:
             if set(spec) == {"value"}:
                 name = "fixed"
             else:
-                raise ValueError(f"{where}: missing 'dist'; expected one of {', '.join(DISTRIBUTIONS)}")
+                raise ValueError(
+                    f"{where}: missing 'dist'; expected one of {', '.join(DISTRIBUTIONS)}"
+                )
         if name not in DISTRIBUTIONS:
-            raise ValueError(f"{where}: unknown distribution {name!r}; expected one of {', '.join(DISTRIBUTIONS)}")
+            raise ValueError(
+                f"{where}: unknown distribution {name!r}; expected one of "
+                f"{', '.join(DISTRIBUTIONS)}"
+            )
         required, optional = DISTRIBUTIONS[name]
         missing = [a for a in required if a not in spec]
         unknown = [a for a in spec if a not in required and a not in optional]
         if missing or unknown:
             detail = "; ".join(
-                ([f"missing {missing}"] if missing else []) + ([f"unexpected {unknown}"] if unknown else [])
+                ([f"missing {missing}"] if missing else [])
+                + ([f"unexpected {unknown}"] if unknown else [])
             )
             raise ValueError(f"{where}: {name} takes {list(required) + list(optional)}: {detail}")
         args: dict[str, float | None] = dict(optional)
         for key, value in spec.items():
             if value is None and key in optional:
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"{where}: argument {key!r} must be a finite number; got {value!r}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+            ):
+                raise ValueError(
+                    f"{where}: argument {key!r} must be a finite number; got {value!r}"
+                )
             args[key] = float(value)
             if key in _POSITIVE_ARGS and value <= 0:
                 raise ValueError(f"{where}: argument {key!r} must be > 0; got {value!r}")
-        if name == "uniform" and not args["low"] < args["high"]:
-            raise ValueError(f"{where}: uniform needs low < high; got low={args['low']}, high={args['high']}")
-        if name == "truncated_normal" and args["high"] is not None and not args["low"] < args["high"]:
+        low, high = args.get("low"), args.get("high")
+        if name == "uniform" and not (low is not None and high is not None and low < high):
+            raise ValueError(
+                f"{where}: uniform needs low < high; got low={args['low']}, high={args['high']}"
+            )
+        if name == "truncated_normal" and high is not None and not (low is not None and low < high):
             raise ValueError(f"{where}: truncated_normal needs low < high")
         ordered = tuple((k, args[k]) for k in list(required) + list(optional))
         return cls(dist=name, args=ordered)
@@ -108,12 +126,13 @@ class Prior:
         inf = math.inf
         if self.dist in ("lognormal", "halfnormal", "halfcauchy", "gamma", "exponential"):
             return (0.0, inf)
+        low, high, value = (_number(kw.get(k)) for k in ("low", "high", "value"))
         if self.dist == "truncated_normal":
-            return (kw["low"], inf if kw["high"] is None else kw["high"])
+            return (low, inf if kw["high"] is None else high)
         if self.dist == "uniform":
-            return (kw["low"], kw["high"])
+            return (low, high)
         if self.dist == "fixed":
-            return (kw["value"], kw["value"])
+            return (value, value)
         return (-inf, inf)
 
     def check_support(self, constraint: str, where: str = "prior") -> None:
@@ -122,7 +141,8 @@ class Prior:
         if constraint == "positive" and low < 0:
             raise ValueError(
                 f"{where}: prior {self.dist} has support starting at {low}, but the parameter "
-                "must be positive; use lognormal, halfnormal, gamma or a truncated_normal with low >= 0"
+                "must be positive; use lognormal, halfnormal, gamma or a truncated_normal with "
+                "low >= 0"
             )
 
     def to_numpyro(self):
@@ -190,19 +210,33 @@ class PriorSet:
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any], name: str = "custom") -> PriorSet:
-        """Build from a mapping with ``params`` (or parameter tables at top level), ``noise``, ``population_sd``."""
+        """Build from a mapping with ``params`` (or parameter tables at top level), ``noise`` and
+        ``population_sd``."""
         spec = dict(spec)
         if "params" not in spec:  # a flat {"E": {...}, "alpha": {...}} mapping
             reserved = {"noise", "population_sd", "name", "law", "description"}
-            spec = {"params": {k: v for k, v in spec.items() if k not in reserved}, **{k: v for k, v in spec.items() if k in reserved}}
-        unknown = sorted(set(spec) - {"params", "noise", "population_sd", "name", "law", "description"})
+            spec = {
+                "params": {k: v for k, v in spec.items() if k not in reserved},
+                **{k: v for k, v in spec.items() if k in reserved},
+            }
+        unknown = sorted(
+            set(spec) - {"params", "noise", "population_sd", "name", "law", "description"}
+        )
         if unknown:
-            raise ValueError(f"prior set {name!r}: unknown sections {unknown}; expected params, noise, population_sd")
-        params = {k: Prior.from_dict(v, f"prior for {k!r}") for k, v in dict(spec.get("params", {})).items()}
+            raise ValueError(
+                f"prior set {name!r}: unknown sections {unknown}; expected params, noise, "
+                "population_sd"
+            )
+        params = {
+            k: Prior.from_dict(v, f"prior for {k!r}")
+            for k, v in dict(spec.get("params", {})).items()
+        }
         noise_spec = dict(spec.get("noise", {}))
         bad_noise = sorted(set(noise_spec) - set(_DEFAULT_NOISE))
         if bad_noise:
-            raise ValueError(f"prior set {name!r}: unknown noise priors {bad_noise}; expected sigma, nu")
+            raise ValueError(
+                f"prior set {name!r}: unknown noise priors {bad_noise}; expected sigma, nu"
+            )
         noise = {k: Prior.from_dict(v, f"noise prior {k!r}") for k, v in noise_spec.items()}
         if "sigma" in noise:
             noise["sigma"].check_support("positive", "noise prior 'sigma'")
@@ -264,7 +298,9 @@ class PriorSet:
         return "\n".join(lines) + "\n"
 
     def pop_sd(self, param: str) -> float:
-        return self.population_sd.get(param, self.population_sd.get("default", DEFAULT_POPULATION_SD))
+        return self.population_sd.get(
+            param, self.population_sd.get("default", DEFAULT_POPULATION_SD)
+        )
 
     def for_law(self, law: str) -> PriorSet:
         return dataclasses.replace(self, law=law)
@@ -293,19 +329,25 @@ def _prior_dir():
 
 def available_prior_sets() -> list[str]:
     """Names of the prior sets shipped with the package (``priors/*.toml``)."""
-    return sorted(p.name[: -len(".toml")] for p in _prior_dir().iterdir() if p.name.endswith(".toml"))
+    return sorted(
+        p.name[: -len(".toml")] for p in _prior_dir().iterdir() if p.name.endswith(".toml")
+    )
 
 
 def load_prior_set(name: str) -> PriorSet:
     """Load a shipped prior set by name (``"chinchilla"``, ``"chinchilla-literature"``, ...)."""
     res = _prior_dir().joinpath(f"{name}.toml")
     if not res.is_file():
-        raise KeyError(f"unknown prior set {name!r}; available: {', '.join(available_prior_sets())}")
+        raise KeyError(
+            f"unknown prior set {name!r}; available: {', '.join(available_prior_sets())}"
+        )
     data = tomllib.loads(res.read_text())
     return PriorSet.from_dict(data, name=name)
 
 
-def resolve_priors(law, priors: None | str | Path | Mapping[str, Any] | PriorSet = None) -> PriorSet:
+def resolve_priors(
+    law, priors: str | Path | Mapping[str, Any] | PriorSet | None = None
+) -> PriorSet:
     """The priors a fit uses: the law's defaults, overridden by what the user passes.
 
     Parameters
@@ -336,14 +378,22 @@ def resolve_priors(law, priors: None | str | Path | Mapping[str, Any] | PriorSet
         else:
             override = load_prior_set(text)
     else:
-        raise TypeError(f"priors must be None, a name, a TOML path, a dict or a PriorSet; got {type(priors).__name__}")
+        raise TypeError(
+            "priors must be None, a name, a TOML path, a dict or a PriorSet; got "
+            f"{type(priors).__name__}"
+        )
     unknown = sorted(set(override.params) - set(law.param_names))
     if unknown:
         raise ValueError(
-            f"priors {override.name!r} name parameters {unknown} that law {law.name!r} does not have; "
-            f"its parameters are {list(law.param_names)}"
+            f"priors {override.name!r} name parameters {unknown} that law {law.name!r} does not "
+            f"have; its parameters are {list(law.param_names)}"
         )
     constraints = {p.name: p.constraint for p in law.params}
     for k, v in override.params.items():
         v.check_support(constraints[k], where=f"prior for {k!r}")
     return base.merged(override)
+
+
+def _number(value: float | None) -> float:
+    """A prior argument that validation guarantees is present, as a float (NaN if absent)."""
+    return math.nan if value is None else float(value)

@@ -61,6 +61,13 @@ def cmd_compare(args) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
         return 0
+    _print_comparison(result)
+    return 0
+
+
+def _print_comparison(result) -> None:
+    from bayes_scaling import inference
+
     t = result.table
     target = inference.fit_spec(next(iter(result.fits.values())))["law"].target
     print(f"PSIS-LOO on {len(result.frame)} points (elpd of log {target}; higher is better)")
@@ -70,30 +77,30 @@ def cmd_compare(args) -> int:
     )
     for law, r in t.iterrows():
         print(
-            f"{law:<18}{r['elpd_loo']:>10.1f}{r['se']:>8.1f}{r['elpd_diff']:>11.1f}{r['dse']:>8.1f}"
-            f"{r['weight']:>8.3f}{r['p_loo']:>7.1f}{int(r['bad_k']):>7d}"
+            f"{law:<18}{r['elpd_loo']:>10.1f}{r['se']:>8.1f}{r['elpd_diff']:>11.1f}"
+            f"{r['dse']:>8.1f}{r['weight']:>8.3f}{r['p_loo']:>7.1f}{int(r['bad_k']):>7d}"
         )
-    split = result.split
-    if split is not None:
-        print()
-        print(
-            f"leave-future-out: fit on {split['train_points']} points ({split['axis']} <= "
-            f"{split['train_max']:.3g}), "
-            f"scored on {split['test_points']} ({split['axis']} >= {split['test_min']:.3g})"
-        )
-        print(
-            f"{'law':<18}{'lfo_elpd':>10}{'se':>8}{'lfo_diff':>11}{'dse':>8}{'weight':>8}{'rmse':>9}"
-        )
-        for law, r in t.sort_values("lfo_rank").iterrows():
-            print(
-                f"{law:<18}{r['lfo_elpd']:>10.1f}{r['lfo_se']:>8.1f}{r['lfo_diff']:>11.1f}{r['lfo_dse']:>8.1f}{r['lfo_weight']:>8.3f}{r['lfo_rmse']:>9.4f}"
-            )
-        print(
-            "rmse: root mean squared error of the posterior-mean log prediction on the held-out "
-            "points"
-        )
+    if result.split is not None:
+        _print_future(t, result.split)
     print("diff: elpd of the best law minus this law's; dse: its standard error. weight: stacking.")
-    return 0
+
+
+def _print_future(t, split) -> None:
+    print()
+    print(
+        f"leave-future-out: fit on {split['train_points']} points ({split['axis']} <= "
+        f"{split['train_max']:.3g}), scored on {split['test_points']} ({split['axis']} >= "
+        f"{split['test_min']:.3g})"
+    )
+    print(f"{'law':<18}{'lfo_elpd':>10}{'se':>8}{'lfo_diff':>11}{'dse':>8}{'weight':>8}{'rmse':>9}")
+    for law, r in t.sort_values("lfo_rank").iterrows():
+        print(
+            f"{law:<18}{r['lfo_elpd']:>10.1f}{r['lfo_se']:>8.1f}{r['lfo_diff']:>11.1f}"
+            f"{r['lfo_dse']:>8.1f}{r['lfo_weight']:>8.3f}{r['lfo_rmse']:>9.4f}"
+        )
+    print(
+        "rmse: root mean squared error of the posterior-mean log prediction on the held-out points"
+    )
 
 
 def _rope(text: str | None) -> float | tuple[float, float] | None:
@@ -112,7 +119,6 @@ def _law_file(law: str) -> str:
 
 
 def cmd_contrast(args) -> int:
-    import numpy as np
 
     from bayes_scaling import compare as _compare
     from bayes_scaling import inference
@@ -148,45 +154,9 @@ def cmd_contrast(args) -> int:
             print()
         print(f"{r.quantity}: {r.description}; groups of {column!r}: {', '.join(r.groups)}")
         if r.kind == "crossing":
-            lo, hi = r.compute_range or (float("nan"), float("nan"))
-            print(
-                f"searched C in [{lo:.3g}, {hi:.3g}] FLOP; crossing compute: median and {pct} "
-                "interval among draws that cross"
-            )
-            print(
-                f"{'pair':<24}{'P(cross)':>9}{'median':>11}{'lower':>11}{'upper':>11}"
-                f"{'P(1st lower @lo)':>18}{'@hi':>7}"
-            )
-            for pair, row in r.table.iterrows():
-                print(
-                    f"{pair:<24}{row['p_cross']:>9.3f}{_c.fmt(row['median'], '.3g'):>11}"
-                    f"{_c.fmt(row['lower'], '.3g'):>11}{_c.fmt(row['upper'], '.3g'):>11}"
-                    f"{row['p_first_lower_at_low']:>18.3f}{row['p_first_lower_at_high']:>7.3f}"
-                )
-            continue
-        for g, v in r.values.items():
-            q = np.quantile(v, [0.5, (1 - r.prob) / 2, (1 + r.prob) / 2])
-            print(f"  {g}: median {q[0]:.4g}, {pct} interval [{q[1]:.4g}, {q[2]:.4g}]")
-        sym = ">0" if r.kind == "difference" else ">1"
-        less = "<0" if r.kind == "difference" else "<1"
-        head = (
-            f"{'pair':<24}{'mean':>10}{'sd':>9}{'median':>10}{'lower':>10}{'upper':>10}"
-            f"{'P(' + sym + ')':>8}{'P(' + less + ')':>8}"
-        )
-        if r.rope is not None:
-            head += f"{'P(in ROPE)':>12}"
-        print(head)
-        for pair, row in r.table.iterrows():
-            line = (
-                f"{pair:<24}{row['mean']:>10.4g}{row['sd']:>9.3g}{row['median']:>10.4g}"
-                f"{row['lower']:>10.4g}{row['upper']:>10.4g}{row['p_greater']:>8.3f}"
-                f"{row['p_less']:>8.3f}"
-            )
-            if r.rope is not None:
-                line += f"{row['p_in_rope']:>12.3f}"
-            print(line)
-        if r.rope is not None:
-            print(f"ROPE: [{r.rope[0]:.4g}, {r.rope[1]:.4g}]")
+            _print_crossing(r, pct)
+        else:
+            _print_contrast(r, pct)
     return 0
 
 
@@ -229,7 +199,10 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="replace existing files in --save")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_compare)
+    _register_contrast(sub)
 
+
+def _register_contrast(sub) -> None:
     p = sub.add_parser(
         "contrast", help="posterior of a between-group contrast in a hierarchical fit"
     )
@@ -254,3 +227,45 @@ def register(sub) -> None:
     p.add_argument("--flops-per-token", type=float, default=6.0, help="k in C = k N D (default 6)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_contrast)
+
+
+def _print_crossing(r, pct: str) -> None:
+    lo, hi = r.compute_range or (float("nan"), float("nan"))
+    print(
+        f"searched C in [{lo:.3g}, {hi:.3g}] FLOP; crossing compute: median and {pct} "
+        "interval among draws that cross"
+    )
+    print(
+        f"{'pair':<24}{'P(cross)':>9}{'median':>11}{'lower':>11}{'upper':>11}"
+        f"{'P(1st lower @lo)':>18}{'@hi':>7}"
+    )
+    for pair, row in r.table.iterrows():
+        print(
+            f"{pair:<24}{row['p_cross']:>9.3f}{_c.fmt(row['median'], '.3g'):>11}"
+            f"{_c.fmt(row['lower'], '.3g'):>11}{_c.fmt(row['upper'], '.3g'):>11}"
+            f"{row['p_first_lower_at_low']:>18.3f}{row['p_first_lower_at_high']:>7.3f}"
+        )
+
+
+def _print_contrast(r, pct: str) -> None:
+    import numpy as np
+
+    for g, v in r.values.items():
+        q = np.quantile(v, [0.5, (1 - r.prob) / 2, (1 + r.prob) / 2])
+        print(f"  {g}: median {q[0]:.4g}, {pct} interval [{q[1]:.4g}, {q[2]:.4g}]")
+    sym = ">0" if r.kind == "difference" else ">1"
+    less = "<0" if r.kind == "difference" else "<1"
+    head = (
+        f"{'pair':<24}{'mean':>10}{'sd':>9}{'median':>10}{'lower':>10}{'upper':>10}"
+        f"{'P(' + sym + ')':>8}{'P(' + less + ')':>8}"
+    )
+    print(head + (f"{'P(in ROPE)':>12}" if r.rope is not None else ""))
+    for pair, row in r.table.iterrows():
+        line = (
+            f"{pair:<24}{row['mean']:>10.4g}{row['sd']:>9.3g}{row['median']:>10.4g}"
+            f"{row['lower']:>10.4g}{row['upper']:>10.4g}{row['p_greater']:>8.3f}"
+            f"{row['p_less']:>8.3f}"
+        )
+        print(line + (f"{row['p_in_rope']:>12.3f}" if r.rope is not None else ""))
+    if r.rope is not None:
+        print(f"ROPE: [{r.rope[0]:.4g}, {r.rope[1]:.4g}]")

@@ -236,6 +236,11 @@ def register(sub) -> None:
     )
     p.set_defaults(func=cmd_allocate)
 
+    _register_target(sub)
+    _register_batch(sub)
+
+
+def _register_target(sub) -> None:
     p = sub.add_parser(
         "target", help="least compute that reaches a target loss with a given probability"
     )
@@ -250,6 +255,8 @@ def register(sub) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_target)
 
+
+def _register_batch(sub) -> None:
     p = sub.add_parser("batch", help="batch size per group from a batch_steps fit")
     p.add_argument(
         "fit", help="a fit of the batch_steps law (e.g. zhang-critical-batch-size --group group)"

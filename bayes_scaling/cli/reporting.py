@@ -102,6 +102,10 @@ def register(sub) -> None:
     )
     p.set_defaults(func=cmd_report)
 
+    _register_plot(sub)
+
+
+def _register_plot(sub) -> None:
     p = sub.add_parser(
         "plot", help="one figure of a fit as PNG/SVG/PDF (default: the extrapolation fan chart)"
     )
