@@ -27,7 +27,7 @@ Results are frozen dataclasses with a ``to_dict()`` of JSON-ready values for the
 Modules
 -------
 * :mod:`~bayes_scaling.decide.risk`: risk measures and :func:`parse_risk`.
-* :mod:`~bayes_scaling.decide.allocate`: :class:`Allocation` and :func:`allocate` (the cost line
+* :mod:`~bayes_scaling.decide.allocation`: :class:`Allocation` and :func:`allocate` (the cost line
   and its kernel are in ``_line``).
 * :mod:`~bayes_scaling.decide.target`: :class:`TargetCompute` and :func:`compute_for_target`.
 * :mod:`~bayes_scaling.decide.inference_aware`: :class:`InferenceAwareChoice` and
@@ -40,7 +40,7 @@ Modules
 from __future__ import annotations
 
 from bayes_scaling.decide._common import LOSS_QUANTILE_LEVELS, MUENNIGHOFF_REPETITION
-from bayes_scaling.decide.allocate import Allocation, allocate
+from bayes_scaling.decide.allocation import Allocation, allocate
 from bayes_scaling.decide.batch import (
     BatchSizeChoice,
     batch_size_for_cost,

@@ -28,7 +28,7 @@ from bayes_scaling.decide._common import (
 )
 from bayes_scaling.decide._kernels import _bisect, _law_log, _pred_kernel, _refine_argmin
 from bayes_scaling.decide._line import _CostLine
-from bayes_scaling.decide.allocate import Allocation, _allocate_prepared
+from bayes_scaling.decide.allocation import Allocation, _allocate_prepared
 from bayes_scaling.decide.risk import RiskMeasure, _as_risk
 from bayes_scaling.laws import LawSpec
 

@@ -18,7 +18,7 @@ from bayes_scaling.decide._common import (
 )
 from bayes_scaling.decide._kernels import _bisect
 from bayes_scaling.decide._line import _CostLine
-from bayes_scaling.decide.allocate import Allocation, _allocate_prepared
+from bayes_scaling.decide.allocation import Allocation, _allocate_prepared
 from bayes_scaling.decide.risk import prob_below
 from bayes_scaling.laws import LawSpec
 
