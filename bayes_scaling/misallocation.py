@@ -80,6 +80,15 @@ def _positive(name: str, value: Any) -> float:
     return value
 
 
+def _count(name: str, value: Any, least: int) -> int:
+    """An integer argument, at least ``least``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer; got {value!r}")
+    if value < least:
+        raise ValueError(f"{name} must be >= {least}; got {value}")
+    return int(value)
+
+
 def _interval_prob(value: Any) -> float:
     value = _positive("interval_prob", value)
     if not value < 1.0:
@@ -353,7 +362,8 @@ class MisallocationCost:
         median, (low, high) = self._summary(100.0 * self.fraction_draws)
         text = (
             f"N = {self.N:.3g} x D = {self.D:.3g} wastes {median:.2g}% "
-            f"({100 * self.interval_prob:.0f}% {low:.2g}-{high:.2g}%) of its {self.compute:.3g} FLOP"
+            f"({100 * self.interval_prob:.0f}% {low:.2g}-{high:.2g}%) of its "
+            f"{self.compute:.3g} FLOP"
         )
         if self.dollars_per_flop is not None:
             dollars = self.to_dict()["dollars"]
@@ -536,9 +546,13 @@ def plot_wasted_compute(
         median, (low, high) = item._summary(percent)
         ax.axvline(median, color=color, lw=1.5)
         ax.axvspan(low, high, color=color, alpha=0.08)
-    ax.set_xlabel(f"compute wasted against each draw's optimum (% of budget, {items[0].compute:.2g} FLOP)")
+    ax.set_xlabel(
+        f"compute wasted against each draw's optimum (% of budget, {items[0].compute:.2g} FLOP)"
+    )
     ax.set_ylabel("posterior draws")
-    ax.set_title(f"misallocation cost: median (line), {100 * items[0].interval_prob:.0f}% interval (band)")
+    ax.set_title(
+        f"misallocation cost: median (line), {100 * items[0].interval_prob:.0f}% interval (band)"
+    )
     ax.legend(fontsize=8)
     fig.tight_layout()
     if path is not None:

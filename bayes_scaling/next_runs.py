@@ -33,20 +33,24 @@ Hoffmann et al. 2022, arXiv:2203.15556; Besiroglu et al. 2024, arXiv:2404.10102.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
-import numbers
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
+from bayes_scaling import draws as _draws
 from bayes_scaling.laws import LawSpec
-from bayes_scaling.misallocation import _positive, covariates, frontier, law_params, load_draws
+from bayes_scaling.misallocation import (
+    _count,
+    _positive,
+    covariates,
+    frontier,
+    law_params,
+    load_draws,
+)
 
 __all__ = [
     "OBJECTIVES",
@@ -58,14 +62,6 @@ __all__ = [
 ]
 
 OBJECTIVES: tuple[str, ...] = ("regret", "width", "n_opt_width")
-
-
-def _count(name: str, value: Any, least: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer; got {value!r}")
-    if value < least:
-        raise ValueError(f"{name} must be >= {least}; got {value}")
-    return int(value)
 
 
 # --------------------------------------------------------------------------- candidates
@@ -134,7 +130,9 @@ def _read_candidates(candidates: Any, budget: float, k: float) -> pd.DataFrame:
         )
     missing = [c for c in ("N", "D") if c not in frame.columns]
     if missing:
-        raise ValueError(f"candidates need columns N and D; missing {missing}; got {list(frame.columns)}")
+        raise ValueError(
+            f"candidates need columns N and D; missing {missing}; got {list(frame.columns)}"
+        )
     values = frame[["N", "D"]].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
     bad = ~(np.isfinite(values) & (values > 0)).all(axis=1)
     if bad.any():
@@ -142,7 +140,8 @@ def _read_candidates(candidates: Any, budget: float, k: float) -> pd.DataFrame:
             f"candidate N and D must be finite and > 0; found {int(bad.sum())} bad rows "
             f"(first at row {int(np.argmax(bad))})"
         )
-    out = pd.DataFrame({"N": values[:, 0], "D": values[:, 1], "cost": k * values[:, 0] * values[:, 1]})
+    n, d = values[:, 0], values[:, 1]
+    out = pd.DataFrame({"N": n, "D": d, "cost": k * n * d})
     within = out[out["cost"] <= budget * (1 + 1e-9)].reset_index(drop=True)
     if within.empty:
         raise ValueError(
@@ -155,36 +154,18 @@ def _read_candidates(candidates: Any, budget: float, k: float) -> pd.DataFrame:
 # --------------------------------------------------------------------------- likelihood
 
 
-@functools.partial(jax.jit, static_argnames=("fn", "names"))
-def _log_loss_kernel(fn, names, params, log_n, log_d):
-    """Law log loss of every draw at every point: params (S,), points (M,) -> (S, M)."""
-    return jax.vmap(lambda p: fn(p, covariates(names, log_n, log_d)))(params)
-
-
 def _log_loss(spec: LawSpec, draws: Mapping[str, np.ndarray], n: Any, d: Any) -> np.ndarray:
-    out = _log_loss_kernel(
-        spec.fn,
-        tuple(spec.covariates),
-        law_params(spec, draws),
-        jnp.asarray(np.log(np.asarray(n, dtype=float)), jnp.float32),
-        jnp.asarray(np.log(np.asarray(d, dtype=float)), jnp.float32),
-    )
-    return np.asarray(out, dtype=float)
+    """Law log loss of every draw at every point, (S, M), in float32 like the frontier kernels."""
+    log_n = np.log(np.asarray(n, dtype=float)).astype(np.float32)
+    log_d = np.log(np.asarray(d, dtype=float)).astype(np.float32)
+    x = covariates(spec.covariates, log_n, log_d)
+    return _draws.law_over_draws(spec, law_params(spec, draws), x)
 
 
-def _noise_log_density(residual: np.ndarray, sigma: np.ndarray, nu: np.ndarray | None) -> np.ndarray:
-    """log density of residuals ``(..., S)`` of the log loss under each draw's noise model."""
-    from scipy.special import gammaln
-
-    z2 = (residual / sigma) ** 2
-    normal = -np.log(sigma) - 0.5 * math.log(2 * math.pi) - 0.5 * z2
-    if nu is None:
-        return normal
-    finite = np.isfinite(nu)
-    nu_f = np.where(finite, nu, 1.0)
-    const = gammaln((nu_f + 1) / 2) - gammaln(nu_f / 2) - 0.5 * np.log(nu_f * math.pi) - np.log(sigma)
-    student = const - 0.5 * (nu_f + 1) * np.log1p(z2 / nu_f)
-    return np.where(finite, student, normal)
+def _log_density(residual: np.ndarray, sigma: np.ndarray, nu: np.ndarray | None) -> np.ndarray:
+    """``draws.noise_log_density`` of residuals ``(J, S)`` (draws last), in their memory order."""
+    # transposed views keep the residuals' layout, so later sums add in the order they always did
+    return _draws.noise_log_density(residual.T, sigma, nu).T
 
 
 def _noise_params(draws: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -252,7 +233,7 @@ def importance_weights(
     sigma, nu = _noise_params(draws)
     mu = _log_loss(spec, draws, values[:, 0], values[:, 1])  # (S, M)
     residual = np.log(values[:, 2])[:, None] - mu.T  # (M, S)
-    return _normalise(_noise_log_density(residual, sigma, nu).sum(axis=0))
+    return _normalise(_log_density(residual, sigma, nu).sum(axis=0))
 
 
 # --------------------------------------------------------------------------- the decision
@@ -326,7 +307,7 @@ class _Outcomes:
     def log_likelihood(self, column: int) -> np.ndarray:
         """``(J, S)``: log density of outcome j of candidate ``column`` under draw s."""
         residual = self.log_loss[:, column, None] - self.mean[None, :, column]
-        return _noise_log_density(residual, self.sigma, self.nu)
+        return _log_density(residual, self.sigma, self.nu)
 
 
 def _simulate(spec, draws, frame, num_outcomes, rng) -> _Outcomes:
@@ -334,6 +315,8 @@ def _simulate(spec, draws, frame, num_outcomes, rng) -> _Outcomes:
     mean = _log_loss(spec, draws, frame["N"].to_numpy(), frame["D"].to_numpy())  # (S, M)
     size = sigma.size
     source = rng.choice(size, size=num_outcomes, replace=num_outcomes > size)
+    # Student-t as normal / sqrt(chi2 / nu) rather than draws.noise (whose standard_t consumes
+    # the generator differently): the seeded outcomes, and so the rankings, stay as published
     eps = rng.standard_normal((num_outcomes, len(frame)))
     if nu is not None:
         nu_j = nu[source][:, None]
@@ -356,7 +339,7 @@ def _score(decision, outcomes, base_loglik, column) -> tuple[float, float, float
 
 
 def _greedy(decision, outcomes, frame, budget, baseline, max_runs, first) -> list[dict[str, Any]]:
-    """Add, while the budget lasts, the run of largest marginal gain per FLOP (``first``: pass 1)."""
+    """Add, while the budget lasts, the run of most marginal gain per FLOP (``first``: pass 1)."""
     batch: list[dict[str, Any]] = []
     chosen: set[int] = set()
     loglik = None
@@ -366,7 +349,10 @@ def _greedy(decision, outcomes, frame, budget, baseline, max_runs, first) -> lis
         options = [m for m in range(len(frame)) if m not in chosen and cost[m] <= left * (1 + 1e-9)]
         if not options:
             break
-        scores = {m: first[m] if loglik is None else _score(decision, outcomes, loglik, m)[0] for m in options}
+        scores = {
+            m: first[m] if loglik is None else _score(decision, outcomes, loglik, m)[0]
+            for m in options
+        }
         best = max(options, key=lambda m: (current - scores[m]) / cost[m])
         gain = current - scores[best]
         if gain <= 0:
@@ -425,8 +411,9 @@ class NextRuns:
     law: str
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: ``candidates`` (ranked), ``batch``, ``batch_cost``, ``batch_gain``, ``baseline``,
-        ``objective``, ``compute``, ``budget``, ``decision``, ``num_outcomes``, ``num_draws``, ``law``."""
+        """JSON-ready: ``candidates`` (ranked), ``batch``, ``batch_cost``, ``batch_gain``,
+        ``baseline``, ``objective``, ``compute``, ``budget``, ``decision``, ``num_outcomes``,
+        ``num_draws``, ``law``."""
         return {
             "candidates": [
                 {key: float(v) for key, v in row.items()}
@@ -444,14 +431,6 @@ class NextRuns:
             "num_draws": int(self.num_draws),
             "law": self.law,
         }
-
-
-def _existing_runs(fit: Any) -> pd.DataFrame:
-    if not hasattr(fit, "constant_data"):
-        return pd.DataFrame({"N": [], "D": []})
-    from bayes_scaling.predict import fit_data
-
-    return fit_data(fit)[["N", "D"]].reset_index(drop=True)
 
 
 def next_runs(
@@ -540,20 +519,39 @@ def next_runs(
     )
     size = next(iter(draws.values())).size
     baseline = float(_objective(decision, np.full((1, size), 1.0 / size))[0])
-    rng = np.random.default_rng(_count("seed", seed, 0))
+    rng = _draws.numpy_rng(seed=_count("seed", seed, 0))
     outcomes = _simulate(spec, draws, frame, _count("num_outcomes", num_outcomes, 2), rng)
     scores = np.array([_score(decision, outcomes, None, m) for m in range(len(frame))])
     ranked = frame.assign(gain=baseline - scores[:, 0], gain_se=scores[:, 1], ess=scores[:, 2])
     ranked = ranked.assign(gain_per_flop=ranked["gain"] / ranked["cost"])
-    ranked = ranked.sort_values("gain_per_flop", ascending=False, kind="stable").reset_index(drop=True)
-    batch = _greedy(decision, outcomes, frame, budget, baseline, _count("max_runs", max_runs, 1), scores[:, 0])
+    ranked = ranked.sort_values("gain_per_flop", ascending=False, kind="stable")
+    batch = _greedy(
+        decision, outcomes, frame, budget, baseline, _count("max_runs", max_runs, 1), scores[:, 0]
+    )
     equal = np.full((1, size), 1.0 / size)
     decision_n = float(np.exp(_vertex_minimum(equal @ decision.regret, decision.log_n)[1][0]))
     columns = ["N", "D", "cost", "gain", "gain_se", "gain_per_flop", "ess"]
+    existing = pd.DataFrame({"N": [], "D": []})
+    if hasattr(fit, "constant_data"):  # a fit: its runs, for the plot
+        existing = _draws.fit_frame(fit)[["N", "D"]].reset_index(drop=True)
     return NextRuns(
-        ranked[columns], batch, baseline, objective, compute, budget, decision_n,
-        compute / (k * decision_n), _existing_runs(fit), int(num_outcomes), size, spec.name,
+        ranked[columns].reset_index(drop=True),
+        batch,
+        baseline,
+        objective,
+        compute,
+        budget,
+        decision_n,
+        compute / (k * decision_n),
+        existing,
+        int(num_outcomes),
+        size,
+        spec.name,
     )
+
+
+_EXISTING_STYLE = {"s": 10, "c": "0.6", "marker": "x", "label": "existing runs"}
+_BATCH_STYLE = {"s": 180, "facecolors": "none", "edgecolors": "red", "linewidths": 1.8}
 
 
 def plot_next_runs(result: NextRuns, path: str | Path | None = None, *, ax: Any = None):
@@ -579,19 +577,21 @@ def plot_next_runs(result: NextRuns, path: str | Path | None = None, *, ax: Any 
     positive = cand["gain_per_flop"].clip(lower=0.0)
     floor = max(float(positive[positive > 0].min()) if (positive > 0).any() else 1e-300, 1e-300)
     if not result.existing.empty:
-        ax.scatter(result.existing["N"], result.existing["D"], s=10, c="0.6", marker="x", label="existing runs")
+        ax.scatter(result.existing["N"], result.existing["D"], **_EXISTING_STYLE)
     points = ax.scatter(
-        cand["N"], cand["D"], c=positive.clip(lower=floor), s=60, cmap="viridis",
-        norm=LogNorm(vmin=floor, vmax=max(float(positive.max()), floor * 10)), label="candidates",
+        cand["N"],
+        cand["D"],
+        c=positive.clip(lower=floor),
+        s=60,
+        cmap="viridis",
+        norm=LogNorm(vmin=floor, vmax=max(float(positive.max()), floor * 10)),
+        label="candidates",
     )
     fig.colorbar(points, ax=ax, label=f"expected gain per FLOP ({result.objective})")
     if result.batch:
-        ax.scatter([r["N"] for r in result.batch], [r["D"] for r in result.batch], s=180,
-                   facecolors="none", edgecolors="red", linewidths=1.8, label="greedy batch")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("parameters N")
-    ax.set_ylabel("tokens D")
+        batch = pd.DataFrame(result.batch)
+        ax.scatter(batch["N"], batch["D"], label="greedy batch", **_BATCH_STYLE)
+    ax.set(xscale="log", yscale="log", xlabel="parameters N", ylabel="tokens D")
     ax.set_title(f"next runs for {result.compute:.2g} FLOP, budget {result.budget:.2g} FLOP")
     ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
