@@ -205,8 +205,8 @@ def _anchor(title: str) -> str:
 
 def _overview(fit, frame: pd.DataFrame) -> Section:
     attrs = fit.posterior.attrs
-    spec = _plots._spec(fit)
-    groups = _plots._groups(fit)
+    spec = _plots.law_of(fit)
+    groups = _plots.group_labels(fit)
     chains, draws = fit.posterior.sizes["chain"], fit.posterior.sizes["draw"]
     rows = [
         ("law", f"{spec.name}: {attrs.get('formula', spec.formula)}"),
@@ -296,8 +296,8 @@ def _loo_block(fit) -> str | None:
 
 
 def _data_section(fit, frame: pd.DataFrame, figs: _Figures, data) -> Section:
-    spec = _plots._spec(fit)
-    groups = _plots._groups(fit)
+    spec = _plots.law_of(fit)
+    groups = _plots.group_labels(fit)
     section = Section("Data and fitted curves", "data")
     section.blocks.append(
         f"{len(frame)} runs. The curves are the fitted law with its 90% band over the posterior "
@@ -334,8 +334,8 @@ def _panel_grid(n: int, size=(6.4, 4.2)):
 
 
 def _default_compute(fit, frame: pd.DataFrame) -> float | None:
-    spec = _plots._spec(fit)
-    if not _plots._over_nd(spec) and spec.covariates != ("C",):
+    spec = _plots.law_of(fit)
+    if not _plots.over_n_and_d(spec) and spec.covariates != ("C",):
         return None
     c = float(frame["C"].max())
     return float(10 ** (round(math.log10(c)) + 2))
@@ -343,8 +343,8 @@ def _default_compute(fit, frame: pd.DataFrame) -> float | None:
 
 def _extrapolation(fit, frame, figs: _Figures, data, compute: float | None, seed: int,
                    disc) -> tuple[Section, dict]:
-    spec = _plots._spec(fit)
-    groups = _plots._groups(fit)
+    spec = _plots.law_of(fit)
+    groups = _plots.group_labels(fit)
     section = Section("Extrapolation", "extrapolation")
     section.blocks.append(
         "The fan runs from the data to the target compute. The blue bands are the law mean "
@@ -391,7 +391,7 @@ def _extrapolation(fit, frame, figs: _Figures, data, compute: float | None, seed
         rows.extend(table)
         headline.setdefault("fan", head)
     if rows:
-        x_name = "compute C" if _plots._over_nd(spec) else spec.covariates[0]
+        x_name = "compute C" if _plots.over_n_and_d(spec) else spec.covariates[0]
         header: tuple[str, ...] = ("group", x_name, f"median {spec.target}", "law mean 90%")
         if disc is not None:
             header += ("with discrepancy 90%",)
@@ -406,7 +406,7 @@ def _extrapolation(fit, frame, figs: _Figures, data, compute: float | None, seed
 
 def _targets(fit) -> list[str | None]:
     """What the tables cover: the fit, or each group (up to a few) plus a new group when pooled."""
-    groups = _plots._groups(fit)
+    groups = _plots.group_labels(fit)
     if not groups:
         return [None]
     out: list[str | None] = list(groups[:_MAX_GROUP_PANELS])
@@ -419,36 +419,36 @@ def _can_new(fit) -> bool:
 
 
 def _fan_numbers(fit, frame, group, compute, seed, disc):
-    spec = _plots._spec(fit)
-    draws = _plots._draws(fit, group, seed=seed)
-    rows_frame = _plots._group_rows(frame, group)
-    x_name, x, cov, _ = _plots._fan_path(spec, draws, rows_frame, compute, None, 6.0, 60)
+    spec = _plots.law_of(fit)
+    draws = _plots.posterior_sample(fit, group, seed=seed)
+    rows_frame = _plots.group_rows(frame, group)
+    x_name, x, cov, _ = _plots.fan_path(spec, draws, rows_frame, compute, None, 6.0, 60)
     picks = sorted({0, len(x) // 3, 2 * len(x) // 3, len(x) - 1})
     sub = {k: np.asarray(v)[picks] for k, v in cov.items()}
     law, structural, run, _ = _plots.predictive(fit, sub, group=group, discrepancy=disc, seed=seed)
     rows = []
     for j, i in enumerate(picks):
-        lo, hi = _plots._interval(law[:, j], 0.9)
-        rlo, rhi = _plots._interval(run[:, j], 0.9)
+        lo, hi = _plots.interval(law[:, j], 0.9)
+        rlo, rhi = _plots.interval(run[:, j], 0.9)
         where = _sci(x[i])
         if x_name == "C" and "N" in sub:
             where += f" (N {_sci(sub['N'][j])}, D {_sci(sub['D'][j])})"
         row: tuple[str, ...] = (str(group or ""), where, f"{np.median(law[:, j]):.4f}", f"{lo:.4f} – {hi:.4f}")
         if structural is not None:
-            slo, shi = _plots._interval(structural[:, j], 0.9)
+            slo, shi = _plots.interval(structural[:, j], 0.9)
             row += (f"{slo:.4f} – {shi:.4f}",)
         rows.append((*row, f"{rlo:.4f} – {rhi:.4f}"))
     head = {"x": float(x[-1]), "median": float(np.median(law[:, -1])),
-            "law": _plots._interval(law[:, -1], 0.9), "run": _plots._interval(run[:, -1], 0.9),
+            "law": _plots.interval(law[:, -1], 0.9), "run": _plots.interval(run[:, -1], 0.9),
             "x_name": x_name, "discrepancy": structural is not None}
     return rows, head
 
 
 def _frontier(fit, figs: _Figures, data) -> tuple[Section | None, dict]:
-    spec = _plots._spec(fit)
-    if not _plots._over_nd(spec):
+    spec = _plots.law_of(fit)
+    if not _plots.over_n_and_d(spec):
         return None, {}
-    groups = _plots._groups(fit)
+    groups = _plots.group_labels(fit)
     section = Section("Compute-optimal scaling", "frontier")
     section.blocks.append(
         "Each posterior draw has its own best split of compute between parameters N and tokens D. "
@@ -502,14 +502,14 @@ def _parameters(fit, figs: _Figures) -> Section:
 
 
 def _allocation(fit, figs: _Figures, compute: float, risks: Sequence[str], seed: int) -> tuple[Section | None, dict]:
-    spec = _plots._spec(fit)
-    if not _plots._over_nd(spec):
+    spec = _plots.law_of(fit)
+    if not _plots.over_n_and_d(spec):
         return None, {}
     try:
         from bayes_scaling import decide
     except ImportError:  # pragma: no cover - decide ships with the package
         return None, {}
-    groups = _plots._groups(fit)
+    groups = _plots.group_labels(fit)
     targets = _targets(fit)
     section = Section(f"Allocation at C = {_sci(compute)} FLOP", "allocation")
     section.blocks.append(
@@ -559,7 +559,7 @@ def _allocation(fit, figs: _Figures, compute: float, risks: Sequence[str], seed:
 
 
 def _contrasts(fit, figs: _Figures, compute: float | None) -> Section | None:
-    groups = _plots._groups(fit)
+    groups = _plots.group_labels(fit)
     if len(groups) < 2:
         return None
     section = Section("Group contrasts", "contrasts")
@@ -587,11 +587,11 @@ def _contrasts(fit, figs: _Figures, compute: float | None) -> Section | None:
 def _contrast_rows(fit, groups: Sequence[str], compute: float | None) -> list[tuple[str, ...]]:
     from bayes_scaling import compare
 
-    spec = _plots._spec(fit)
+    spec = _plots.law_of(fit)
     asks: list[tuple[str, dict[str, Any]]] = []
     per_group = [n for n in spec.param_names if "group" in fit.posterior[n].dims]
     asks += [(name, {}) for name in per_group]
-    if _plots._over_nd(spec) or spec.covariates == ("C",):
+    if _plots.over_n_and_d(spec) or spec.covariates == ("C",):
         if {"alpha", "beta"} <= set(spec.param_names) or spec.name == "kaplan":
             asks.append(("a", {}))
         if compute is not None:
@@ -681,7 +681,7 @@ def _backtest(backtest: Mapping[str, Any], figs: _Figures) -> Section:
                    if isinstance(v, (int, float, str, bool)) or v is None]
         if scalars:
             section.blocks.append(Table(("quantity", "value"), tuple(scalars)))
-    points = _plots._backtest_points(backtest)
+    points = _plots.backtest_points(backtest)
     if points is not None:
         section.blocks.append(figs.make("backtest", "Held-out runs (crosses) against the predictions "
                                         "made without them (median, 50% and 90% intervals)",
@@ -838,7 +838,7 @@ def build_report(
         raise TypeError(f"backtest must be a mapping or a JSON file; got {type(backtest).__name__}")
     if compute is not None and not (isinstance(compute, (int, float)) and compute > 0 and math.isfinite(compute)):
         raise ValueError(f"compute must be a positive number of FLOPs; got {compute!r}")
-    spec = _plots._spec(fit)
+    spec = _plots.law_of(fit)
     frame = _plots.fit_frame(fit, data)
     if compute is None:
         compute = _default_compute(fit, frame)
