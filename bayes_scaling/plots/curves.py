@@ -1,0 +1,291 @@
+"""The data with the fitted law: iso-FLOP curves, one-covariate curves, observed vs predicted."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from bayes_scaling.plots.frame import (
+    check_group,
+    fit_frame,
+    group_labels,
+    group_rows,
+    law_of,
+    over_n_and_d,
+)
+from bayes_scaling.plots.numeric import interval, log_law, new_run, posterior_sample
+from bayes_scaling.plots.style import (
+    AXIS_LABELS,
+    DATA_COLOUR,
+    LAW_COLOUR,
+    PALETTE,
+    RUN_COLOUR,
+    new_axes,
+    suffix,
+    target_label,
+)
+
+__all__ = ["fit_curves", "iso_flop", "predictive_check"]
+
+
+def fit_curves(fit, data=None, *, group: str | None = None, prob: float = 0.9, ax=None):
+    """The data with the fitted law: the figure that fits the law's shape.
+
+    Iso-FLOP curves (:func:`iso_flop`) for laws over exactly ``N`` and ``D``, the curve against
+    the covariate for one-covariate laws, and observed against predicted
+    (:func:`predictive_check`) otherwise.
+
+    Parameters
+    ----------
+    fit : arviz.InferenceData
+    data : DataFrame, str or Path, optional
+        Default: the data stored in the fit.
+    group : str, optional
+        Group of a hierarchical fit (required for those).
+    prob : float, default 0.9
+        Mass of the bands.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    spec = law_of(fit)
+    if set(spec.covariates) == {"N", "D"}:
+        return iso_flop(fit, data, group=group, prob=prob, ax=ax)
+    if len(spec.covariates) == 1:
+        return _one_covariate(fit, data, group=group, prob=prob, ax=ax)
+    return predictive_check(fit, data, group=group, prob=prob, ax=ax)
+
+
+def _compute_levels(c: np.ndarray, num_curves: int) -> np.ndarray:
+    """Compute levels for iso-FLOP curves: the data's budgets when discrete, else bin medians."""
+    logc = np.log10(c)
+    distinct = np.unique(np.round(logc, 2))
+    if distinct.size <= num_curves:
+        return 10.0**distinct
+    if distinct.size <= 3 * num_curves:  # a few budgets: keep an evenly spread subset
+        pick = np.linspace(0, distinct.size - 1, num_curves).round().astype(int)
+        return 10.0 ** distinct[np.unique(pick)]
+    edges = np.quantile(logc, np.linspace(0, 1, num_curves + 1))
+    mids = [np.median(logc[(logc >= lo) & (logc <= hi)]) for lo, hi in itertools.pairwise(edges)]
+    return 10.0 ** np.unique(np.round(mids, 2))
+
+
+def iso_flop(
+    fit,
+    data=None,
+    *,
+    group: str | None = None,
+    num_curves: int = 5,
+    flops_per_token: float = 6.0,
+    prob: float = 0.9,
+    ax=None,
+):
+    """Iso-FLOP curves: loss against model size at fixed compute, with the runs.
+
+    Each curve is the law along ``C = k N D`` at one compute level (the data's budgets when they
+    are discrete, else medians of compute bins); the band is the ``prob`` interval of the law
+    mean. Runs are coloured by their compute on the same colour scale.
+
+    Parameters
+    ----------
+    fit : arviz.InferenceData
+        A fit of a law over ``N`` and ``D``.
+    data : DataFrame, str or Path, optional
+    group : str, optional
+    num_curves : int, default 5
+    flops_per_token : float, default 6.0
+    prob : float, default 0.9
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib import cm, colors
+
+    spec = law_of(fit)
+    if not over_n_and_d(spec):
+        raise ValueError(
+            f"iso-FLOP curves need a law over N and D; law {spec.name!r} has "
+            f"{list(spec.covariates)}"
+        )
+    group = check_group(fit, group)
+    frame = group_rows(fit_frame(fit, data, flops_per_token=flops_per_token), group)
+    draws = posterior_sample(fit, group)
+    fig, ax = new_axes(ax)
+    c = frame["C"].to_numpy(dtype=float)
+    norm = colors.LogNorm(vmin=c.min(), vmax=max(c.max(), c.min() * 1.0001))
+    cmap = cm.viridis
+    levels = _compute_levels(c, num_curves)
+    n_lo, n_hi = frame["N"].min(), frame["N"].max()
+    for level in levels:
+        near = np.abs(np.log10(c) - np.log10(level)) < 0.3
+        lo = frame["N"][near].min() / 2 if near.any() else n_lo
+        hi = frame["N"][near].max() * 2 if near.any() else n_hi
+        n = np.geomspace(lo, hi, 60)
+        cov = {"N": n, "D": level / (flops_per_token * n)}
+        if "U" in spec.covariates:
+            cov["U"] = cov["D"]
+        law = np.exp(log_law(spec, draws, cov))
+        lo_q, hi_q = interval(law, prob)
+        colour = cmap(norm(level))
+        ax.fill_between(n, lo_q, hi_q, color=colour, alpha=0.18, linewidth=0)
+        ax.plot(n, np.median(law, axis=0), color=colour, linewidth=1.6)
+    sc = ax.scatter(
+        frame["N"],
+        frame[spec.target],
+        c=c,
+        cmap=cmap,
+        norm=norm,
+        s=14,
+        edgecolors="black",
+        linewidths=0.3,
+        zorder=3,
+    )
+    fig.colorbar(sc, ax=ax, label=AXIS_LABELS["C"])
+    ax.set_xscale("log")
+    ax.set_xlabel(AXIS_LABELS["N"])
+    ax.set_ylabel(target_label(spec))
+    lo_y, hi_y = np.quantile(frame[spec.target], [0.0, 1.0])
+    pad = 0.08 * (hi_y - lo_y)
+    ax.set_ylim(lo_y - pad, hi_y + pad)
+    ax.set_title(f"{spec.name}: runs and iso-FLOP curves ({prob:.0%} band){suffix(group)}")
+    return fig
+
+
+def _one_covariate(fit, data=None, *, group=None, prob=0.9, ax=None):
+    spec = law_of(fit)
+    group = check_group(fit, group)
+    (name,) = spec.covariates
+    frame = group_rows(fit_frame(fit, data), group)
+    draws = posterior_sample(fit, group)
+    x = np.geomspace(frame[name].min() / 1.5, frame[name].max() * 1.5, 80)
+    log_mu = log_law(spec, draws, {name: x})
+    fig, ax = new_axes(ax)
+    _bands(ax, x, log_mu, draws, prob=prob)
+    ax.scatter(frame[name], frame[spec.target], s=14, color=DATA_COLOUR, zorder=3, label="runs")
+    ax.set_xscale("log")
+    if spec.target != "loss":
+        ax.set_yscale("log")
+    ax.set_xlabel(AXIS_LABELS.get(name, name))
+    ax.set_ylabel(target_label(spec))
+    ax.legend(loc="best", fontsize="small")
+    ax.set_title(f"{spec.name}: runs and fitted curve{suffix(group)}")
+    return fig
+
+
+def _bands(ax, x, log_mu, draws, *, prob=0.9, inner=0.5, seed=0, label_prefix=""):
+    """Law-mean bands (``inner`` and ``prob``), its median, and the new-run ``prob`` band."""
+    law = np.exp(log_mu)
+    run = np.exp(new_run(log_mu, draws, seed=seed))
+    lo, hi = interval(law, prob)
+    ax.fill_between(
+        x,
+        lo,
+        hi,
+        color=LAW_COLOUR,
+        alpha=0.18,
+        linewidth=0,
+        label=f"{label_prefix}law mean, {prob:.0%}",
+    )
+    if inner:
+        lo_i, hi_i = interval(law, inner)
+        ax.fill_between(
+            x,
+            lo_i,
+            hi_i,
+            color=LAW_COLOUR,
+            alpha=0.35,
+            linewidth=0,
+            label=f"{label_prefix}law mean, {inner:.0%}",
+        )
+    ax.plot(
+        x, np.median(law, axis=0), color=LAW_COLOUR, linewidth=1.8, label=f"{label_prefix}median"
+    )
+    rlo, rhi = interval(run, prob)
+    ax.plot(
+        x,
+        rlo,
+        color=RUN_COLOUR,
+        linestyle="--",
+        linewidth=1.2,
+        label=f"{label_prefix}new run, {prob:.0%}",
+    )
+    ax.plot(x, rhi, color=RUN_COLOUR, linestyle="--", linewidth=1.2)
+    return law, run
+
+
+def predictive_check(
+    fit, data=None, *, group: str | None = None, prob: float = 0.9, seed: int = 0, ax=None
+):
+    """Observed against predicted (new-run median and ``prob`` interval) for every run.
+
+    The title gives the share of runs inside their interval; for a calibrated fit it is close
+    to ``prob``.
+
+    Parameters
+    ----------
+    fit : arviz.InferenceData
+    data : DataFrame, str or Path, optional
+    group : str, optional
+        One group; default all runs (each with its own group's draws).
+    prob : float, default 0.9
+    seed : int, default 0
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    spec = law_of(fit)
+    frame = fit_frame(fit, data)
+    labels = group_labels(fit)
+    if labels and group is not None:
+        check_group(fit, group)
+    todo = ([group] if group is not None else labels) if labels else [None]
+    fig, ax = new_axes(ax, figsize=(5.2, 4.6))
+    inside = total = 0
+    for i, g in enumerate(todo):
+        rows = group_rows(frame, g)
+        if rows.empty:
+            continue
+        draws = posterior_sample(fit, g)
+        run = np.exp(
+            new_run(
+                log_law(spec, draws, {c: rows[c].to_numpy() for c in spec.covariates}), draws, seed
+            )
+        )
+        med = np.median(run, axis=0)
+        lo, hi = interval(run, prob)
+        y = rows[spec.target].to_numpy(dtype=float)
+        inside += int(((y >= lo) & (y <= hi)).sum())
+        total += y.size
+        colour = PALETTE[i % len(PALETTE)] if labels else LAW_COLOUR
+        ax.errorbar(
+            med,
+            y,
+            xerr=[med - lo, hi - med],
+            fmt="o",
+            markersize=3,
+            color=colour,
+            ecolor=colour,
+            elinewidth=0.6,
+            alpha=0.8,
+            label=g if labels and len(todo) <= 10 else None,
+        )
+    lims = ax.get_xlim()
+    lo_all, hi_all = min(lims[0], ax.get_ylim()[0]), max(lims[1], ax.get_ylim()[1])
+    ax.plot([lo_all, hi_all], [lo_all, hi_all], color="black", linewidth=0.8, linestyle=":")
+    if spec.target != "loss":
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax.set_xlabel(f"predicted {spec.target} (new run: median, {prob:.0%} interval)")
+    ax.set_ylabel(f"observed {spec.target}")
+    share = inside / total if total else float("nan")
+    ax.set_title(f"{share:.0%} of {total} runs inside their {prob:.0%} interval{suffix(group)}")
+    if labels and len(todo) > 1:
+        ax.legend(fontsize="x-small", loc="best")
+    return fig
