@@ -13,12 +13,13 @@ import ast
 import hashlib
 import operator
 import re
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from bayes_scaling._warnings import warn
 
 __all__ = [
     "CANONICAL_COLUMNS",
@@ -206,12 +207,9 @@ def _check_present(df: pd.DataFrame, needed: list[str], law) -> None:
     if not missing:
         return
     if "D" in missing and {"C", "N"} <= set(df.columns):
-        hint = "; D can be derived from C and N with derive_tokens=True (CLI: --derive-tokens)"
+        hint = "; D can be derived from C and N with derive_tokens=True"
     else:
-        hint = (
-            "; rename columns with columns={'your_name': 'canonical'} "
-            "(CLI: --map your_name=canonical)"
-        )
+        hint = "; rename columns with columns={'your_name': 'canonical'}"
     raise DataError(
         f"missing column{'s' if len(missing) > 1 else ''} {', '.join(repr(m) for m in missing)} "
         f"required by law {law.name!r} (covariates {', '.join(law.covariates)}; target "
@@ -261,20 +259,18 @@ def _warn_suspicious(out: pd.DataFrame, law) -> None:
     """Warnings for data that fits but probably not as meant: duplicates, implausible units."""
     dup = out.duplicated()
     if dup.any():
-        warnings.warn(
+        warn(
             f"{int(dup.sum())} duplicated row{'s' if dup.sum() > 1 else ''} (first at "
-            f"{_row_label(out, dup.to_numpy())}); they are kept and count as separate runs",
-            stacklevel=3,
+            f"{_row_label(out, dup.to_numpy())}); they are kept and count as separate runs"
         )
     if law.target == "loss":
         lo, hi = LOSS_PLAUSIBLE_RANGE
         loss = out["loss"].to_numpy()
         if loss.max() > hi or loss.min() < lo:
-            warnings.warn(
+            warn(
                 f"losses range from {loss.min():.3g} to {loss.max():.3g}, outside the usual "
                 f"{lo:g}-{hi:g} nats per token of language-model losses; check the unit (bits, "
-                "perplexity, a percentage, a scale factor)",
-                stacklevel=3,
+                "perplexity, a percentage, a scale factor)"
             )
 
 

@@ -590,7 +590,7 @@ def loss_to_loss(params: Mapping[str, jax.Array], x: Mapping[str, jax.Array]) ->
     >>> import jax.numpy as jnp
     >>> p = dict(E_x=1.5, E_y=2.0, K=1.2, kappa=0.9)
     >>> round(float(jnp.exp(loss_to_loss(p, {"loss_x": jnp.log(3.0)}))), 2)  # 1.2 * 1.5**0.9 + 2
-    3.72
+    3.73
     """
     s = LOSS_TO_LOSS_FLOOR
     z = (jnp.exp(x["loss_x"]) - params["E_x"]) / s

@@ -17,7 +17,7 @@ import sys
 import warnings
 
 from bayes_scaling.cli import comparing, datasets, deciding, fitting, predicting, reporting
-from bayes_scaling.cli._common import EXIT_BAD_INPUT, configure_jax, say, show_warning
+from bayes_scaling.cli._common import EXIT_BAD_INPUT, cli_words, configure_jax, say, show_warning
 from bayes_scaling.cli.signals import exit_on_signals
 
 __all__ = ["EXIT_BAD_INPUT", "build_parser", "main"]
@@ -78,7 +78,7 @@ def _main(argv: list[str] | None) -> int:
     except (DataError, ValueError, KeyError, TypeError, OSError) as exc:
         if args.debug:
             raise
-        say(f"error: {_message(exc)}")
+        say(f"error: {cli_words(_message(exc))}")
         return EXIT_BAD_INPUT
 
 

@@ -171,7 +171,7 @@ def _at_boundary(grid: _Grid, idx: int, line: _CostLine) -> bool:
             f"the chosen N={math.exp(log_n[idx]):.3g} is at the "
             f"{'lower' if at_lower else 'upper'} end of the candidate range "
             f"[{math.exp(log_n[0]):.3g}, {math.exp(log_n[-1]):.3g}]; the optimum may lie outside "
-            "it: widen the candidate range (n_range=(low, high); CLI --n-range LOW,HIGH)",
+            "it: widen the candidate range (n_range=(low, high))",
             stacklevel=line.stacklevel,
         )
     return bool(at_lower or at_upper)

@@ -200,13 +200,13 @@ def _check_bracket(at, target_loss: float, prob: float, c_lo: float, c_hi: float
             f"target loss {target_loss:g} is reached with probability at most "
             f"{top.risk_value:.3g} (at compute {c_hi:.3g} FLOP), below prob={prob:g}; raise "
             "target_loss, lower prob or raise the upper compute bound (compute_bounds=(low, "
-            "high); CLI --compute-bounds LOW,HIGH)"
+            "high))"
         )
     bottom = at(c_lo)
     if bottom.risk_value >= prob:
         raise ValueError(
             f"target loss {target_loss:g} is already reached with probability "
             f"{bottom.risk_value:.3g} at the lower compute bound {c_lo:.3g} FLOP; lower "
-            "that bound (compute_bounds=(low, high); CLI --compute-bounds LOW,HIGH)"
+            "that bound (compute_bounds=(low, high))"
         )
     return top

@@ -9,6 +9,8 @@ import warnings
 import numpy as np
 import xarray as xr
 
+from bayes_scaling._warnings import warn
+
 __all__ = ["diagnostics", "warn_diagnostics"]
 
 MIN_DRAWS_PER_CHAIN = 4  # split R-hat and ESS need at least two draws per half-chain
@@ -57,28 +59,26 @@ def warn_diagnostics(posterior: xr.Dataset, stats: xr.Dataset, spec=None) -> Non
         _warn(
             f"{posterior.sizes['draw']} draws per chain are too few to estimate R-hat or the "
             "effective sample size (at least 4 needed): convergence is unchecked. Draw more "
-            "samples (num_samples; CLI --samples)."
+            "samples (num_samples)."
         )
     if d["divergences"]:
         _warn(
             f"{d['divergences']} divergent transitions: the posterior has regions NUTS cannot "
-            "explore reliably. Try target_accept_prob=0.95 or 0.99 (CLI --target-accept), more "
+            "explore reliably. Try target_accept_prob=0.95 or 0.99, more "
             "informative priors, or sharing poorly identified parameters across groups."
         )
     if d["max_rhat"] > 1.01:
         _warn(
             f"max R-hat is {d['max_rhat']:.3f} (> 1.01): chains disagree. Run more warmup and "
-            "samples (num_warmup, num_samples; CLI --warmup, --samples), check for "
+            "samples (num_warmup, num_samples), check for "
             "multimodality, or use more informative priors."
         )
     if d["min_ess"] < 400:
         _warn(
             f"min effective sample size is {d['min_ess']:.0f} (< 400): tail quantiles are "
-            "unreliable. Draw more samples or chains (num_samples, num_chains; CLI --samples, "
-            "--chains)."
+            "unreliable. Draw more samples or chains (num_samples, num_chains)."
         )
 
 
 def _warn(message: str) -> None:
-    # stacklevel 5: warn_diagnostics <- groups_from_run <- sample <- fit <- the user's call
-    warnings.warn(message, RuntimeWarning, stacklevel=5)
+    warn(message, RuntimeWarning)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import json
-import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +14,7 @@ import xarray as xr
 
 from bayes_scaling import __version__
 from bayes_scaling import data as _data
+from bayes_scaling._warnings import warn
 from bayes_scaling.inference.diagnostics import warn_diagnostics
 from bayes_scaling.inference.prepare import FitInputs
 from bayes_scaling.models import ModelSpec
@@ -25,12 +25,11 @@ __all__ = ["groups_from_run", "to_inference_data"]
 def _warn_few_runs(inputs: FitInputs) -> None:
     n_params = len(inputs.spec.law.param_names)
     if inputs.num_points < n_params:
-        warnings.warn(
+        warn(
             f"{inputs.num_points} run{'s' if inputs.num_points != 1 else ''} for a law with "
             f"{n_params} parameters: the fit will mostly repeat the priors; add runs or choose a "
             "law with fewer parameters",
             UserWarning,
-            stacklevel=4,
         )
 
 
@@ -85,12 +84,11 @@ def _warn_prior_dominated(posterior: xr.Dataset, prior: xr.Dataset, spec: ModelS
     flat = [n for n, r in ratios.items() if np.isfinite(r) and r >= PRIOR_DOMINATED_RATIO]
     if names and len(flat) * 2 >= len(names):
         listed = ", ".join(f"{n} ({ratios[n]:.2f})" for n in flat)
-        warnings.warn(
+        warn(
             f"the posterior is close to the prior for {listed} (posterior/prior spread): the "
             "data say little about them. Check the data's units and columns, add runs, or use "
             "informative priors.",
             RuntimeWarning,
-            stacklevel=3,
         )
 
 
