@@ -1,0 +1,359 @@
+"""Learning the discrepancy scale ``tau`` by leave-future-out, and resolving a ``discrepancy``.
+
+See :mod:`bayes_scaling.predict` for the model and its limitations.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayes_scaling import data as _data
+from bayes_scaling import draws as _draws
+from bayes_scaling import inference as _inference
+from bayes_scaling.laws import LawSpec, get_law
+from bayes_scaling.predict.discrepancy import (
+    DISCREPANCY_ATTR,
+    Discrepancy,
+    _coordinate_values,
+    attach_discrepancy,
+    extrapolation_coordinates,
+)
+from bayes_scaling.predict.points import _log_mu_draws
+
+DEFAULT_CUTS = (0.7, 0.8, 0.9)
+DEFAULT_TAU_PRIOR_SCALE = 0.05
+_TAU_GRID = (0.0, *(float(v) for v in np.geomspace(1e-4, 1.0, 96)))
+
+
+def _scale_axis(law: LawSpec, frame: pd.DataFrame) -> np.ndarray:
+    """The scale axis (log N*D, else the sum of log covariates), oriented so the target falls
+    along it."""
+    coord = "N*D" if "N*D" in extrapolation_coordinates(law) else "*".join(law.covariates)
+    axis = _coordinate_values([coord], frame)[:, 0]
+    y = np.log(frame[law.target].to_numpy(dtype=float))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.corrcoef(axis, y)[0, 1] if axis.std() > 0 and y.std() > 0 else np.nan
+    return -axis if corr > 0 else axis
+
+
+def _tau_log_likelihood(blocks, grid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Composite log likelihood of ``tau`` on a grid from leave-future-out blocks.
+
+    Each block holds y (J,), mu (S, J), sigma (S,), nu (S,) or None, d (J,). The predictive of
+    y_j is the mixture over draws s of noise(y_j - mu_sj - b_s d_j) with b_s = tau z_s; z_s are
+    stratified normal quantiles in random order (one per draw), so the Monte Carlo error is
+    small and the likelihood is smooth in tau.
+    """
+    from scipy.special import logsumexp
+    from scipy.stats import norm
+
+    out = np.zeros(grid.size)
+    for y, mu, sigma, nu, d in blocks:
+        s = mu.shape[0]
+        z = norm.ppf((rng.permutation(s) + 0.5) / s)
+        resid0 = y[None, :] - mu
+        for g, tau in enumerate(grid):
+            logp = _draws.noise_log_density(resid0 - tau * z[:, None] * d[None, :], sigma, nu)
+            out[g] += float(np.sum(logsumexp(logp, axis=0) - math.log(s)))
+    return out
+
+
+# --------------------------------------------------------------------------- the calibration
+
+
+@dataclasses.dataclass(frozen=True)
+class _Setup:
+    """What every leave-future-out cut shares: the law, the data, the model and the budget."""
+
+    spec: LawSpec
+    frame: pd.DataFrame
+    grouped: bool
+    priors: Any
+    pooling: Any
+    likelihood: str
+    fit_options: Mapping[str, Any]  # num_chains, num_warmup, num_samples, method
+    max_draws: int
+    min_train: int
+    min_test: int
+    seed: int
+
+
+def _source_model(source, law, group, priors, pooling, likelihood):
+    """(spec, frame, grouped, priors, pooling, likelihood) from a fit, or from data and options."""
+    if isinstance(source, (pd.DataFrame, str)) or hasattr(source, "__fspath__"):
+        if law is None:
+            raise ValueError("calibrate_discrepancy needs law= when given data rather than a fit")
+        spec = get_law(law)
+        frame = _data.validate(source, spec, group=group)
+        return spec, frame, group is not None, priors, pooling, likelihood or "student_t"
+    info = _inference.fit_spec(source)
+    grouped = bool(info["groups"])
+    pooling = info["pooling"] if grouped else None
+    frame = _draws.fit_frame(source)
+    return info["law"], frame, grouped, info["priors"], pooling, info["likelihood"]
+
+
+def _check_options(cuts: Sequence[float], tau_prior_scale: float) -> None:
+    if not tau_prior_scale > 0:
+        raise ValueError(f"tau_prior_scale must be > 0; got {tau_prior_scale}")
+    bad_cuts = [c for c in cuts if not 0 < c < 1]
+    if bad_cuts or not len(cuts):
+        raise ValueError(f"cuts must be quantiles in (0, 1); got {list(cuts)}")
+
+
+def _pseudo_past_fit(setup: _Setup, train: pd.DataFrame, k: int):
+    """Fit the law to one pseudo-past; returns the fit and the RuntimeWarnings' first words."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        idata = _inference.fit(
+            train,
+            setup.spec,
+            priors=setup.priors,
+            group="group" if setup.grouped else None,
+            pooling=setup.pooling if setup.grouped else None,
+            likelihood=setup.likelihood,
+            seed=setup.seed + 1 + k,
+            prior_samples=0,
+            pad_to=len(setup.frame),  # every pseudo-past shares one compiled program
+            **setup.fit_options,
+        )
+    notes = sorted(
+        {str(w.message).split(":")[0] for w in caught if issubclass(w.category, RuntimeWarning)}
+    )
+    return idata, notes
+
+
+def _future_block(setup: _Setup, idata, train, test, rng: np.random.Generator):
+    """The pseudo-future's block (y, mu, sigma, nu, d) outside the pseudo-past's box, and d."""
+    spec = setup.spec
+    coords = extrapolation_coordinates(spec)
+    sub_coords = _coordinate_values(coords, train)
+    box = Discrepancy(
+        (0.0,), (1.0,), coords, tuple(sub_coords.min(0)), tuple(sub_coords.max(0)), "fixed"
+    )
+    d = box.distance(test)
+    labels = test["group"].astype(str).to_numpy(dtype=object) if setup.grouped else None
+    mu, sigma, nu = _log_mu_draws(idata, spec, test, labels)
+    if mu.shape[0] > setup.max_draws:
+        pick = rng.choice(mu.shape[0], size=setup.max_draws, replace=False)
+        mu, sigma, nu = mu[pick], sigma[pick], (None if nu is None else nu[pick])
+    y = np.log(test[spec.target].to_numpy(dtype=float))
+    keep = d > 0
+    block = (y[keep], mu[:, keep], sigma, nu, d[keep]) if keep.any() else None
+    return block, d
+
+
+def _run_cut(setup: _Setup, past: np.ndarray, q: float, k: int, rng: np.random.Generator):
+    """One leave-future-out cut: (block or None, record, whether the cut was used)."""
+    n_past, n_future = int(past.sum()), int((~past).sum())
+    skip = {"cut": q, "n_past": n_past, "n_future": n_future}
+    if n_past < setup.min_train or n_future < setup.min_test:
+        return None, {**skip, "reason": "too few runs"}, False
+    train, test = setup.frame[past], setup.frame[~past]
+    if setup.grouped:
+        test = test[test["group"].isin(set(train["group"]))]
+        if len(test) < setup.min_test:
+            return None, {**skip, "n_future": len(test), "reason": "future groups unseen"}, False
+    try:
+        idata, notes = _pseudo_past_fit(setup, train, k)
+    except (ValueError, RuntimeError) as exc:
+        return None, {**skip, "reason": str(exc)}, False
+    block, d = _future_block(setup, idata, train, test, rng)
+    used = {
+        "cut": q,
+        "n_past": n_past,
+        "n_future": len(test),
+        "n_outside": int((d > 0).sum()),
+        "max_distance": float(d.max()),
+        "fit_warnings": notes,
+    }
+    return block, used, True
+
+
+def _run_cuts(setup: _Setup, cuts: Sequence[float], rng: np.random.Generator):
+    """Blocks, used and skipped cuts, one refit per distinct pseudo-past."""
+    axis = _scale_axis(setup.spec, setup.frame)
+    blocks: list[tuple] = []
+    used: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = []
+    seen = set()
+    for k, q in enumerate(sorted(cuts)):
+        past = axis <= float(np.quantile(axis, q))
+        key = tuple(np.flatnonzero(past))
+        if key in seen:
+            continue
+        seen.add(key)
+        block, record, ok = _run_cut(setup, past, q, k, rng)
+        (used if ok else skipped).append(record)
+        if block is not None:
+            blocks.append(block)
+    return blocks, used, skipped
+
+
+def _tau_posterior(blocks, rng: np.random.Generator, tau_prior_scale: float):
+    """Grid, normalised posterior weights and log likelihood of ``tau``."""
+    grid = np.asarray(_TAU_GRID)
+    loglik = _tau_log_likelihood(blocks, grid, rng)
+    log_prior = -0.5 * (grid / tau_prior_scale) ** 2
+    edges = np.concatenate([[grid[0]], (grid[1:] + grid[:-1]) / 2, [grid[-1]]])
+    log_post = loglik + log_prior + np.log(np.diff(edges))
+    w = np.exp(log_post - log_post.max())
+    return grid, w / w.sum(), loglik
+
+
+def calibrate_discrepancy(
+    source,
+    law: str | LawSpec | None = None,
+    *,
+    group: str | None = None,
+    priors=None,
+    pooling=None,
+    likelihood: str | None = None,
+    cuts: Sequence[float] = DEFAULT_CUTS,
+    tau_prior_scale: float = DEFAULT_TAU_PRIOR_SCALE,
+    num_chains: int = 2,
+    num_warmup: int = 300,
+    num_samples: int = 300,
+    max_draws: int = 1000,
+    min_train: int | None = None,
+    min_test: int = 3,
+    seed: int = 0,
+    method: str = "nuts",
+) -> Discrepancy:
+    """Learn the extrapolation discrepancy scale ``tau`` by leave-future-out inside the data.
+
+    Parameters
+    ----------
+    source : InferenceData, DataFrame, str or Path
+        A fit (its data, law, priors, pooling and likelihood are reused) or data in canonical
+        columns (then ``law`` is required).
+    law : str or LawSpec, optional
+        The law, for data; ignored for a fit.
+    group, priors, pooling, likelihood
+        As for :func:`bayes_scaling.inference.fit`, for data (a fit's own are used for a fit).
+        ``likelihood`` defaults to ``"student_t"``.
+    cuts : sequence of float, default (0.7, 0.8, 0.9)
+        Quantiles of the scale axis at which the data are split into a pseudo-past (fitted) and a
+        pseudo-future (predicted).
+    tau_prior_scale : float, default 0.05
+        Scale of the half-normal prior of ``tau`` (log-target sd per natural-log unit of distance).
+    num_chains, num_warmup, num_samples : int
+        NUTS budget of each pseudo-past fit (small: only its predictive is needed).
+    max_draws : int, default 1000
+        Posterior draws used per pseudo-past fit.
+    min_train : int, optional
+        Fewest runs in a pseudo-past (default: 2 per parameter plus 4); smaller cuts are skipped.
+    min_test : int, default 3
+        Fewest runs in a pseudo-future.
+    seed : int, default 0
+    method : {"nuts", "laplace"}, default "nuts"
+        Posterior of the pseudo-past fits (see :func:`bayes_scaling.inference.fit`).
+
+    Returns
+    -------
+    Discrepancy
+        The grid posterior of ``tau`` and the box of the whole data. When no cut is usable (too
+        few runs) a :class:`Discrepancy` with ``tau = 0`` and ``method = "uncalibrated"`` is
+        returned with a warning.
+
+    Notes
+    -----
+    See the module docstring for the model. The likelihood is composite (a product over
+    pseudo-future runs of their predictive densities), which estimates the marginal scale of the
+    discrepancy; runs at the same compute share errors, so its posterior is somewhat too narrow.
+    """
+    spec, frame, grouped, priors, pooling, likelihood = _source_model(
+        source, law, group, priors, pooling, likelihood
+    )
+    _check_options(cuts, tau_prior_scale)
+    coords = extrapolation_coordinates(spec)
+    z_all = _coordinate_values(coords, frame)
+    lower, upper = tuple(z_all.min(0)), tuple(z_all.max(0))
+    setup = _Setup(
+        spec=spec,
+        frame=frame,
+        grouped=grouped,
+        priors=priors,
+        pooling=pooling,
+        likelihood=likelihood,
+        fit_options={
+            "num_chains": num_chains,
+            "num_warmup": num_warmup,
+            "num_samples": num_samples,
+            "method": method,
+        },
+        max_draws=max_draws,
+        min_train=2 * len(spec.params) + 4 if min_train is None else int(min_train),
+        min_test=min_test,
+        seed=seed,
+    )
+    rng = np.random.default_rng(seed)
+    blocks, used, skipped = _run_cuts(setup, cuts, rng)
+    record = {"cuts": used, "skipped": skipped, "n_runs": len(frame)}
+    if not blocks:
+        _warn_uncalibrated(setup)
+        return Discrepancy((0.0,), (1.0,), coords, lower, upper, "uncalibrated", record)
+    grid, weights, loglik = _tau_posterior(blocks, rng, tau_prior_scale)
+    disc = Discrepancy(
+        tuple(grid.tolist()),
+        tuple(weights.tolist()),
+        coords,
+        lower,
+        upper,
+        "leave-future-out",
+        {},
+    )
+    details = {
+        **record,
+        "tau_prior_scale": tau_prior_scale,
+        "tau_mle": float(grid[int(np.argmax(loglik))]),
+        **disc.summary(),
+    }
+    details.pop("coordinates")
+    details.pop("method")
+    return dataclasses.replace(disc, details=details)
+
+
+def _warn_uncalibrated(setup: _Setup) -> None:
+    warnings.warn(
+        f"could not calibrate the extrapolation discrepancy of law {setup.spec.name!r}: no "
+        f"leave-future-out cut left at least {setup.min_train} runs to fit and {setup.min_test} "
+        f"outside their range to predict ({len(setup.frame)} runs); intervals carry parameter "
+        "and noise uncertainty only. Pass discrepancy=<tau> to set it by hand.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
+def get_discrepancy(fit, discrepancy="auto", **calibration) -> Discrepancy | None:
+    """Resolve a ``discrepancy`` argument against a fit.
+
+    ``"auto"`` (or True): the one recorded in the fit (:func:`attach_discrepancy`), else
+    calibrated now with :func:`calibrate_discrepancy` (several small refits) and recorded.
+    ``None`` or False: off. A number: a fixed ``tau`` with the fit's data box. A
+    :class:`Discrepancy`: used as given.
+    """
+    if discrepancy is None or discrepancy is False or discrepancy == "off":
+        return None
+    if isinstance(discrepancy, Discrepancy):
+        return discrepancy
+    if discrepancy is True or discrepancy == "auto":
+        stored = fit.posterior.attrs.get(DISCREPANCY_ATTR)
+        if stored:
+            return Discrepancy.from_json(stored)
+        disc = calibrate_discrepancy(fit, **calibration)
+        attach_discrepancy(fit, disc)
+        return disc
+    if isinstance(discrepancy, (int, float)) and not isinstance(discrepancy, bool):
+        law = _inference.fit_spec(fit)["law"]
+        return Discrepancy.fixed(float(discrepancy), law, _draws.fit_frame(fit))
+    raise ValueError(
+        f"discrepancy must be 'auto', None, a number (tau) or a Discrepancy; got {discrepancy!r}"
+    )
