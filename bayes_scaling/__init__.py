@@ -23,7 +23,23 @@ _API = {
     "LAWS": "bayes_scaling.laws",
     "PriorSet": "bayes_scaling.priors",
     "DataError": "bayes_scaling.data",
+    "predict": "bayes_scaling",
     "predict_frontier": "bayes_scaling.predict",
+    "calibrate_discrepancy": "bayes_scaling.predict",
+    "backtest": "bayes_scaling",
+    "fit_many": "bayes_scaling.inference",
+    "prepare": "bayes_scaling.inference",
+    "allocate_inference_aware": "bayes_scaling.decide",
+    "parse_risk": "bayes_scaling.decide",
+    "misallocation_cost": "bayes_scaling.misallocation",
+    "next_runs": "bayes_scaling.next_runs",
+    "model_average": "bayes_scaling.compare",
+    "fan_chart": "bayes_scaling.plots",
+    "fit_curves": "bayes_scaling.plots",
+    "predictive_check": "bayes_scaling.plots",
+    "frontier": "bayes_scaling.plots",
+    "posteriors": "bayes_scaling.plots",
+    "write_report": "bayes_scaling.report",
     "compare_laws": "bayes_scaling.compare",
     "contrast": "bayes_scaling.compare",
     "allocate": "bayes_scaling.decide",
@@ -35,6 +51,8 @@ __all__ = ["__version__", *_API]  # noqa: PLE0604 - the lazily imported names
 
 
 def __getattr__(name: str):
+    if _API.get(name) == "bayes_scaling":  # a package that is called like its main function
+        return import_module(f"bayes_scaling.{name}")
     if name in _API:
         return getattr(import_module(_API[name]), name)
     raise AttributeError(f"module 'bayes_scaling' has no attribute {name!r}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import types
 import warnings
 
 __all__ = ["warn"]
@@ -12,7 +13,8 @@ _PACKAGE = __name__.split(".")[0]
 
 def _user_stacklevel() -> int:
     """``stacklevel`` for :func:`warnings.warn` in :func:`warn`: past every package frame."""
-    level, frame = 1, sys._getframe(1)  # this function's caller is `warn`
+    level = 1
+    frame: types.FrameType | None = sys._getframe(1)  # this function's caller is `warn`
     while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == _PACKAGE:
         level += 1
         frame = frame.f_back

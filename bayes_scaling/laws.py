@@ -20,6 +20,12 @@ import jax
 import jax.numpy as jnp
 
 from bayes_scaling import priors as _priors
+from bayes_scaling.optima import (
+    chinchilla_log_n_opt,
+    chinchilla_optimal_exponent,
+    kaplan_log_n_opt,
+    kaplan_optimal_exponent,
+)
 
 __all__ = [
     "LAWS",
@@ -260,47 +266,6 @@ def batch_steps(params: Mapping[str, jax.Array], x: Mapping[str, jax.Array]) -> 
     return jnp.log(params["S_min"]) + jax.nn.softplus(jnp.log(params["B_noise"]) - x["B"])
 
 
-# --------------------------------------------------------------------------- compute-optimal forms
-
-
-def chinchilla_log_n_opt(params: Mapping[str, Any], log_c_over_k: Any) -> Any:
-    r"""Compute-optimal :math:`\log N^*` of the Chinchilla law on ``C = k N D``.
-
-    :math:`N^* = G (C/k)^{\beta/(\alpha+\beta)}` with
-    :math:`G = (\alpha A / (\beta B))^{1/(\alpha+\beta)}` (Hoffmann et al. 2022, eq. 4).
-    Works on NumPy and JAX arrays alike.
-    """
-    a, b = params["alpha"], params["beta"]
-    log = jnp.log if isinstance(a, jax.Array) else _np_log
-    return (log(a) + log(params["A"]) - log(b) - log(params["B"]) + b * log_c_over_k) / (a + b)
-
-
-def chinchilla_optimal_exponent(params: Mapping[str, Any]) -> Any:
-    r"""The exponent :math:`a = \beta / (\alpha + \beta)` in :math:`N^* \propto C^a`."""
-    return params["beta"] / (params["alpha"] + params["beta"])
-
-
-def kaplan_log_n_opt(params: Mapping[str, Any], log_c_over_k: Any) -> Any:
-    r"""Compute-optimal :math:`\log N^*` of Kaplan's law on ``C = k N D``.
-
-    With :math:`r = \alpha_N / \alpha_D`, :math:`N^* = (r N_c^r (C/k) / D_c)^{1/(r+1)}`.
-    """
-    r = params["alpha_N"] / params["alpha_D"]
-    log = jnp.log if isinstance(r, jax.Array) else _np_log
-    return (log(r) + r * log(params["N_c"]) + log_c_over_k - log(params["D_c"])) / (r + 1.0)
-
-
-def kaplan_optimal_exponent(params: Mapping[str, Any]) -> Any:
-    r"""The exponent :math:`a = \alpha_D / (\alpha_N + \alpha_D)` in :math:`N^* \propto C^a`."""
-    return params["alpha_D"] / (params["alpha_N"] + params["alpha_D"])
-
-
-def _np_log(x: Any) -> Any:
-    import numpy as np
-
-    return np.log(x)
-
-
 # --------------------------------------------------------------------------- registry
 
 LAWS: dict[str, LawSpec] = {}
@@ -408,6 +373,19 @@ _CHINCHILLA_PARAMS = (
 
 
 def _builtin_specs() -> tuple[LawSpec, ...]:
+    chinchilla_spec, kaplan_spec, constrained_spec = _allocation_specs()
+    return (
+        chinchilla_spec,
+        kaplan_spec,
+        _power_law_spec("C"),
+        _broken_power_law_spec("C"),
+        constrained_spec,
+        _batch_spec(),
+    )
+
+
+def _allocation_specs() -> tuple[LawSpec, ...]:
+    """The laws over model size and tokens, with their closed-form optima."""
     load = _priors.load_prior_set
     return (
         LawSpec(
@@ -437,8 +415,6 @@ def _builtin_specs() -> tuple[LawSpec, ...]:
             log_n_opt=kaplan_log_n_opt,
             optimal_exponent=kaplan_optimal_exponent,
         ),
-        _power_law_spec("C"),
-        _broken_power_law_spec("C"),
         LawSpec(
             name="data_constrained",
             fn=data_constrained,
@@ -460,21 +436,24 @@ def _builtin_specs() -> tuple[LawSpec, ...]:
             log_n_opt=chinchilla_log_n_opt,  # exact where the data is not repeated (D <= U)
             optimal_exponent=chinchilla_optimal_exponent,
         ),
-        LawSpec(
-            name="batch_steps",
-            fn=batch_steps,
-            params=(
-                ParamSpec("S_min", description="steps needed at infinite batch size"),
-                ParamSpec(
-                    "B_noise", description="noise scale (critical batch size)", centre=("B", None)
-                ),
+    )
+
+
+def _batch_spec() -> LawSpec:
+    return LawSpec(
+        name="batch_steps",
+        fn=batch_steps,
+        params=(
+            ParamSpec("S_min", description="steps needed at infinite batch size"),
+            ParamSpec(
+                "B_noise", description="noise scale (critical batch size)", centre=("B", None)
             ),
-            covariates=("B",),
-            formula="S = S_min*(1 + B_noise/B)",
-            reference="McCandlish et al. 2018, arXiv:1812.06162",
-            priors=load("batch_steps").for_law("batch_steps"),
-            target="steps",
         ),
+        covariates=("B",),
+        formula="S = S_min*(1 + B_noise/B)",
+        reference="McCandlish et al. 2018, arXiv:1812.06162",
+        priors=_priors.load_prior_set("batch_steps").for_law("batch_steps"),
+        target="steps",
     )
 
 

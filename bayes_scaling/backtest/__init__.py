@@ -19,6 +19,7 @@ Layout: ``scores`` (the scores on arrays), ``pointfit`` (the baseline), ``run`` 
 
 from __future__ import annotations
 
+from bayes_scaling._callable import make_callable as _make_callable
 from bayes_scaling.backtest.pointfit import (
     _OBJECTIVES,
     GENERIC_GRID_QUANTILES,
@@ -90,3 +91,6 @@ _PRIVATE = (
     _to_theta,
     _x64,
 )
+
+# `from bayes_scaling import backtest` gives this module, called like its main function
+_make_callable(__name__, "backtest")

@@ -63,6 +63,7 @@ there), ``predictive`` (:func:`predict`, :func:`predict_draws`), ``frontier``
 
 from __future__ import annotations
 
+from bayes_scaling._callable import make_callable as _make_callable
 from bayes_scaling.draws import fit_frame as fit_data
 from bayes_scaling.draws import noise_log_density as _noise_logpdf
 from bayes_scaling.predict.calibrate import (
@@ -121,3 +122,6 @@ _PRIVATE = (
     _tau_log_likelihood,
     _validate_points,
 )
+
+# `from bayes_scaling import predict` gives this module, called like its main function
+_make_callable(__name__, "predict")
