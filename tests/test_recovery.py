@@ -65,7 +65,7 @@ def test_recovery(law_name):
     make, truth = CASES[law_name]
     sigma = 0.05 if law_name == "batch_steps" else 0.01
     data = _simulate(law_name, make(), truth, sigma, seed=1)
-    idata = inference.fit(data, law_name, seed=0, num_chains=4, num_warmup=500, num_samples=500, prior_samples=0)
+    idata = inference.fit(data, law_name, seed=0, num_chains=4, num_warmup=500, num_samples=1000, prior_samples=0)
     post = idata.posterior
     d = inference.diagnostics(post, idata.sample_stats, list(truth))
     assert d["max_rhat"] <= 1.01, d
