@@ -3,6 +3,10 @@ Python examples run.
 
 Each page's ```python blocks are joined into one script (the blocks share a namespace, as a
 reader would run them top to bottom) and run in a fresh interpreter in a scratch directory.
+A number the prose quotes from the page's own output is checked there: an HTML comment
+``<!-- check: EXPR -->`` (invisible on the rendered page) after the block that computes it
+becomes ``assert EXPR`` at that point of the script, so a page cannot drift from what its code
+prints.
 The examples keep their sampler budgets small and visible (``num_samples=...`` on every fit),
 which is checked here so the docs stay cheap to run. Tutorials on the published datasets fit
 several hundred runs several times; they carry the ``slow`` marker.
@@ -21,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 PAGES = sorted(p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md"))
 FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
+CHECK = re.compile(r"<!-- check: (.*?) -->", re.DOTALL)
 MAX_SAMPLES = 300
 
 
@@ -102,11 +107,27 @@ def test_examples_keep_their_sampler_budget_visible_and_small(page):
 
 
 def _script(page: str) -> str:
+    """The page's python blocks in order, each ``<!-- check: EXPR -->`` an assert where it stands."""
+    text = (DOCS / page).read_text(encoding="utf-8")
+    pieces = sorted([(m.start(), "block", m.group(1)) for m in FENCE.finditer(text)]
+                    + [(m.start(), "check", m.group(1)) for m in CHECK.finditer(text)])
     parts = ["import matplotlib", "matplotlib.use('Agg')"]
-    for i, block in enumerate(_blocks(page), 1):
-        parts.append(f"print('--- block {i} of {page}', flush=True)")
-        parts.append(block)
+    blocks = 0
+    for _, kind, body in pieces:
+        if kind == "check":
+            expr = " ".join(body.split())
+            parts.append(f"assert {expr}, {f'docs/{page}: a quoted number no longer holds: {expr}'!r}")
+            continue
+        blocks += 1
+        parts.append(f"print('--- block {blocks} of {page}', flush=True)")
+        parts.append(body)
     return "\n".join(parts) + "\n"
+
+
+def test_checks_of_quoted_numbers_become_asserts():
+    script = _script("tutorials/extrapolation.md")
+    assert "assert " in script and "a quoted number no longer holds" in script
+    compile(script, "example.py", "exec")  # every check is a valid expression
 
 
 def _page_params():

@@ -69,13 +69,11 @@ def _main(argv: list[str] | None) -> int:
         configure_jax(getattr(args, "chains", 4) or 4)
     warnings.showwarning = show_warning
     warnings.filterwarnings("ignore", category=FutureWarning)
-    from bayes_scaling.data import DataError
-
     try:
         return int(args.func(args) or 0)
     except BrokenPipeError:
         raise
-    except (DataError, ValueError, KeyError, TypeError, OSError) as exc:
+    except (ValueError, KeyError, TypeError, OSError) as exc:  # DataError is a ValueError
         if args.debug:
             raise
         say(f"error: {cli_words(_message(exc))}")

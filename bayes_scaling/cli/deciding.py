@@ -136,6 +136,19 @@ def cmd_batch(args) -> int:
     return 0
 
 
+def _candidates(idata, args):
+    """--candidates: 'grid', or the CSV with its columns renamed (--map, else the fit's mapping)."""
+    if args.candidates == "grid":
+        return "grid"
+    from bayes_scaling import data as _data
+    from bayes_scaling import inference
+    from bayes_scaling.predict.points import map_points
+
+    frame = _data.read_table(args.candidates)
+    recorded = inference.fit_spec(idata)["columns"]
+    return map_points(frame, _c.parse_mapping(args.map, "--map") or None, recorded)
+
+
 def cmd_next_runs(args) -> int:
     from bayes_scaling import decide, inference, misallocation, next_runs
 
@@ -144,7 +157,7 @@ def cmd_next_runs(args) -> int:
         idata,
         args.compute,
         args.budget,
-        candidates=args.candidates,
+        candidates=_candidates(idata, args),
         objective=args.objective,
         group=args.group,
         flops_per_token=args.flops_per_token,
@@ -299,7 +312,13 @@ def register_next_runs(sub) -> None:
     p.add_argument(
         "--candidates",
         default="grid",
-        help="'grid' (IsoFLOP levels up to the budget) or a CSV with columns N, D",
+        help="'grid' (IsoFLOP levels up to the budget) or a CSV with columns N, D (or the "
+        "fit's own names for them)",
+    )
+    p.add_argument(
+        "--map",
+        help="rename the candidates' columns to canonical names, e.g. params=N,tokens=D "
+        "(default: the mapping the fit was given)",
     )
     p.add_argument("--objective", default="regret", choices=["regret", "width", "n_opt_width"])
     p.add_argument(

@@ -74,15 +74,9 @@ def cmd_fit(args) -> int:
 
 
 def cmd_summary(args) -> int:
-    from bayes_scaling import inference
+    from bayes_scaling.cli.summary import cmd_summary as summary  # no JAX, arviz or pandas
 
-    idata = inference.load_fit(args.fit)
-    table = inference.summarize(idata)
-    if args.json:
-        print(table.to_json(orient="index", indent=2))
-    else:
-        _print_summary(idata, table)
-    return 0
+    return summary(args)
 
 
 def _print_summary(idata, table) -> None:

@@ -21,6 +21,7 @@ def cmd_predict(args) -> int:
     points = _data.read_table(args.points)
     if points.empty:
         raise ValueError(f"points file {args.points!r} has no rows")
+    label = _label_column(points, args.label)
     ds = predict.predict(
         idata,
         points,
@@ -28,8 +29,11 @@ def cmd_predict(args) -> int:
         discrepancy=_c.parse_discrepancy(args.discrepancy),
         quantiles=quantiles,
         seed=args.seed,
+        columns=_c.parse_mapping(args.map, "--map") or None,
     )
     out = points.reset_index(drop=True).copy()
+    if label is not None:  # run names first, so each prediction reads as its run's
+        out = out[[label, *(c for c in out.columns if c != label)]]
     for kind in predict.KINDS:
         if kind not in ds:
             continue
@@ -46,6 +50,18 @@ def cmd_predict(args) -> int:
     ):
         print(out.to_string(index=False))
     return 0
+
+
+def _label_column(points, name: str | None) -> str | None:
+    """The column naming each point: ``--label COL``, else a ``label`` or ``run`` column."""
+    if name is not None:
+        if name not in points.columns:
+            raise ValueError(
+                f"--label column {name!r} not found; found columns: "
+                f"{', '.join(map(str, points.columns))}"
+            )
+        return name
+    return next((c for c in ("label", "run") if c in points.columns), None)
 
 
 def cmd_backtest(args) -> int:
@@ -106,7 +122,18 @@ def register(sub) -> None:
     p.add_argument(
         "--points",
         required=True,
-        help="CSV with the law's covariates (e.g. N,D), one row per point",
+        help="CSV with the law's covariates (e.g. N,D), one row per point; the fit's own "
+        "column names work too (a fit records its --map)",
+    )
+    p.add_argument(
+        "--map",
+        help="rename the points' columns to canonical names, e.g. params=N,tokens=D "
+        "(default: the mapping the fit was given)",
+    )
+    p.add_argument(
+        "--label",
+        help="column naming each point, shown first in the output (default: a 'label' or "
+        "'run' column when there is one)",
     )
     p.add_argument("--group", help="group label of a hierarchical fit, or 'new'")
     p.add_argument("--quantiles", default="0.05,0.5,0.95")

@@ -1,14 +1,13 @@
-"""Convergence diagnostics of a fit: arviz's rank-normalised split R-hat and bulk ESS (the same
-estimators ``summarize`` and the report show), the divergence count, and the warnings a user
-acts on."""
+"""Convergence diagnostics of a fit: the rank-normalised split R-hat and bulk ESS (arviz's
+estimators, computed by :mod:`bayes_scaling.convergence`, as ``summarize`` and the report show
+them), the divergence count, and the warnings a user acts on."""
 
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 import xarray as xr
 
+from bayes_scaling import convergence
 from bayes_scaling._warnings import warn
 
 __all__ = ["diagnostics", "warn_diagnostics"]
@@ -29,22 +28,22 @@ def diagnostics(posterior: xr.Dataset, sample_stats: xr.Dataset, names=None) -> 
     R-hat and ESS are NaN with fewer than 4 draws per chain (too few to estimate them); R-hat is
     NaN for a single chain.
     """
-    import arviz as az
-
     names = list(names or posterior.data_vars)
-    ds = posterior[names]
     divergences = int(sample_stats["diverging"].sum())
     if posterior.sizes["draw"] < MIN_DRAWS_PER_CHAIN:
         return {"max_rhat": float("nan"), "min_ess": float("nan"), "divergences": divergences}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # arviz warns about shapes of short or single chains
-        ess = az.ess(ds, method="bulk")
-        rhat = az.rhat(ds, method="rank") if posterior.sizes["chain"] > 1 else None
+    rhat, ess = [], []
+    for name in names:
+        v = posterior[name]
+        rest = [d for d in v.dims if d not in ("chain", "draw")]
+        draws = v.transpose("chain", "draw", *rest).values
+        for chains in draws.reshape(*draws.shape[:2], -1).transpose(2, 0, 1):
+            ess.append(convergence.ess_bulk(chains))
+            if posterior.sizes["chain"] > 1:
+                rhat.append(convergence.rhat_rank(chains))
     return {
-        "max_rhat": _extreme(np.max, np.concatenate([rhat[n].values.ravel() for n in names]))
-        if rhat
-        else float("nan"),
-        "min_ess": _extreme(np.min, np.concatenate([ess[n].values.ravel() for n in names])),
+        "max_rhat": _extreme(np.max, np.asarray(rhat)),
+        "min_ess": _extreme(np.min, np.asarray(ess)),
         "divergences": divergences,
     }
 

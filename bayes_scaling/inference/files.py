@@ -15,7 +15,11 @@ __all__ = ["fit_spec", "load_fit", "save_fit"]
 
 
 def fit_spec(idata) -> dict[str, Any]:
-    """The decoded ``posterior.attrs`` of a fit: law spec, priors, pooling, groups, reference."""
+    """The decoded ``posterior.attrs`` of a fit: law spec, priors, pooling, groups, reference.
+
+    ``columns`` is the column mapping the fit was given (the data's names to canonical ones;
+    empty for fits that had none, or were written before it was recorded).
+    """
     attrs = dict(idata.posterior.attrs)
     missing = [k for k in ("law", "priors") if k not in attrs]
     if missing:
@@ -36,6 +40,7 @@ def fit_spec(idata) -> dict[str, Any]:
         "reference": json.loads(attrs.get("reference", "{}")),
         "likelihood": attrs.get("likelihood", "student_t"),
         "group_column": attrs.get("group_column", ""),
+        "columns": json.loads(attrs.get("columns", "{}")),
     }
 
 

@@ -177,6 +177,7 @@ def _attrs(inputs: FitInputs) -> dict[str, str]:
         "likelihood": spec.likelihood,
         "pooling": json.dumps(spec.pooling_map),
         "group_column": inputs.group_column or "",
+        "columns": json.dumps(dict(inputs.columns)),
         "groups": json.dumps(list(inputs.group_labels)),
         "covariates": json.dumps(list(spec.law.covariates)),
         "target": spec.law.target,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bayes_scaling import convergence
 from bayes_scaling.inference.files import fit_spec
 from bayes_scaling.laws import LawSpec, get_law
 
@@ -77,12 +78,13 @@ def posterior_draws(idata, group: str | None = None, *, seed: int = 0) -> dict[s
 
 
 def summarize(idata, var_names=None, quantiles=(0.05, 0.5, 0.95)) -> pd.DataFrame:
-    """Posterior table: mean, sd, quantiles, R-hat and bulk/tail ESS (ArviZ's estimators).
+    """Posterior table: mean, sd, quantiles, R-hat and bulk/tail ESS.
 
     One row per parameter, or per parameter and group (``alpha[rw]``) for per-group ones.
+    R-hat is the rank-normalised split R-hat and the ESS are arviz's bulk and tail estimators,
+    computed by :mod:`bayes_scaling.convergence` (the same numbers ``bayes-scaling summary``
+    prints without loading arviz).
     """
-    import arviz as az
-
     post = idata.posterior
     if var_names is None:
         law = get_law(post.attrs["law"])
@@ -90,30 +92,15 @@ def summarize(idata, var_names=None, quantiles=(0.05, 0.5, 0.95)) -> pd.DataFram
     unknown = [n for n in var_names if n not in post]
     if unknown:
         raise KeyError(f"unknown variables {unknown}; the posterior has {list(post.data_vars)}")
-    ds = post[var_names]
-    rhat = az.rhat(ds) if post.sizes["chain"] > 1 else None
-    ess_bulk = az.ess(ds, method="bulk")
-    ess_tail = az.ess(ds, method="tail")
-    rows = []
+    variables: dict[str, tuple[np.ndarray, list[str] | None]] = {}
     for name in var_names:
-        v = ds[name]
-        labels = [None] if "group" not in v.dims else list(v["group"].values)
-        for label in labels:
-            sel = v if label is None else v.sel(group=label)
-            values = sel.values.reshape(-1)
-            row = {
-                "parameter": name if label is None else f"{name}[{label}]",
-                "mean": float(values.mean()),
-                "sd": float(values.std(ddof=1)),
-            }
-            for q, qv in zip(quantiles, np.quantile(values, quantiles), strict=True):
-                row[f"q{round(q * 100):02d}"] = float(qv)
-            row["r_hat"] = float(_pick(rhat, name, label)) if rhat is not None else float("nan")
-            row["ess_bulk"] = float(_pick(ess_bulk, name, label))
-            row["ess_tail"] = float(_pick(ess_tail, name, label))
-            rows.append(row)
-    return pd.DataFrame(rows).set_index("parameter")
-
-
-def _pick(ds, name: str, label):
-    return ds[name] if label is None else ds[name].sel(group=label)
+        v = post[name]
+        if "group" in v.dims:
+            v = v.transpose("chain", "draw", "group")
+            variables[name] = (v.values, [str(g) for g in v["group"].values])
+        else:
+            variables[name] = (v.transpose("chain", "draw").values, None)
+    rows = convergence.summary_rows(variables, quantiles)
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index.name = "parameter"
+    return table

@@ -28,6 +28,7 @@ class FitInputs:
     group_index: np.ndarray | None
     group_labels: tuple[str, ...]
     group_column: str | None
+    columns: tuple[tuple[str, str], ...] = ()  # the renames applied: (data's name, canonical)
 
     @property
     def num_points(self) -> int:
@@ -80,4 +81,5 @@ def prepare(
         num_groups=len(group_labels),
         reference=reference,
     )
-    return FitInputs(spec, frame, x, y, group_index, group_labels, group)
+    renames = tuple((str(k), str(v)) for k, v in (columns or {}).items())
+    return FitInputs(spec, frame, x, y, group_index, group_labels, group, renames)

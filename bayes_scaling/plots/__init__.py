@@ -24,7 +24,8 @@ Besides the figures, a few helpers give the numbers behind them to other modules
 
 The package by job: ``frame`` (a fit's law, groups and runs), ``numeric`` (draws, the law
 over them, new runs, intervals, the compute-optimal path), ``style`` (colours, labels, ticks),
-``curves`` (fitted curves and the predictive check), ``fan`` (extrapolation), ``optimum``
+``curves`` (fitted curves and the predictive check), ``design`` (the runs' design: per model
+size, per tokens-per-parameter ratio or iso-FLOP), ``fan`` (extrapolation), ``optimum``
 (frontier and exponent), ``distributions`` (posteriors), ``risk`` (allocations), ``groups``
 (group contrasts) and ``backtest``.
 """
@@ -32,7 +33,8 @@ over them, new runs, intervals, the compute-optimal path), ``style`` (colours, l
 from __future__ import annotations
 
 from bayes_scaling.plots.backtest import backtest_chart, backtest_points
-from bayes_scaling.plots.curves import fit_curves, iso_flop, predictive_check
+from bayes_scaling.plots.curves import design_curves, fit_curves, iso_flop, predictive_check
+from bayes_scaling.plots.design import Design, run_design
 from bayes_scaling.plots.distributions import posteriors
 from bayes_scaling.plots.fan import fan_chart
 from bayes_scaling.plots.frame import (
@@ -73,10 +75,12 @@ __all__ = [
     "PALETTE",
     "RUN_COLOUR",
     "STRUCTURAL_COLOUR",
+    "Design",
     "backtest_chart",
     "backtest_points",
     "check_group",
     "compute_optimal_exponent",
+    "design_curves",
     "exponent",
     "fan_chart",
     "fan_path",
@@ -97,6 +101,7 @@ __all__ = [
     "predictive_check",
     "resolve_discrepancy",
     "risk_curve",
+    "run_design",
 ]
 
 # The names the figures used before the package was split (tests import them).

@@ -1,11 +1,11 @@
-"""The data with the fitted law: iso-FLOP curves, one-covariate curves, observed vs predicted."""
+"""The data with the fitted law: curves along the runs' design (per model size, per
+tokens-per-parameter ratio or iso-FLOP), one-covariate curves, observed vs predicted."""
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
+from bayes_scaling.plots.design import Design, curve_points, run_design
 from bayes_scaling.plots.frame import (
     check_group,
     fit_frame,
@@ -26,15 +26,24 @@ from bayes_scaling.plots.style import (
     target_label,
 )
 
-__all__ = ["fit_curves", "iso_flop", "predictive_check"]
+__all__ = ["design_curves", "fit_curves", "iso_flop", "predictive_check"]
 
 
-def fit_curves(fit, data=None, *, group: str | None = None, prob: float = 0.9, ax=None):
+def fit_curves(
+    fit,
+    data=None,
+    *,
+    group: str | None = None,
+    prob: float = 0.9,
+    design: str = "auto",
+    ax=None,
+):
     """The data with the fitted law: the figure that fits the law's shape.
 
-    Iso-FLOP curves (:func:`iso_flop`) for laws over exactly ``N`` and ``D``, the curve against
-    the covariate for one-covariate laws, and observed against predicted
-    (:func:`predictive_check`) otherwise.
+    For laws over exactly ``N`` and ``D``, curves along the runs' own design
+    (:func:`design_curves`: per model size, per tokens-per-parameter ratio, or per compute
+    budget, read from the data); the curve against the covariate for one-covariate laws; and
+    observed against predicted (:func:`predictive_check`) otherwise.
 
     Parameters
     ----------
@@ -45,6 +54,8 @@ def fit_curves(fit, data=None, *, group: str | None = None, prob: float = 0.9, a
         Group of a hierarchical fit (required for those).
     prob : float, default 0.9
         Mass of the bands.
+    design : {"auto", "model_size", "ratio", "iso_flop"}, default "auto"
+        The curves of a law over ``N`` and ``D`` (see :func:`design_curves`).
     ax : matplotlib Axes, optional
 
     Returns
@@ -53,24 +64,10 @@ def fit_curves(fit, data=None, *, group: str | None = None, prob: float = 0.9, a
     """
     spec = law_of(fit)
     if set(spec.covariates) == {"N", "D"}:
-        return iso_flop(fit, data, group=group, prob=prob, ax=ax)
+        return design_curves(fit, data, group=group, prob=prob, design=design, ax=ax)
     if len(spec.covariates) == 1:
         return _one_covariate(fit, data, group=group, prob=prob, ax=ax)
     return predictive_check(fit, data, group=group, prob=prob, ax=ax)
-
-
-def _compute_levels(c: np.ndarray, num_curves: int) -> np.ndarray:
-    """Compute levels for iso-FLOP curves: the data's budgets when discrete, else bin medians."""
-    logc = np.log10(c)
-    distinct = np.unique(np.round(logc, 2))
-    if distinct.size <= num_curves:
-        return 10.0**distinct
-    if distinct.size <= 3 * num_curves:  # a few budgets: keep an evenly spread subset
-        pick = np.linspace(0, distinct.size - 1, num_curves).round().astype(int)
-        return 10.0 ** distinct[np.unique(pick)]
-    edges = np.quantile(logc, np.linspace(0, 1, num_curves + 1))
-    mids = [np.median(logc[(logc >= lo) & (logc <= hi)]) for lo, hi in itertools.pairwise(edges)]
-    return 10.0 ** np.unique(np.round(mids, 2))
 
 
 def iso_flop(
@@ -83,11 +80,42 @@ def iso_flop(
     prob: float = 0.9,
     ax=None,
 ):
-    """Iso-FLOP curves: loss against model size at fixed compute, with the runs.
+    """Iso-FLOP curves: loss against model size at the data's compute budgets, with the runs.
 
-    Each curve is the law along ``C = k N D`` at one compute level (the data's budgets when they
-    are discrete, else medians of compute bins); the band is the ``prob`` interval of the law
-    mean. Runs are coloured by their compute on the same colour scale.
+    :func:`design_curves` with ``design="iso_flop"``: readable when runs share budgets (IsoFLOP
+    profiles); for other designs :func:`fit_curves` picks curves that pass through the runs.
+    """
+    return design_curves(
+        fit,
+        data,
+        group=group,
+        num_curves=num_curves,
+        flops_per_token=flops_per_token,
+        prob=prob,
+        design="iso_flop",
+        ax=ax,
+    )
+
+
+def design_curves(
+    fit,
+    data=None,
+    *,
+    group: str | None = None,
+    design: str = "auto",
+    num_curves: int = 6,
+    flops_per_token: float = 6.0,
+    prob: float = 0.9,
+    ax=None,
+):
+    """The runs with the law drawn along their own design, one curve per shared level.
+
+    Runs that share model sizes get one curve per size against tokens ``D``; runs that share
+    tokens-per-parameter ratios one curve per ratio against ``N``; runs that share compute
+    budgets one iso-FLOP curve per budget against ``N`` (:func:`bayes_scaling.plots.design.
+    run_design` picks the design whose levels hold the most runs). Each curve spans its runs
+    (1.2x beyond them each side); the band is the ``prob`` interval of the law mean; runs and
+    curves share one colour scale, and the axes hold every curve and every run.
 
     Parameters
     ----------
@@ -95,7 +123,8 @@ def iso_flop(
         A fit of a law over ``N`` and ``D``.
     data : DataFrame, str or Path, optional
     group : str, optional
-    num_curves : int, default 5
+    design : {"auto", "model_size", "ratio", "iso_flop"}, default "auto"
+    num_curves : int, default 6
     flops_per_token : float, default 6.0
     prob : float, default 0.9
     ax : matplotlib Axes, optional
@@ -104,40 +133,70 @@ def iso_flop(
     -------
     matplotlib.figure.Figure
     """
-    from matplotlib import cm, colors
-
     spec = law_of(fit)
     if not over_n_and_d(spec):
         raise ValueError(
-            f"iso-FLOP curves need a law over N and D; law {spec.name!r} has "
+            f"curves along the runs' design need a law over N and D; law {spec.name!r} has "
             f"{list(spec.covariates)}"
         )
     group = check_group(fit, group)
     frame = group_rows(fit_frame(fit, data, flops_per_token=flops_per_token), group)
-    draws = posterior_sample(fit, group)
+    found = run_design(frame, num_curves=num_curves, flops_per_token=flops_per_token, kind=design)
     fig, ax = new_axes(ax)
-    c = frame["C"].to_numpy(dtype=float)
-    norm = colors.LogNorm(vmin=c.min(), vmax=max(c.max(), c.min() * 1.0001))
-    cmap = cm.viridis
-    levels = _compute_levels(c, num_curves)
-    n_lo, n_hi = frame["N"].min(), frame["N"].max()
-    for level in levels:
-        near = np.abs(np.log10(c) - np.log10(level)) < 0.3
-        lo = frame["N"][near].min() / 2 if near.any() else n_lo
-        hi = frame["N"][near].max() * 2 if near.any() else n_hi
-        n = np.geomspace(lo, hi, 60)
-        cov = {"N": n, "D": level / (flops_per_token * n)}
+    medians = _draw_curves(ax, fit, spec, frame, found, group, prob, flops_per_token)
+    _finish_axes(fig, ax, spec, frame, found, medians)
+    ax.set_title(f"{spec.name}: runs and {_TITLES[found.kind]} ({prob:.0%} band){suffix(group)}")
+    return fig
+
+
+_TITLES = {
+    "model_size": "curves per model size",
+    "ratio": "curves per ratio D/N",
+    "iso_flop": "iso-FLOP curves",
+}
+
+
+def _design_colours(found: Design, frame):
+    from matplotlib import cm, colors
+
+    values = _run_levels(found, frame)
+    lo, hi = min(values.min(), found.levels.min()), max(values.max(), found.levels.max())
+    return cm.viridis, colors.LogNorm(vmin=lo, vmax=max(hi, lo * 1.0001)), values
+
+
+def _run_levels(found: Design, frame) -> np.ndarray:
+    n, d = frame["N"].to_numpy(dtype=float), frame["D"].to_numpy(dtype=float)
+    if found.kind == "model_size":
+        return n
+    return d / n if found.kind == "ratio" else frame["C"].to_numpy(dtype=float)
+
+
+def _draw_curves(ax, fit, spec, frame, found, group, prob, flops_per_token) -> list[np.ndarray]:
+    """The curves and their bands; returns the curves' medians (for the axis limits)."""
+    draws = posterior_sample(fit, group)
+    cmap, norm, _ = _design_colours(found, frame)
+    medians = []
+    for i, level in enumerate(found.levels):
+        x, cov = curve_points(found, frame, i, flops_per_token)
         if "U" in spec.covariates:
             cov["U"] = cov["D"]
         law = np.exp(log_law(spec, draws, cov))
         lo_q, hi_q = interval(law, prob)
         colour = cmap(norm(level))
-        ax.fill_between(n, lo_q, hi_q, color=colour, alpha=0.18, linewidth=0)
-        ax.plot(n, np.median(law, axis=0), color=colour, linewidth=1.6)
+        ax.fill_between(x, lo_q, hi_q, color=colour, alpha=0.18, linewidth=0)
+        medians.append(np.median(law, axis=0))
+        ax.plot(x, medians[-1], color=colour, linewidth=1.6)
+    return medians
+
+
+def _finish_axes(fig, ax, spec, frame, found, medians) -> None:
+    """Runs on the curves' colour scale; limits holding every run and every curve's median."""
+    cmap, norm, values = _design_colours(found, frame)
+    x_name = "D" if found.kind == "model_size" else "N"
     sc = ax.scatter(
-        frame["N"],
+        frame[x_name],
         frame[spec.target],
-        c=c,
+        c=values,
         cmap=cmap,
         norm=norm,
         s=14,
@@ -145,15 +204,15 @@ def iso_flop(
         linewidths=0.3,
         zorder=3,
     )
-    fig.colorbar(sc, ax=ax, label=AXIS_LABELS["C"])
+    fig.colorbar(sc, ax=ax, label=found.label)
     ax.set_xscale("log")
-    ax.set_xlabel(AXIS_LABELS["N"])
+    ax.set_xlabel(AXIS_LABELS[x_name])
     ax.set_ylabel(target_label(spec))
-    lo_y, hi_y = np.quantile(frame[spec.target], [0.0, 1.0])
+    y = np.concatenate([frame[spec.target].to_numpy(dtype=float), *medians])
+    y = y[np.isfinite(y)]
+    lo_y, hi_y = y.min(), y.max()
     pad = 0.08 * (hi_y - lo_y)
     ax.set_ylim(lo_y - pad, hi_y + pad)
-    ax.set_title(f"{spec.name}: runs and iso-FLOP curves ({prob:.0%} band){suffix(group)}")
-    return fig
 
 
 def _one_covariate(fit, data=None, *, group=None, prob=0.9, ax=None):

@@ -17,10 +17,47 @@ _finite_draws = _draws.finite_draws
 _rng_from = _draws.numpy_rng
 
 
-def _validate_points(
-    law: LawSpec, points, *, grouped: bool, group
-) -> tuple[dict[str, np.ndarray], pd.Index, np.ndarray | None]:
-    """Covariates (natural units) and per-point group labels from a frame or mapping."""
+def map_points(
+    frame: pd.DataFrame,
+    columns: Mapping[str, str] | None,
+    recorded: Mapping[str, str] | None = None,
+    group_column: str = "",
+) -> pd.DataFrame:
+    """Points with the data's column names renamed to canonical ones.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The points as given.
+    columns : mapping, optional
+        An explicit mapping (the data's name to a canonical one); every source must be a column.
+    recorded : mapping, optional
+        The mapping the fit was given (``fit_spec(fit)["columns"]``), used when ``columns`` is
+        None: a rename applies where the points have the source and lack the canonical name.
+    group_column : str, default ""
+        The fit's group column under the data's name; renamed to ``group`` when the points lack
+        one.
+
+    Returns
+    -------
+    DataFrame
+    """
+    if columns:
+        frame = _data.rename_columns(frame, columns)
+    elif recorded:
+        usable = {
+            src: dst
+            for src, dst in recorded.items()
+            if src in frame.columns and dst not in frame.columns
+        }
+        frame = _data.rename_columns(frame, usable)
+    if group_column and group_column in frame.columns and "group" not in frame.columns:
+        frame = frame.rename(columns={group_column: "group"})
+    return frame
+
+
+def _as_frame(points) -> pd.DataFrame:
+    """Points given as a frame or a mapping of columns, as a frame."""
     if isinstance(points, pd.DataFrame):
         frame = points
     elif isinstance(points, Mapping):
@@ -32,6 +69,14 @@ def _validate_points(
         raise TypeError(
             f"points must be a DataFrame or a mapping of columns; got {type(points).__name__}"
         )
+    return frame
+
+
+def _validate_points(
+    law: LawSpec, points, *, grouped: bool, group
+) -> tuple[dict[str, np.ndarray], pd.Index, np.ndarray | None]:
+    """Covariates (natural units) and per-point group labels from a frame or mapping."""
+    frame = _as_frame(points)
     if len(frame) == 0:
         raise _data.DataError("no points to predict at (points is empty)")
     missing = [c for c in law.covariates if c not in frame.columns]

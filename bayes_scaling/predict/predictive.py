@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import jax
@@ -16,7 +16,7 @@ from bayes_scaling import inference as _inference
 from bayes_scaling.laws import LawSpec
 from bayes_scaling.predict.calibrate import get_discrepancy
 from bayes_scaling.predict.discrepancy import Discrepancy
-from bayes_scaling.predict.points import _log_mu_draws, _validate_points
+from bayes_scaling.predict.points import _as_frame, _log_mu_draws, _validate_points, map_points
 
 KINDS = ("law_mean", "structural_mean", "new_run")
 
@@ -50,8 +50,12 @@ def predict_draws(
     group: str | None = None,
     discrepancy: Discrepancy | None = None,
     rng: np.random.Generator,
+    columns: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The array core of :func:`predict`: flat draws ``(S, P)`` on the log scale.
+
+    ``columns`` renames the points' columns to canonical ones; without it the mapping the fit
+    recorded applies (see :func:`bayes_scaling.predict.points.map_points`).
 
     Returns a dict with ``log_law_mean``, ``delta`` (discrepancy draws), ``eps`` (noise draws),
     ``sigma`` and ``nu`` (``(S,)``; ``nu`` None for a normal likelihood), ``distance`` (P,),
@@ -59,6 +63,9 @@ def predict_draws(
     """
     info = _inference.fit_spec(fit)
     law: LawSpec = info["law"]
+    points = map_points(
+        _as_frame(points), columns, info.get("columns"), info.get("group_column", "")
+    )
     grouped = _check_group(info, points, group)
     covariates, index, labels = _validate_points(law, points, grouped=grouped, group=group)
     pop_seed = int(rng.integers(2**31 - 1))
@@ -136,6 +143,7 @@ def predict(
     quantiles: Sequence[float] = (0.05, 0.5, 0.95),
     rng_key: jax.Array | None = None,
     seed: int = 0,
+    columns: Mapping[str, str] | None = None,
 ) -> xr.Dataset:
     """Posterior predictive draws of the target at new covariates, with bands.
 
@@ -161,6 +169,9 @@ def predict(
     rng_key : jax.Array, optional
         Key for the noise, discrepancy and population draws; default ``PRNGKey(seed)``.
     seed : int, default 0
+    columns : mapping, optional
+        Renames from the points' column names to canonical ones (``{"params": "N"}``). Without
+        it, the mapping the fit was given applies to points that use the same names.
 
     Returns
     -------
@@ -194,7 +205,7 @@ def predict(
     law: LawSpec = _inference.fit_spec(fit)["law"]
     disc = get_discrepancy(fit, discrepancy)
     rng = _draws.numpy_rng(rng_key if rng_key is not None else jax.random.PRNGKey(seed), seed)
-    core = predict_draws(fit, points, group=group, discrepancy=disc, rng=rng)
+    core = predict_draws(fit, points, group=group, discrepancy=disc, rng=rng, columns=columns)
     ds = _draws_dataset(fit, core, kinds, qs)
     ds["distance"] = (("point",), core["distance"])
     tau_med = disc.tau_quantile(0.5) if disc is not None else 0.0

@@ -1,0 +1,60 @@
+"""The numpy diagnostics equal arviz's rank-normalised split R-hat, bulk ESS and tail ESS."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from bayes_scaling import convergence
+
+
+def _chains(seed, num_chains, num_draws, rho=0.8, shift=0.0):
+    rng = np.random.default_rng(seed)
+    x = np.zeros((num_chains, num_draws))
+    x[:, 0] = rng.standard_normal(num_chains)
+    for t in range(1, num_draws):  # AR(1): ESS well below the draw count
+        x[:, t] = rho * x[:, t - 1] + rng.standard_normal(num_chains)
+    x[-1] += shift
+    return x
+
+
+CASES = [
+    pytest.param(_chains(0, 4, 500), id="ar1-4x500"),
+    pytest.param(_chains(1, 3, 201, rho=0.95, shift=0.5), id="shifted-odd-draws"),
+    pytest.param(_chains(2, 2, 8, rho=0.0), id="short"),
+    pytest.param(_chains(3, 1, 300), id="one-chain"),
+    pytest.param(np.exp(_chains(4, 4, 1000, rho=-0.3)), id="skewed-antithetic"),
+    pytest.param(np.round(_chains(5, 4, 300), 1), id="ties"),
+    pytest.param(np.ones((4, 100)), id="constant"),
+    pytest.param(_chains(6, 4, 3), id="too-few-draws"),
+]
+
+
+@pytest.mark.parametrize("draws", CASES)
+def test_equal_to_arviz(draws):
+    import arviz as az
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = {
+            "rhat": az.rhat(draws, method="rank"),
+            "bulk": az.ess(draws, method="bulk"),
+            "tail": az.ess(draws, method="tail"),
+        }
+        got = {
+            "rhat": convergence.rhat_rank(draws),
+            "bulk": convergence.ess_bulk(draws),
+            "tail": convergence.ess_tail(draws),
+        }
+    for key, value in expected.items():
+        np.testing.assert_allclose(got[key], float(value), rtol=1e-10, atol=0, equal_nan=True,
+                                   err_msg=key)
+
+
+def test_summary_rows_per_group():
+    draws = np.stack([_chains(7, 2, 100), _chains(8, 2, 100)], axis=-1)
+    rows = convergence.summary_rows({"E": (draws, ["a", "b"]), "sigma": (draws[..., 0], None)})
+    assert list(rows) == ["E[a]", "E[b]", "sigma"]
+    assert list(rows["sigma"]) == ["mean", "sd", "q05", "q50", "q95", "r_hat", "ess_bulk", "ess_tail"]
+    assert rows["E[a]"] == rows["sigma"]
+    assert rows["E[b]"]["mean"] == pytest.approx(draws[..., 1].mean())
