@@ -156,9 +156,10 @@ def add_fit_options(
     p.add_argument("--target-accept", type=float, default=0.9)
     p.add_argument(
         "--progress",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="show numpyro progress bars (default: when stderr is a terminal)",
+        help="show progress on stderr: compilation, mode search, and a bar with percentage and "
+        "time left for warmup and sampling (default: when stderr is a terminal)",
     )
     p.add_argument(
         "--method",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -161,7 +162,12 @@ def register(sub) -> None:
         help="NUTS target acceptance (default 0.95: the demo's 48 runs leave A weakly identified, "
         "and at 0.9 a few transitions diverge)",
     )
-    p.add_argument("--progress", action="store_true", default=None)
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show progress on stderr (default: when stderr is a terminal)",
+    )
     p.add_argument("--out", help="also save the fit as netCDF")
     p.add_argument(
         "--force", action="store_true", help="replace --out if it exists (never an input file)"

@@ -15,6 +15,11 @@ fit on device:
 4. the draws mapped back to the model's sites (constrained values and deterministic sites),
    the pointwise log likelihood and draws from the prior and prior predictive.
 
+With ``SamplerSettings(progress_bar=True)`` the same computation runs in stages so that
+progress can be shown: a start program (steps 1-2 and the chains' initial states), NUTS in about
+20 calls of one compiled chunk program with a bar on stderr between them, and an outputs
+program (:mod:`bayes_scaling.engine.staged`, :mod:`bayes_scaling.engine.progress`).
+
 Nothing here knows pandas or xarray. :mod:`bayes_scaling.inference` turns the arrays into an
 ``InferenceData``.
 

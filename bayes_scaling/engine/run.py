@@ -11,8 +11,10 @@ import jax
 import numpy as np
 
 from bayes_scaling.engine.programs import _PROGRAMS, _from_program_file, _remember, compiled
+from bayes_scaling.engine.progress import Progress
 from bayes_scaling.engine.sampler import _chain_devices, joint_program, program
 from bayes_scaling.engine.settings import BATCHINGS, SamplerSettings, bucket_size, pad_inputs
+from bayes_scaling.engine.staged import compile_staged, run_staged
 from bayes_scaling.models import ModelSpec
 
 
@@ -39,15 +41,59 @@ def run_fit(
     xp, yp, gp, mask = pad_inputs(x, y, group_index, size)
     reference = {k: np.float32(v) for k, v in spec.reference_map.items()}
     args = (rng_key, xp, yp, gp, mask, reference)
+    if settings.progress_bar:
+        out = _run_with_progress(spec, args, settings, prior_samples, method)
+        return _cut(jax.device_get(out), n, spec)
     fn = _from_program_file(spec, args, settings, prior_samples, method)
     if fn is None:
         fn = compiled(spec, size, settings, prior_samples, method)
-    out = jax.device_get(fn(*args))
+    return _cut(jax.device_get(fn(*args)), n, spec)
+
+
+def _cut(out: dict[str, Any], n: int, spec: ModelSpec) -> dict[str, Any]:
+    """The outputs with the padded rows dropped from the pointwise arrays."""
     out["log_likelihood"] = np.asarray(out["log_likelihood"])[..., :n]
     if "prior" in out:
         site = f"log_{spec.law.target}"
         out["prior"][site] = np.asarray(out["prior"][site])[..., :n]
     return out
+
+
+def _run_with_progress(spec, args, settings, prior_samples, method):
+    """The fit with progress on stderr: NUTS in stages with a bar between compiled chunks
+    (:mod:`bayes_scaling.engine.staged`); Laplace draws, and NUTS with chains over several
+    devices (``chain_method="parallel"``), as the fused program with phase messages."""
+    progress = Progress()
+    staged = method == "nuts" and settings.resolved_chain_method() != "parallel"
+    size = int(np.shape(args[2])[0])
+    key = (
+        "staged" if staged else "executable",
+        spec.structure,
+        size,
+        settings.compile_key(),
+        int(prior_samples),
+        method,
+    )
+    programs = _PROGRAMS.get(key)
+    if programs is None:
+        with progress.phase("compiling the fitting program"):
+            if staged:
+                programs = compile_staged(spec, settings, prior_samples, args)
+            else:
+                fn = _from_program_file(spec, args, settings, prior_samples, method)
+                if fn is None:
+                    fn = compiled(spec, size, settings, prior_samples, method)
+                programs = fn.trace(*args).lower().compile()
+        _remember(key, programs)
+    if staged:
+        return run_staged(programs, settings, args, prior_samples, progress)
+    what = (
+        "drawing from the Laplace approximation"
+        if method == "laplace"
+        else f"sampling {settings.num_chains} chains over several devices in one call (no bar)"
+    )
+    with progress.phase(what):
+        return jax.block_until_ready(programs(*args))
 
 
 def run_many(

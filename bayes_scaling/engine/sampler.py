@@ -40,42 +40,60 @@ def _matvec(a, v):
     return jnp.sum(a * v, axis=-1)
 
 
-def _nuts(potential, d: int, rng_key, settings: SamplerSettings, dtype):
-    """Run the chains in whitened coordinates; returns per-chain arrays of shape (C, S, ...)."""
+def _kernel(potential, d: int, settings: SamplerSettings):
+    """numpyro's NUTS kernel for ``potential``: ``init(key, z0) -> state`` and ``sample_kernel``.
+
+    numpyro's ``init_kernel`` sets the adaptation schedule that ``sample_kernel`` reads, so a
+    program that only runs ``sample_kernel`` on a given state calls ``init`` once first (its
+    result is unused and compiled away).
+    """
     from numpyro.infer.hmc import hmc
 
     init_kernel, sample_kernel = hmc(potential, algo="NUTS")
-    C, W, S = settings.num_chains, settings.num_warmup, settings.num_samples
-    key_chains, key_start = jax.random.split(rng_key)
 
-    def one_chain(key, z0):
+    def init(key, z0):
         z0 = jnp.where(jnp.isfinite(potential(z0)), z0, jnp.zeros_like(z0))
-        state = init_kernel(
+        return init_kernel(
             z0,
-            W,
+            settings.num_warmup,
             dense_mass=settings.dense_for(d),
             target_accept_prob=settings.target_accept_prob,
             max_tree_depth=settings.max_tree_depth,
             rng_key=key,
         )
 
-        def step(s, _):
-            s = sample_kernel(s)  # adapts while s.i < W
-            return s, (s.z, s.diverging, s.num_steps, s.energy, s.potential_energy, s.accept_prob)
+    return init, sample_kernel
 
-        # one scan over warmup and draws: the kernel is traced and compiled once
-        last, out = jax.lax.scan(step, state, None, length=W + S)
-        return tuple(a[W:] for a in out), last.adapt_state.step_size
 
-    keys = jax.random.split(key_chains, C)
-    starts = START_SCALE * jax.random.normal(key_start, (C, d), dtype=dtype)
-    method = settings.resolved_chain_method()
+def _recorded(sample_kernel):
+    """One NUTS iteration as a scan step: the new state and what is kept of it."""
+
+    def step(s, _):
+        s = sample_kernel(s)  # adapts while s.i < num_warmup
+        return s, (s.z, s.diverging, s.num_steps, s.energy, s.potential_energy, s.accept_prob)
+
+    return step
+
+
+def _chain_starts(rng_key, settings: SamplerSettings, d: int, dtype):
+    """Per-chain keys and starting points (independent Laplace draws in whitened coordinates)."""
+    key_chains, key_start = jax.random.split(rng_key)
+    keys = jax.random.split(key_chains, settings.num_chains)
+    starts = START_SCALE * jax.random.normal(key_start, (settings.num_chains, d), dtype=dtype)
+    return keys, starts
+
+
+def _map_chains(fn, method: str, *xs):
+    """``fn`` applied to every chain's slice of ``xs`` as ``method`` asks."""
     if method == "vectorized":
-        out, step_size = jax.vmap(one_chain)(keys, starts)
-    elif method == "parallel":
-        out, step_size = _parallel_chains(one_chain, keys, starts)
-    else:
-        out, step_size = jax.lax.map(lambda a: one_chain(*a), (keys, starts))
+        return jax.vmap(fn)(*xs)
+    if method == "parallel":
+        return _parallel_chains(fn, *xs)
+    return jax.lax.map(lambda a: fn(*a), xs)
+
+
+def _sampler_stats(out, step_size) -> tuple[Any, dict[str, Any]]:
+    """The draws and the ``stats`` dict from the recorded iterations (C, S, ...)."""
     z, diverging, num_steps, energy, pe, accept = out
     stats = {
         "diverging": diverging,
@@ -88,29 +106,46 @@ def _nuts(potential, d: int, rng_key, settings: SamplerSettings, dtype):
     return z, stats
 
 
+def _nuts(potential, d: int, rng_key, settings: SamplerSettings, dtype):
+    """Run the chains in whitened coordinates; returns per-chain arrays of shape (C, S, ...)."""
+    init, sample_kernel = _kernel(potential, d, settings)
+    W, S = settings.num_warmup, settings.num_samples
+
+    def one_chain(key, z0):
+        state = init(key, z0)
+        # one scan over warmup and draws: the kernel is traced and compiled once
+        last, out = jax.lax.scan(_recorded(sample_kernel), state, None, length=W + S)
+        return tuple(a[W:] for a in out), last.adapt_state.step_size
+
+    keys, starts = _chain_starts(rng_key, settings, d, dtype)
+    out, step_size = _map_chains(one_chain, settings.resolved_chain_method(), keys, starts)
+    return _sampler_stats(out, step_size)
+
+
 def _chain_devices(num_chains: int) -> int:
     """How many local devices the chains split over: the most that divides them evenly."""
     devices = len(jax.local_devices())
     return max(k for k in range(1, min(devices, num_chains) + 1) if num_chains % k == 0)
 
 
-def _parallel_chains(one_chain, keys, starts):
+def _parallel_chains(one_chain, *xs):
     """Chains split over the local devices with ``shard_map`` (sequential within a device)."""
     from jax.sharding import Mesh
     from jax.sharding import PartitionSpec as P
 
     devices = jax.local_devices()
-    n = _chain_devices(keys.shape[0])
+    n = _chain_devices(xs[0].shape[0])
     if n == 1:
-        return jax.lax.map(lambda a: one_chain(*a), (keys, starts))
+        return jax.lax.map(lambda a: one_chain(*a), xs)
     mesh = Mesh(np.array(devices[:n]), ("chain",))
 
-    def block(k, s):
-        return jax.lax.map(lambda a: one_chain(*a), (k, s))
+    def block(*local):
+        return jax.lax.map(lambda a: one_chain(*a), local)
 
-    return jax.shard_map(
-        block, mesh=mesh, in_specs=(P("chain"), P("chain")), out_specs=P("chain"), check_vma=False
-    )(keys, starts)
+    specs = tuple(P("chain") for _ in xs)
+    return jax.shard_map(block, mesh=mesh, in_specs=specs, out_specs=P("chain"), check_vma=False)(
+        *xs
+    )
 
 
 def _structure(model, args, rng_key):
@@ -197,6 +232,73 @@ def _independent_draws(potential, mode, scale, rng_key, C: int, S: int):
     return z, stats
 
 
+def _centring(spec: ModelSpec, settings: SamplerSettings, method: str, info, hessian):
+    """The sampler's coordinates: the model's own, or partially centred (identity without
+    blocks)."""
+    centre = (
+        method == "nuts" and settings.partial_centring and spec.num_groups >= CENTRING_MIN_GROUPS
+    )
+    return _PartialCentring(_pooled_blocks(spec, info) if centre else [], hessian)
+
+
+def _whitened_potential(potential, centring, mode_w, scale_w):
+    """The potential of the whitened sampler coordinates ``z``: ``w = mode_w + scale_w z``."""
+
+    def potential_w(w):
+        u, log_det = centring.to_u(w)
+        return potential(u) - log_det
+
+    return lambda z: potential_w(mode_w + _matvec(scale_w, z))
+
+
+def _setup(
+    model, spec: ModelSpec, settings: SamplerSettings, method: str, prior_samples: int, args, key
+):
+    """Everything before the sampler: potential, prior draws, mode, whitening and centring."""
+    k_init, k_fit, k_prior = jax.random.split(key, 3)
+    info, unravel = _structure(model, args, k_init)
+    potential = _potential(info, unravel, args)
+    mode, scale, found, prior = _whitened_start(
+        model, info, potential, k_prior, args, prior_samples
+    )
+    centring = _centring(spec, settings, method, info, found["hessian"])
+    mode_w = centring.to_w(mode)
+    scale_w = jax.jacfwd(centring.to_w)(mode) @ scale if centring.blocks else scale
+    return {
+        "info": info,
+        "unravel": unravel,
+        "potential": potential,
+        "mode": mode,
+        "scale": scale,
+        "found": found,
+        "prior": prior,
+        "centring": centring,
+        "mode_w": mode_w,
+        "scale_w": scale_w,
+        "k_fit": k_fit,
+    }
+
+
+def _draws_out(model, info, unravel, args, centring, mode_w, scale_w, z, target_site: str):
+    """Constrained draws and pointwise log likelihood of whitened draws ``z`` (C, S, d)."""
+    C, S, d = z.shape
+    flat = jax.vmap(lambda w: centring.to_u(w)[0])(mode_w + z.reshape(C * S, d) @ scale_w.T)
+    return _outputs(model, info, unravel, args, flat, target_site, C, S)
+
+
+def _result(samples, stats, log_lik, found, prior, prior_samples: int) -> dict[str, Any]:
+    """The program's output dict (see :func:`program`)."""
+    out: dict[str, Any] = {
+        "samples": samples,
+        "stats": stats,
+        "log_likelihood": log_lik,
+        "map": {k: v for k, v in found.items() if k != "hessian"},
+    }
+    if prior_samples:
+        out["prior"] = {k: v[:prior_samples] for k, v in prior.items()}
+    return out
+
+
 def program(spec: ModelSpec, settings: SamplerSettings, prior_samples: int, method: str = "nuts"):
     """The un-jitted fitting program for one model structure.
 
@@ -215,45 +317,28 @@ def program(spec: ModelSpec, settings: SamplerSettings, prior_samples: int, meth
 
     def run(rng_key, x, y, group_index, mask, reference):
         args = (x, y, group_index, mask, reference)
-        k_init, k_fit, k_prior = jax.random.split(rng_key, 3)
-        info, unravel = _structure(model, args, k_init)
-        potential = _potential(info, unravel, args)
-        mode, scale, found, prior = _whitened_start(
-            model, info, potential, k_prior, args, prior_samples
-        )
+        f = _setup(model, spec, settings, method, prior_samples, args, rng_key)
+        mode, scale = f["mode"], f["scale"]
         d = mode.shape[0]
-        centre = (
-            method == "nuts"
-            and settings.partial_centring
-            and spec.num_groups >= CENTRING_MIN_GROUPS
-        )
-        # the sampler's coordinates: the model's own, or partially centred (identity without blocks)
-        centring = _PartialCentring(_pooled_blocks(spec, info) if centre else [], found["hessian"])
-        mode_w = centring.to_w(mode)
-        scale_w = jax.jacfwd(centring.to_w)(mode) @ scale if centring.blocks else scale
-
-        def potential_w(w):
-            u, log_det = centring.to_u(w)
-            return potential(u) - log_det
-
         if method == "nuts":
-            z, stats = _nuts(
-                lambda z: potential_w(mode_w + _matvec(scale_w, z)), d, k_fit, settings, mode.dtype
+            potential_z = _whitened_potential(
+                f["potential"], f["centring"], f["mode_w"], f["scale_w"]
             )
+            z, stats = _nuts(potential_z, d, f["k_fit"], settings, mode.dtype)
         else:
-            z, stats = _independent_draws(potential, mode, scale, k_fit, C, S)
-        flat = jax.vmap(lambda w: centring.to_u(w)[0])(mode_w + z.reshape(C * S, d) @ scale_w.T)
-        samples, log_lik = _outputs(model, info, unravel, args, flat, target_site, C, S)
-        found = {k: v for k, v in found.items() if k != "hessian"}
-        out: dict[str, Any] = {
-            "samples": samples,
-            "stats": stats,
-            "log_likelihood": log_lik,
-            "map": found,
-        }
-        if prior_samples:
-            out["prior"] = {k: v[:prior_samples] for k, v in prior.items()}
-        return out
+            z, stats = _independent_draws(f["potential"], mode, scale, f["k_fit"], C, S)
+        samples, log_lik = _draws_out(
+            model,
+            f["info"],
+            f["unravel"],
+            args,
+            f["centring"],
+            f["mode_w"],
+            f["scale_w"],
+            z,
+            target_site,
+        )
+        return _result(samples, stats, log_lik, f["found"], f["prior"], prior_samples)
 
     return run
 

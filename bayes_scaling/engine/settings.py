@@ -49,7 +49,12 @@ class SamplerSettings:
         one per device. ``None`` picks ``vectorized`` on GPU/TPU and ``sequential`` on CPU,
         where lockstep NUTS is several times slower (measured in ``benchmarks/``).
     progress_bar : bool, default False
-        Ignored (the compiled program runs as one call); kept for compatibility.
+        Show progress on stderr. False runs the fit as one compiled program. True runs the same
+        computation in stages (:mod:`bayes_scaling.engine.staged`): the compilation and the
+        mode search as phase messages, then NUTS in about 20 compiled chunks with a bar
+        (phase, percentage, iterations, elapsed and remaining time) between them. Laplace
+        draws and ``chain_method="parallel"`` show phase messages only. Not part of the
+        compiled-program key of the one-call program.
     partial_centring : bool, default True
         For pooled parameters with at least ``CENTRING_MIN_GROUPS`` (10) groups, let NUTS move
         in coordinates partially centred per group, by how strongly the group's data determine
