@@ -195,8 +195,9 @@ def backtest(
         As for :func:`bayes_scaling.inference.fit`.
     discrepancy : "auto", None, float or Discrepancy, default "auto"
         Extrapolation discrepancy of the predictions (see :mod:`bayes_scaling.predict`):
-        ``"auto"`` learns it from the training side by leave-future-out; None turns it off; a
-        number fixes ``tau``.
+        ``"auto"`` (or ``"calibrate"``) learns it from the training side by leave-future-out
+        (refits of the training side with ``method``); None turns it off; a number fixes
+        ``tau``.
     columns, derive_tokens, flops_per_token
         Column renames and ``D = C / (k N)`` derivation, as for ``fit``.
     num_chains, num_warmup, num_samples, target_accept_prob, seed
@@ -252,9 +253,12 @@ def backtest(
     train, test = frame[mask], frame[~mask]
     sampler = _Sampler(num_chains, num_warmup, num_samples, target_accept_prob, seed, method)
     idata = _train_fit(train, spec, priors, pooling, likelihood, sampler, grouped=grouped)
-    # the training fit's own data, priors, pooling and likelihood calibrate the discrepancy
+    # the training fit's own data, priors, pooling and likelihood calibrate the discrepancy:
+    # a backtest calibrates explicitly ("auto" here is "calibrate"; the training fit is new)
     disc = _predict.get_discrepancy(
-        idata, discrepancy, **{"seed": seed, "method": method, **dict(calibration or {})}
+        idata,
+        "calibrate" if isinstance(discrepancy, str) and discrepancy == "auto" else discrepancy,
+        **{"seed": seed, "method": method, **dict(calibration or {})},
     )
     # a stream of its own for the predictive draws (not the fit's or the calibration's)
     rng = np.random.default_rng([seed, 20240521])
