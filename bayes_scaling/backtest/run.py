@@ -98,6 +98,14 @@ def _split_frame(
     data, law: LawSpec, split, *, group, columns, derive_tokens, flops_per_token, pooling
 ):
     """Validated frame and boolean training mask; C is derived as k N D for a split on C."""
+    raw = _canonical_table(data, columns, derive_tokens, flops_per_token)
+    mask = _data.parse_split(raw, split)
+    frame = _data.validate(raw, law, group=group, pooling=pooling)
+    return frame, np.asarray(mask, dtype=bool), raw
+
+
+def _canonical_table(data, columns, derive_tokens: bool, flops_per_token: float) -> pd.DataFrame:
+    """The data with columns renamed, ``D`` derived when asked and ``C = k N D`` when absent."""
     raw = _data.read_table(data)
     if columns:
         absent = [k for k in columns if k not in raw.columns]
@@ -111,10 +119,7 @@ def _split_frame(
         raw["D"] = _numeric(raw["C"]) / (flops_per_token * _numeric(raw["N"]))
     if "C" not in raw.columns and {"N", "D"} <= set(raw.columns):
         raw["C"] = flops_per_token * _numeric(raw["N"]) * _numeric(raw["D"])
-    raw = raw.reset_index(drop=True)
-    mask = _data.parse_split(raw, split)
-    frame = _data.validate(raw, law, group=group, pooling=pooling)
-    return frame, np.asarray(mask, dtype=bool), raw
+    return raw.reset_index(drop=True)
 
 
 def _numeric(series) -> np.ndarray:

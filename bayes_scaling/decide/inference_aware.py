@@ -134,13 +134,16 @@ _LOG_D_BOUNDS = (0.0, math.log(1e30))
 
 
 _BISECTION_STEPS = 22  # log D over [0, 69]: resolution 2e-5
+_SCAN_STEPS = 70  # with the discrepancy, a scan of log D (steps of 1) brackets the least D
 
 
 def _min_tokens(prep: _Prepared, risk, log_n, target):
     """Per candidate N: least log D with ``risk(loss) <= target`` (bisection, all N at once).
 
     Each step evaluates the loss draws (with the discrepancy at each (N, D), when on) in JAX
-    and reduces them with NumPy; NaN where even ``D = 1e30`` does not reach the target.
+    and reduces them with NumPy; NaN where even ``D = 1e30`` does not reach the target. With
+    the discrepancy the risk is not monotone in ``D`` (it grows again far from the data), so a
+    scan of ``log D`` brackets the least feasible ``D`` first (NaN where none is).
     """
     log_n32 = jnp.asarray(log_n, jnp.float32)
 
@@ -152,7 +155,14 @@ def _min_tokens(prep: _Prepared, risk, log_n, target):
 
     lo = np.full(log_n.shape, _LOG_D_BOUNDS[0])
     hi = np.full(log_n.shape, _LOG_D_BOUNDS[1])
-    feasible = ok(hi)
+    if prep.slope is None:
+        feasible = ok(hi)
+    else:  # far out the discrepancy grows with D: bracket the first feasible D by a scan
+        grid = np.linspace(*_LOG_D_BOUNDS, _SCAN_STEPS)
+        oks = np.stack([ok(np.full(log_n.shape, g)) for g in grid])
+        feasible = oks.any(axis=0)
+        first = np.argmax(oks, axis=0)
+        lo, hi = grid[np.maximum(first - 1, 0)], grid[first]
     _, hi = _bisect(ok, lo, hi, steps=_BISECTION_STEPS)
     return np.where(feasible, hi, np.nan)
 

@@ -26,12 +26,14 @@ The package by job: ``frame`` (a fit's law, groups and runs), ``numeric`` (draws
 over them, new runs, intervals, the compute-optimal path), ``style`` (colours, labels, ticks),
 ``curves`` (fitted curves and the predictive check), ``fan`` (extrapolation), ``optimum``
 (frontier and exponent), ``distributions`` (posteriors), ``risk`` (allocations), ``groups``
-(group contrasts) and ``backtest``.
+(group contrasts), ``backtest`` and ``calibration`` (the reliability diagram and PIT histogram
+of :func:`bayes_scaling.backtest.calibrate`).
 """
 
 from __future__ import annotations
 
 from bayes_scaling.plots.backtest import backtest_chart, backtest_points
+from bayes_scaling.plots.calibration import calibration_chart, pit_histogram, reliability_diagram
 from bayes_scaling.plots.curves import fit_curves, iso_flop, predictive_check
 from bayes_scaling.plots.distributions import posteriors
 from bayes_scaling.plots.fan import fan_chart
@@ -75,6 +77,7 @@ __all__ = [
     "STRUCTURAL_COLOUR",
     "backtest_chart",
     "backtest_points",
+    "calibration_chart",
     "check_group",
     "compute_optimal_exponent",
     "exponent",
@@ -91,10 +94,12 @@ __all__ = [
     "iso_flop",
     "law_of",
     "over_n_and_d",
+    "pit_histogram",
     "posterior_sample",
     "posteriors",
     "predictive",
     "predictive_check",
+    "reliability_diagram",
     "resolve_discrepancy",
     "risk_curve",
 ]
