@@ -160,7 +160,7 @@ def _min_tokens(prep: _Prepared, risk, log_n, target):
     else:  # far out the discrepancy grows with D: bracket the first feasible D by a scan
         grid = np.linspace(*_LOG_D_BOUNDS, _SCAN_STEPS)
         oks = np.stack([ok(np.full(log_n.shape, g)) for g in grid])
-        feasible = oks.any(axis=0)
+        feasible = np.asarray(oks.any(axis=0), dtype=bool)
         first = np.argmax(oks, axis=0)
         lo, hi = grid[np.maximum(first - 1, 0)], grid[first]
     _, hi = _bisect(ok, lo, hi, steps=_BISECTION_STEPS)
