@@ -27,6 +27,7 @@ _API = {
     "predict_frontier": "bayes_scaling.predict",
     "calibrate_discrepancy": "bayes_scaling.predict",
     "backtest": "bayes_scaling",
+    "calibrate": "bayes_scaling.backtest",
     "fit_many": "bayes_scaling.inference",
     "prepare": "bayes_scaling.inference",
     "allocate_inference_aware": "bayes_scaling.decide",

@@ -14,7 +14,12 @@ Three layers, each usable on its own:
   extrapolation discrepancy), score it, and put the baseline's errors on the same split beside
   it in one JSON-serialisable report (:data:`REPORT_KEYS`).
 
-Layout: ``scores`` (the scores on arrays), ``pointfit`` (the baseline), ``run`` (the backtest).
+* **The calibration suite** :func:`calibrate`: rolling leave-future-out backtests over one data
+  set (several cuts along ``C``, ``N`` or ``D``), scored per cut and pooled, with PIT values and
+  a reliability curve (:data:`CALIBRATION_KEYS`).
+
+Layout: ``scores`` (the scores on arrays), ``pointfit`` (the baseline), ``run`` (the backtest),
+``rolling`` (the calibration suite).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from bayes_scaling.backtest.pointfit import (
     huber,
     point_fit,
 )
+from bayes_scaling.backtest.rolling import CALIBRATION_KEYS, RELIABILITY_LEVELS, calibrate
 from bayes_scaling.backtest.run import (
     REPORT_KEYS,
     _baseline,
@@ -51,24 +57,31 @@ from bayes_scaling.backtest.scores import (
     central_interval,
     crps,
     interval_coverage,
+    interval_score,
     interval_width,
     log_predictive_density,
+    pit,
     score_draws,
 )
 
 __all__ = [
+    "CALIBRATION_KEYS",
     "HOFFMANN_GRID",
+    "RELIABILITY_LEVELS",
     "REPORT_KEYS",
     "PointFit",
     "absolute_relative_error",
     "backtest",
+    "calibrate",
     "central_interval",
     "crps",
     "default_grid",
     "huber",
     "interval_coverage",
+    "interval_score",
     "interval_width",
     "log_predictive_density",
+    "pit",
     "point_fit",
     "score_draws",
 ]

@@ -98,6 +98,14 @@ def _split_frame(
     data, law: LawSpec, split, *, group, columns, derive_tokens, flops_per_token, pooling
 ):
     """Validated frame and boolean training mask; C is derived as k N D for a split on C."""
+    raw = _canonical_table(data, columns, derive_tokens, flops_per_token)
+    mask = _data.parse_split(raw, split)
+    frame = _data.validate(raw, law, group=group, pooling=pooling)
+    return frame, np.asarray(mask, dtype=bool), raw
+
+
+def _canonical_table(data, columns, derive_tokens: bool, flops_per_token: float) -> pd.DataFrame:
+    """The data with columns renamed, ``D`` derived when asked and ``C = k N D`` when absent."""
     raw = _data.read_table(data)
     if columns:
         absent = [k for k in columns if k not in raw.columns]
@@ -111,10 +119,7 @@ def _split_frame(
         raw["D"] = _numeric(raw["C"]) / (flops_per_token * _numeric(raw["N"]))
     if "C" not in raw.columns and {"N", "D"} <= set(raw.columns):
         raw["C"] = flops_per_token * _numeric(raw["N"]) * _numeric(raw["D"])
-    raw = raw.reset_index(drop=True)
-    mask = _data.parse_split(raw, split)
-    frame = _data.validate(raw, law, group=group, pooling=pooling)
-    return frame, np.asarray(mask, dtype=bool), raw
+    return raw.reset_index(drop=True)
 
 
 def _numeric(series) -> np.ndarray:
@@ -195,8 +200,9 @@ def backtest(
         As for :func:`bayes_scaling.inference.fit`.
     discrepancy : "auto", None, float or Discrepancy, default "auto"
         Extrapolation discrepancy of the predictions (see :mod:`bayes_scaling.predict`):
-        ``"auto"`` learns it from the training side by leave-future-out; None turns it off; a
-        number fixes ``tau``.
+        ``"auto"`` (or ``"calibrate"``) learns it from the training side by leave-future-out
+        (refits of the training side with ``method``); None turns it off; a number fixes
+        ``tau``.
     columns, derive_tokens, flops_per_token
         Column renames and ``D = C / (k N)`` derivation, as for ``fit``.
     num_chains, num_warmup, num_samples, target_accept_prob, seed
@@ -252,9 +258,12 @@ def backtest(
     train, test = frame[mask], frame[~mask]
     sampler = _Sampler(num_chains, num_warmup, num_samples, target_accept_prob, seed, method)
     idata = _train_fit(train, spec, priors, pooling, likelihood, sampler, grouped=grouped)
-    # the training fit's own data, priors, pooling and likelihood calibrate the discrepancy
+    # the training fit's own data, priors, pooling and likelihood calibrate the discrepancy:
+    # a backtest calibrates explicitly ("auto" here is "calibrate"; the training fit is new)
     disc = _predict.get_discrepancy(
-        idata, discrepancy, **{"seed": seed, "method": method, **dict(calibration or {})}
+        idata,
+        "calibrate" if isinstance(discrepancy, str) and discrepancy == "auto" else discrepancy,
+        **{"seed": seed, "method": method, **dict(calibration or {})},
     )
     # a stream of its own for the predictive draws (not the fit's or the calibration's)
     rng = np.random.default_rng([seed, 20240521])

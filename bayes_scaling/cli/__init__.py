@@ -5,8 +5,9 @@ exit code 2; warnings from the library are printed as ``warning: ...`` lines on 
 and SIGTERM stop a command at once with 130 or 143 (:mod:`bayes_scaling.cli.signals`).
 
 Modules: ``fitting`` (laws, fit, summary, demo), ``comparing`` (compare, contrast),
-``predicting`` (predict, backtest), ``reporting`` (report, plot), ``deciding`` (allocate,
-target, batch, next-runs), ``datasets`` (datasets list/get), and ``_common`` (what they share).
+``predicting`` (predict, backtest), ``calibrating`` (calibrate; the discrepancy ``fit`` stores),
+``reporting`` (report, plot), ``deciding`` (allocate, target, batch, next-runs), ``datasets``
+(datasets list/get), and ``_common`` (what they share).
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ import os
 import sys
 import warnings
 
-from bayes_scaling.cli import comparing, datasets, deciding, fitting, predicting, reporting
+from bayes_scaling.cli import (
+    calibrating,
+    comparing,
+    datasets,
+    deciding,
+    fitting,
+    predicting,
+    reporting,
+)
 from bayes_scaling.cli._common import EXIT_BAD_INPUT, cli_words, configure_jax, say, show_warning
 from bayes_scaling.cli.signals import exit_on_signals
 
@@ -28,6 +37,7 @@ COMMANDS = (
     comparing.register,
     reporting.register,
     predicting.register,
+    calibrating.register,
     deciding.register,
     datasets.register,
     deciding.register_next_runs,

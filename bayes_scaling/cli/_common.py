@@ -196,18 +196,18 @@ def parse_pair(text: str | None, what: str, unit: str) -> tuple[float, float] | 
 
 
 def report_discrepancy(text: str | None):
-    """--discrepancy of report/plot: recorded (the fit's own, else none), auto, off or a tau."""
-    if text in (None, "recorded"):
+    """--discrepancy of report/plot: recorded (the fit's own, else none), calibrate, off, tau."""
+    if text in (None, "recorded", "auto"):
         return "recorded"
-    if text == "auto":
-        return "auto"
+    if text == "calibrate":
+        return "calibrate"
     if text in ("off", "none"):
         return None
     try:
         return float(text)
     except ValueError:
         raise ValueError(
-            f"--discrepancy must be recorded, auto, off or a number (tau); got {text!r}"
+            f"--discrepancy must be recorded, calibrate, off or a number (tau); got {text!r}"
         ) from None
 
 
@@ -225,15 +225,16 @@ def parse_quantiles(text: str) -> tuple[float, ...]:
 
 
 def parse_discrepancy(text: str):
-    if text in ("auto", None):
-        return "auto"
+    """--discrepancy: auto (the fit's stored one), calibrate (learn it now), off or a tau."""
+    if text in ("auto", "calibrate", None):
+        return text or "auto"
     if text in ("off", "none"):
         return None
     try:
         return float(text)
     except ValueError:
         raise ValueError(
-            f"--discrepancy must be auto, off or a number (tau); got {text!r}"
+            f"--discrepancy must be auto, calibrate, off or a number (tau); got {text!r}"
         ) from None
 
 

@@ -20,6 +20,7 @@ def cmd_allocate(args) -> int:
         "group": args.group,
         "num_candidates": args.candidates,
         "seed": args.seed,
+        "discrepancy": _decision_discrepancy(args.discrepancy),
     }
     n_range = _c.parse_pair(args.n_range, "--n-range", "parameters")
     if n_range is not None:
@@ -38,6 +39,8 @@ def cmd_allocate(args) -> int:
         f"({out['tokens_per_param']:.1f} tokens per parameter)",
         f"loss at the choice: median {q['0.5']:.4f}, 90% interval {q['0.05']:.4f} to "
         f"{q['0.95']:.4f}",
+        "90% loss interval width by source alone: "
+        + ", ".join(f"{k} {v:.3g}" for k, v in out["interval_parts"].items()),
         f"each draw's own optimum N*: {100 * out['interval_prob']:.0f}% interval {lo:.3g} to "
         f"{hi:.3g}",
         f"expected regret against the per-draw optimum: {out['regret']:.2g} nats",
@@ -63,6 +66,25 @@ def cmd_allocate(args) -> int:
         )
     _c.print_json_or_lines(out, args.json, lines)
     return 0
+
+
+def _decision_discrepancy(text: str):
+    """--discrepancy of the decisions: auto (the fit's stored one), off or a tau."""
+    if text == "calibrate":
+        raise ValueError(
+            "--discrepancy calibrate: decisions never refit; store one with `bayes-scaling fit` "
+            "(its default) or give a tau"
+        )
+    return _c.parse_discrepancy(text)
+
+
+def _add_discrepancy(p) -> None:
+    p.add_argument(
+        "--discrepancy",
+        default="auto",
+        help="extrapolation discrepancy in the loss draws: auto (the fit's stored one; default), "
+        "off, or a fixed tau",
+    )
 
 
 def _wasted_compute(idata, result, args):
@@ -97,6 +119,7 @@ def cmd_target(args) -> int:
         max_n=args.max_n,
         group=args.group,
         seed=args.seed,
+        discrepancy=_decision_discrepancy(args.discrepancy),
         **extra,
     )
     out = result.to_dict()
@@ -242,10 +265,12 @@ def register(sub) -> None:
         "--n-range", help="low,high parameters searched (default: from the draws' optima)"
     )
     p.add_argument("--seed", type=_c.seed_type, default=0)
+    _add_discrepancy(p)
     p.add_argument(
         "--json",
         action="store_true",
-        help="JSON with keys N, D, tokens_per_param, loss_quantiles, n_opt_interval, regret, ...",
+        help="JSON with keys N, D, tokens_per_param, loss_quantiles, n_opt_interval, regret, "
+        "interval_parts, ...",
     )
     p.set_defaults(func=cmd_allocate)
 
@@ -265,6 +290,7 @@ def _register_target(sub) -> None:
     p.add_argument("--group")
     p.add_argument("--compute-bounds", help="low,high FLOPs searched (default 1e6,1e40)")
     p.add_argument("--seed", type=_c.seed_type, default=0)
+    _add_discrepancy(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_target)
 

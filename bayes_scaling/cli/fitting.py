@@ -69,7 +69,9 @@ def cmd_fit(args) -> int:
     _c.check_out(args, args.data)
     df = _c.read_data(args)
     groups = _run_fit(df, args, str(args.data))
-    path = inference.save_fit(groups, args.out)
+    from bayes_scaling.cli.calibrating import store_discrepancy
+
+    path = inference.save_fit(store_discrepancy(groups, args), args.out)
     _c.say(f"wrote {path}")
     return 0
 
@@ -139,6 +141,12 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="output netCDF file (InferenceData)")
     p.add_argument(
         "--force", action="store_true", help="replace --out if it exists (never an input file)"
+    )
+    p.add_argument(
+        "--discrepancy",
+        default="auto",
+        help="extrapolation discrepancy stored with the fit: auto (calibrated by leave-future-out "
+        "with Laplace refits; default), off, or a fixed tau",
     )
     p.set_defaults(func=cmd_fit)
 

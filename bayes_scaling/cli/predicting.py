@@ -140,7 +140,8 @@ def register(sub) -> None:
     p.add_argument(
         "--discrepancy",
         default="auto",
-        help="extrapolation discrepancy: auto (calibrated), off, or a fixed tau",
+        help="extrapolation discrepancy: auto (the fit's stored one; none if it has none), "
+        "calibrate (learn one now: several quick refits), off, or a fixed tau",
     )
     p.add_argument("--seed", type=_c.seed_type, default=0)
     p.add_argument("--out", required=True, help="output CSV")
@@ -164,7 +165,8 @@ def register(sub) -> None:
     p.add_argument(
         "--discrepancy",
         default="auto",
-        help="extrapolation discrepancy: auto (calibrated), off, or a fixed tau",
+        help="extrapolation discrepancy of the backtest: auto (calibrated on the training fit), "
+        "off, or a fixed tau",
     )
     p.add_argument("--out", required=True, help="output JSON report")
     p.add_argument(

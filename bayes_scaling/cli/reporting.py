@@ -87,7 +87,7 @@ def register(sub) -> None:
         "--discrepancy",
         default="recorded",
         help="extrapolation discrepancy of the fan: recorded (the fit's own, else none; default), "
-        "auto (calibrate by leave-future-out: several refits), off, or a fixed tau",
+        "calibrate (learn it by leave-future-out: several refits), off, or a fixed tau",
     )
     p.add_argument(
         "--format",
@@ -128,7 +128,7 @@ def _register_plot(sub) -> None:
     p.add_argument(
         "--discrepancy",
         default="recorded",
-        help="extrapolation discrepancy of the fan: recorded (default), auto, off, or a fixed tau",
+        help="extrapolation discrepancy of the fan: recorded (default), calibrate, off, or a tau",
     )
     p.add_argument("--dpi", type=int, default=120)
     p.add_argument(

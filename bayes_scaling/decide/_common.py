@@ -328,19 +328,84 @@ def _log_noise(
 
 @dataclasses.dataclass(frozen=True)
 class _Prepared:
-    """Draws ready for the kernels: the law, its draws, float32 parameters, residual noise."""
+    """Draws ready for the kernels: the law, its draws, float32 parameters, residual noise.
+
+    ``discrepancy`` and ``slope`` (``(S,)``, one ``b_s ~ N(0, tau_s^2)`` per draw) describe the
+    extrapolation discrepancy ``b_s d(x)``; both None when it is off.
+    """
 
     spec: LawSpec
     draws: dict[str, np.ndarray]
     params: dict[str, jax.Array]
     log_noise: np.ndarray
+    discrepancy: Any = None
+    slope: np.ndarray | None = None
+
+    def distance(self, log_n: Any, log_d: Any, log_u: Any = None) -> np.ndarray:
+        """Distance of candidates (log N, log D, optionally log U) outside the data (0 if off)."""
+        log_n, log_d = np.broadcast_arrays(np.asarray(log_n, float), np.asarray(log_d, float))
+        if self.discrepancy is None:
+            return np.zeros(log_n.shape)
+        cov = {"N": np.exp(log_n), "D": np.exp(log_d)}
+        cov["U"] = cov["D"] if log_u is None else np.broadcast_to(np.exp(log_u), log_n.shape)
+        return np.asarray(self.discrepancy.distance(cov), dtype=float)
+
+    def noise_at(self, log_n: Any, log_d: Any, log_u: Any = None) -> np.ndarray:
+        """Log-scale residual at candidates: ``(S,)`` noise when the discrepancy is off, else
+        ``(K, S)`` noise plus ``b_s d(x_k)`` (common random numbers across candidates)."""
+        if self.slope is None:
+            return self.log_noise
+        dist = self.distance(log_n, log_d, log_u).reshape(-1)
+        shifted = self.log_noise[None, :] + dist[:, None] * self.slope[None, :]
+        return shifted.astype(np.float32)
 
 
 def _jnp_params(spec: LawSpec, draws: Mapping[str, np.ndarray]) -> dict[str, jax.Array]:
     return {k: jnp.asarray(draws[k], dtype=jnp.float32) for k in spec.param_names}
 
 
-def _prepare(draws_or_fit, law, unique_tokens, repetition, predictive, group, rng_key, seed):
+def _resolve_discrepancy(draws_or_fit: Any, discrepancy: Any, law: LawSpec) -> Any:
+    """The discrepancy of a decision: a fit's stored one for ``"auto"``, none for raw draws."""
+    from bayes_scaling import predict as _predict
+
+    if isinstance(discrepancy, str) and discrepancy == "calibrate":
+        raise ValueError(
+            "decisions never refit: calibrate the discrepancy first (bayes_scaling.predict."
+            "calibrate_discrepancy, or `bayes-scaling fit`, which stores it) and pass it, or "
+            "discrepancy='auto' for the fit's stored one"
+        )
+    if hasattr(draws_or_fit, "posterior"):
+        disc = _predict.get_discrepancy(draws_or_fit, discrepancy, stacklevel=5)
+    elif isinstance(discrepancy, (bool, str)) or discrepancy is None:
+        disc = _predict.get_discrepancy(
+            None, False if discrepancy in (True, "auto") else discrepancy
+        )
+    elif isinstance(discrepancy, numbers.Real):
+        raise ValueError(
+            f"discrepancy={discrepancy!r} (a tau) needs a fit, whose data define the distance; "
+            "with raw draws pass a bayes_scaling.predict.Discrepancy"
+        )
+    else:
+        disc = _predict.get_discrepancy(None, discrepancy)
+    if disc is not None and not set(disc.coordinates) <= {"N", "D", "U", "N*D"}:
+        raise ValueError(
+            f"the discrepancy is measured in {list(disc.coordinates)}; law {law.name!r} decides "
+            "over N and D"
+        )
+    return disc
+
+
+def _prepare(
+    draws_or_fit,
+    law,
+    unique_tokens,
+    repetition,
+    predictive,
+    group,
+    rng_key,
+    seed,
+    discrepancy: Any = None,
+):
     if hasattr(draws_or_fit, "posterior") and law is None:
         # the law first: a fit of a law with no allocation fails on that, not on its groups
         fit_law = draws_or_fit.posterior.attrs.get("law")
@@ -352,7 +417,12 @@ def _prepare(draws_or_fit, law, unique_tokens, repetition, predictive, group, rn
     size = next(iter(draws.values())).size
     key = _rng_key(rng_key, seed)
     log_noise = _log_noise(draws, bool(predictive), key, size)
-    return _Prepared(spec, draws, _jnp_params(spec, draws), log_noise)
+    disc = _resolve_discrepancy(draws_or_fit, discrepancy, spec)
+    slope = None
+    if disc is not None:  # a stream of its own: the noise is the same with and without it
+        rng = _draws.numpy_rng(jax.random.fold_in(key, 1))
+        slope = disc.sample_tau(rng, size) * rng.standard_normal(size)
+    return _Prepared(spec, draws, _jnp_params(spec, draws), log_noise, disc, slope)
 
 
 # --------------------------------------------------------------------------- summaries
@@ -361,6 +431,30 @@ def _prepare(draws_or_fit, law, unique_tokens, repetition, predictive, group, rn
 def _quantile_dict(values: np.ndarray) -> dict[str, float]:
     qs = np.quantile(values, LOSS_QUANTILE_LEVELS)
     return {f"{lvl:g}": float(v) for lvl, v in zip(LOSS_QUANTILE_LEVELS, qs, strict=True)}
+
+
+def _interval_parts(
+    law_draws: np.ndarray, log_noise: np.ndarray, delta: np.ndarray, prob: float = 0.9
+) -> dict[str, float]:
+    """Width of the central ``prob`` loss interval from each source alone, and from all.
+
+    ``parameter``: the law's loss over draws; ``noise``: the median law loss times the residual
+    noise ``exp(sigma eps)``; ``structural``: the median law loss times the discrepancy
+    ``exp(b d)``; ``total``: the law loss times both (the loss draws of the decision).
+    """
+    law_draws = np.asarray(law_draws, dtype=float)
+    mid = float(np.median(law_draws))
+    parts = {
+        "parameter": law_draws,
+        "noise": mid * np.exp(np.asarray(log_noise, dtype=float)),
+        "structural": mid * np.exp(np.asarray(delta, dtype=float)),
+        "total": law_draws * np.exp(np.asarray(log_noise, dtype=float) + delta),
+    }
+    out = {}
+    for name, values in parts.items():
+        lo, hi = _interval(values, prob)
+        out[name] = hi - lo
+    return out
 
 
 def _interval(values: np.ndarray, prob: float) -> tuple[float, float]:

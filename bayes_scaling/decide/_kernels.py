@@ -38,9 +38,12 @@ def _law_log(fn: Callable, params: Any, x: Any, x_axes: Any = None) -> jax.Array
 
 @functools.partial(jax.jit, static_argnames=("fn",))
 def _pred_kernel(fn, params, x, log_noise):
-    """Predictive loss draws ``exp(law + noise)`` over points, shape ``(P, S)``."""
+    """Predictive loss draws ``exp(law + noise)`` over points, shape ``(P, S)``.
+
+    ``log_noise`` is ``(S,)`` (the same at every point) or ``(P, S)`` (with the discrepancy).
+    """
     law_log = _law_log(fn, params, x).T
-    return jnp.exp(law_log + log_noise[None, :])
+    return jnp.exp(law_log + log_noise)
 
 
 @functools.partial(jax.jit, static_argnames=("fn",))

@@ -152,11 +152,11 @@ def _loss_matrix_kernel(fn, params, x, log_noise):
     """Law and predictive loss draws over candidates, as ``(K, S)`` arrays, and per-draw argmins.
 
     ``params`` holds ``(S,)`` arrays, ``x`` the log covariates ``(K,)``; ``log_noise`` is the
-    per-draw residual ``(S,)``. The output is candidate-major so that reductions over draws run
-    along contiguous rows.
+    per-draw residual ``(S,)``, or ``(K, S)`` with the extrapolation discrepancy added. The
+    output is candidate-major so that reductions over draws run along contiguous rows.
     """
     law_log = _law_log(fn, params, x).T  # (K, S)
-    pred = jnp.exp(law_log + log_noise[None, :])
+    pred = jnp.exp(law_log + log_noise)
     num = law_log.shape[0]
     per_idx = jnp.argmin(law_log, axis=0)  # (S,) each draw's best candidate
     cols = jnp.arange(law_log.shape[1])
@@ -211,7 +211,8 @@ def _evaluate_candidates(prep: _Prepared, log_n, log_d, unique_tokens, risk) -> 
         key: jnp.asarray(v, dtype=jnp.float32)
         for key, v in _covariates(prep.spec, log_n, log_d, log_u).items()
     }
-    return _run_allocation(prep.spec, prep.params, x, jnp.asarray(prep.log_noise), risk)
+    noise = prep.noise_at(log_n, log_d, log_u)
+    return _run_allocation(prep.spec, prep.params, x, jnp.asarray(noise), risk)
 
 
 def _per_draw_optimum(

@@ -21,6 +21,7 @@ import xarray as xr
 from bayes_scaling.decide._common import (
     _check_common,
     _interval,
+    _interval_parts,
     _optional_positive,
     _positive,
     _prepare,
@@ -98,6 +99,15 @@ class Allocation:
         With ``prob_below(target)``: True when the best probability over the candidates is
         below 1%, so the target is out of reach and the choice says little (a
         ``RuntimeWarning`` was issued).
+    interval_parts : dict of str to float
+        Width of the 90% loss interval at the choice from each source alone: ``parameter``
+        (the law over the posterior draws), ``noise`` (the median law loss times the run-to-run
+        noise), ``structural`` (the median law loss times the extrapolation discrepancy
+        ``exp(b d)``, 0 when it is off) and ``total`` (all three: ``loss_quantiles``' range).
+        Widths from single sources do not add up to the total.
+    discrepancy : dict or None
+        The extrapolation discrepancy used (``method``, ``tau_median``, ``tau_q05``,
+        ``tau_q95`` and ``distance``, the choice's distance outside the fit's data), or None.
     """
 
     compute: float
@@ -123,6 +133,8 @@ class Allocation:
     dollars: float | None = None
     at_boundary: bool = False
     target_unreachable: bool = False
+    interval_parts: dict[str, float] = dataclasses.field(default_factory=dict)
+    discrepancy: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary.
@@ -131,7 +143,9 @@ class Allocation:
         ``loss_mean``, ``loss_quantiles`` (level string -> loss), ``n_opt_median``,
         ``n_opt_interval`` ([low, high]), ``d_opt_interval``, ``interval_prob``, ``regret``,
         ``law``, ``flops_per_token``, ``constraints``, ``training_flops``, ``inference_flops``,
-        ``dollars`` (null unless priced), ``at_boundary``, ``target_unreachable``.
+        ``dollars`` (null unless priced), ``at_boundary``, ``target_unreachable``,
+        ``interval_parts`` (90% widths by source: ``parameter``, ``noise``, ``structural``,
+        ``total``) and ``discrepancy`` (null when off).
         """
         return {
             "N": float(self.N),
@@ -158,6 +172,8 @@ class Allocation:
             "dollars": None if self.dollars is None else float(self.dollars),
             "at_boundary": bool(self.at_boundary),
             "target_unreachable": bool(self.target_unreachable),
+            "interval_parts": {k: float(v) for k, v in self.interval_parts.items()},
+            "discrepancy": None if self.discrepancy is None else dict(self.discrepancy),
         }
 
 
@@ -242,6 +258,7 @@ def _allocate_prepared(prep: _Prepared, compute: float, risk: Any, line: _CostLi
     training = line.k * n_choice * d_choice
     inference = compute - training if line.c_inf > 0 else 0.0
     price = line.dollars_per_flop
+    parts, disc = _sources(prep, out, log_d[idx], line)
     return Allocation(
         compute=compute,
         N=n_choice,
@@ -266,7 +283,23 @@ def _allocate_prepared(prep: _Prepared, compute: float, risk: Any, line: _CostLi
         dollars=None if price is None else price * training + price * inference,
         at_boundary=at_boundary,
         target_unreachable=target_unreachable,
+        interval_parts=parts,
+        discrepancy=disc,
     )
+
+
+def _sources(prep: _Prepared, out: Mapping[str, Any], log_d_choice: float, line: _CostLine):
+    """The 90% widths by source at the choice, and a summary of the discrepancy used."""
+    log_n_choice = float(out["log_n"][out["idx"]])
+    log_u = None if line.unique_tokens is None else math.log(line.unique_tokens)
+    dist = float(prep.distance(log_n_choice, log_d_choice, log_u))
+    delta = np.zeros(prep.log_noise.size) if prep.slope is None else prep.slope * dist
+    parts = _interval_parts(out["law_at"], prep.log_noise, delta)
+    if prep.discrepancy is None:
+        return parts, None
+    summary = prep.discrepancy.summary()
+    summary.pop("coordinates")
+    return parts, {**summary, "distance": dist}
 
 
 def allocate(
@@ -288,6 +321,7 @@ def allocate(
     group: Any = None,
     rng_key: jax.Array | None = None,
     seed: int = 0,
+    discrepancy: Any = "auto",
 ) -> Allocation:
     r"""Split a compute budget between parameters and tokens, optimising a risk measure.
 
@@ -341,6 +375,15 @@ def allocate(
         Key for the predictive noise; default ``jax.random.PRNGKey(seed)``.
     seed : int, default 0
         Used when ``rng_key`` is None.
+    discrepancy : "auto", None, float or Discrepancy, default "auto"
+        Extrapolation discrepancy added to the loss draws (see :mod:`bayes_scaling.predict`):
+        ``"auto"`` is the fit's stored one (a fit without one gets none, with a warning; raw
+        draws get none); None turns it off; a number fixes ``tau`` with the fit's data; a
+        :class:`~bayes_scaling.predict.Discrepancy` is used as given. At each candidate the
+        log loss of draw ``s`` gains ``b_s d(x)``, ``b_s ~ N(0, tau_s^2)`` drawn once per draw
+        and shared by all candidates (common random numbers), ``d(x)`` the candidate's distance
+        outside the fit's data (:meth:`~bayes_scaling.predict.Discrepancy.distance`). Off, the
+        draws and the choice are exactly those without it.
 
     Returns
     -------
@@ -399,7 +442,17 @@ def allocate(
     inference_tokens = _optional_positive("inference_tokens", inference_tokens)
     dollars_per_flop = _optional_positive("dollars_per_flop", dollars_per_flop)
     risk = _as_risk(risk)
-    prep = _prepare(draws_or_fit, law, unique_tokens, repetition, predictive, group, rng_key, seed)
+    prep = _prepare(
+        draws_or_fit,
+        law,
+        unique_tokens,
+        repetition,
+        predictive,
+        group,
+        rng_key,
+        seed,
+        discrepancy,
+    )
     line = _CostLine(
         k=k,
         c_inf=0.0 if inference_tokens is None else 2.0 * inference_tokens,

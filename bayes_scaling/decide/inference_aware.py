@@ -21,6 +21,7 @@ import xarray as xr
 from bayes_scaling.decide._common import (
     _check_common,
     _interval,
+    _interval_parts,
     _positive,
     _prepare,
     _Prepared,
@@ -95,6 +96,7 @@ class InferenceAwareChoice:
     compute_optimal_N: float
     cost_curve: xr.DataArray
     law: str
+    interval_parts: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary.
@@ -102,7 +104,8 @@ class InferenceAwareChoice:
         Keys: ``N``, ``D``, ``tokens_per_param``, ``inference_tokens``, ``training_flops``,
         ``inference_flops``, ``total_flops``, ``cost``, ``dollars``, ``target_loss``, ``risk``,
         ``risk_value``, ``loss_mean``, ``loss_quantiles``, ``n_opt_interval``,
-        ``interval_prob``, ``compute_optimal_N``, ``law``.
+        ``interval_prob``, ``compute_optimal_N``, ``law``, ``interval_parts`` (90% widths by
+        source, as in :meth:`~bayes_scaling.decide.Allocation.to_dict`).
         """
         return {
             "N": float(self.N),
@@ -123,6 +126,7 @@ class InferenceAwareChoice:
             "interval_prob": float(self.interval_prob),
             "compute_optimal_N": float(self.compute_optimal_N),
             "law": self.law,
+            "interval_parts": {k: float(v) for k, v in self.interval_parts.items()},
         }
 
 
@@ -130,24 +134,35 @@ _LOG_D_BOUNDS = (0.0, math.log(1e30))
 
 
 _BISECTION_STEPS = 22  # log D over [0, 69]: resolution 2e-5
+_SCAN_STEPS = 70  # with the discrepancy, a scan of log D (steps of 1) brackets the least D
 
 
-def _min_tokens(fn, risk, params, log_n, log_noise, target):
+def _min_tokens(prep: _Prepared, risk, log_n, target):
     """Per candidate N: least log D with ``risk(loss) <= target`` (bisection, all N at once).
 
-    Each step evaluates the loss draws in JAX and reduces them with NumPy; NaN where even
-    ``D = 1e30`` does not reach the target.
+    Each step evaluates the loss draws (with the discrepancy at each (N, D), when on) in JAX
+    and reduces them with NumPy; NaN where even ``D = 1e30`` does not reach the target. With
+    the discrepancy the risk is not monotone in ``D`` (it grows again far from the data), so a
+    scan of ``log D`` brackets the least feasible ``D`` first (NaN where none is).
     """
     log_n32 = jnp.asarray(log_n, jnp.float32)
 
     def ok(log_d: np.ndarray) -> np.ndarray:
         x = {"N": log_n32, "D": jnp.asarray(log_d, jnp.float32)}
-        pred = np.asarray(_pred_kernel(fn, params, x, log_noise))
+        noise = jnp.asarray(prep.noise_at(log_n, log_d))
+        pred = np.asarray(_pred_kernel(prep.spec.fn, prep.params, x, noise))
         return risk.reduce_numpy(pred, axis=-1) <= target
 
     lo = np.full(log_n.shape, _LOG_D_BOUNDS[0])
     hi = np.full(log_n.shape, _LOG_D_BOUNDS[1])
-    feasible = ok(hi)
+    if prep.slope is None:
+        feasible = ok(hi)
+    else:  # far out the discrepancy grows with D: bracket the first feasible D by a scan
+        grid = np.linspace(*_LOG_D_BOUNDS, _SCAN_STEPS)
+        oks = np.stack([ok(np.full(log_n.shape, g)) for g in grid])
+        feasible = np.asarray(oks.any(axis=0), dtype=bool)
+        first = np.argmax(oks, axis=0)
+        lo, hi = grid[np.maximum(first - 1, 0)], grid[first]
     _, hi = _bisect(ok, lo, hi, steps=_BISECTION_STEPS)
     return np.where(feasible, hi, np.nan)
 
@@ -294,9 +309,8 @@ def _cheapest(prep, risk, target_loss, serving: _Serving, bounds, n_range) -> _C
     ``n_range``, then one fine pass spanning the cheapest N with and without inference.
     """
     lo, hi = bounds
-    noise = jnp.asarray(prep.log_noise)
     coarse = np.linspace(lo, hi, 96)
-    coarse_d = _min_tokens(prep.spec.fn, risk, prep.params, coarse, noise, target_loss)
+    coarse_d = _min_tokens(prep, risk, coarse, target_loss)
     if not np.any(np.isfinite(coarse_d)):
         raise ValueError(
             f"no model size in n_range {n_range} reaches {risk.name} <= {target_loss:g} "
@@ -308,7 +322,7 @@ def _cheapest(prep, risk, target_loss, serving: _Serving, bounds, n_range) -> _C
         coarse[min(max(best) + 2, coarse.size - 1)],
         serving.num_candidates,
     )
-    log_d = _min_tokens(prep.spec.fn, risk, prep.params, log_n, noise, target_loss)
+    log_d = _min_tokens(prep, risk, log_n, target_loss)
     cost = serving.cost(log_n, log_d, serving.c_inf)
     idx = int(np.nanargmin(cost))
     if idx in (0, log_n.size - 1) and log_n[idx] in (lo, hi):
@@ -370,9 +384,14 @@ def _target_mode(prep, risk, target_loss, serving: _Serving, n_range, max_draws)
         "N": jnp.full((1,), log_n[idx], jnp.float32),
         "D": jnp.full((1,), log_d[idx], jnp.float32),
     }
-    noise = jnp.asarray(prep.log_noise)
+    noise = jnp.asarray(prep.noise_at(log_n[idx : idx + 1], log_d[idx : idx + 1]))
     pred = np.asarray(_pred_kernel(prep.spec.fn, prep.params, xs, noise), dtype=float)[0]
-    return _choice(prep, risk, target_loss, serving, found, pred, n_opt, interval)
+    law_at = np.asarray(_pred_kernel(prep.spec.fn, prep.params, xs, jnp.zeros(pred.size)))[0]
+    dist = float(prep.distance(log_n[idx], log_d[idx]))
+    delta = np.zeros(pred.size) if prep.slope is None else prep.slope * dist
+    parts = _interval_parts(law_at, prep.log_noise, delta)
+    choice = _choice(prep, risk, target_loss, serving, found, pred, n_opt, interval)
+    return dataclasses.replace(choice, interval_parts=parts)
 
 
 def _choice(prep, risk, target_loss, serving: _Serving, found: _Cheapest, pred, n_opt, interval):
@@ -439,6 +458,7 @@ def allocate_inference_aware(
     group: Any = None,
     rng_key: jax.Array | None = None,
     seed: int = 0,
+    discrepancy: Any = "auto",
 ) -> InferenceAwareChoice | Allocation:
     """Size a model for training plus inference (Sardana et al. 2023).
 
@@ -465,6 +485,9 @@ def allocate_inference_aware(
         See the modes above.
     law, flops_per_token, max_n, num_candidates, predictive, interval_prob, group, rng_key, seed
         As in :func:`allocate`.
+    discrepancy : "auto", None, float or Discrepancy, default "auto"
+        As in :func:`allocate`: the loss draws at each (N, D) searched include ``b_s d(N, D)``,
+        one ``b_s`` per draw shared by all candidates.
     inference_flops_per_token : float, default 2.0
         ``k_inf``: FLOPs per parameter per served token.
     dollars_per_flop, inference_dollars_per_flop : float, optional
@@ -522,7 +545,7 @@ def allocate_inference_aware(
     measure = _as_risk(risk)
     if not isinstance(measure, RiskMeasure):
         raise TypeError("allocate_inference_aware needs a RiskMeasure (e.g. 'quantile:0.9')")
-    prep = _prepare(draws_or_fit, law, None, None, predictive, group, rng_key, seed)
+    prep = _prepare(draws_or_fit, law, None, None, predictive, group, rng_key, seed, discrepancy)
     if "U" in prep.spec.covariates:
         raise ValueError(
             "allocate_inference_aware supports laws over N and D only "

@@ -57,7 +57,8 @@ class TargetCompute:
         """JSON-ready summary.
 
         Keys: ``compute``, ``N``, ``D``, ``tokens_per_param``, ``target_loss``, ``prob``,
-        ``achieved_prob``, ``max_prob``, ``loss_quantiles``, ``n_opt_interval``, ``law``.
+        ``achieved_prob``, ``max_prob``, ``loss_quantiles``, ``n_opt_interval``, ``law``,
+        ``interval_parts`` and ``discrepancy`` (as in :meth:`Allocation.to_dict`).
         """
         return {
             "compute": float(self.compute),
@@ -71,6 +72,8 @@ class TargetCompute:
             "loss_quantiles": dict(self.allocation.loss_quantiles),
             "n_opt_interval": [float(v) for v in self.allocation.n_opt_interval],
             "law": self.allocation.law,
+            "interval_parts": {k: float(v) for k, v in self.allocation.interval_parts.items()},
+            "discrepancy": self.allocation.discrepancy,
         }
 
 
@@ -92,6 +95,7 @@ def compute_for_target(
     group: Any = None,
     rng_key: jax.Array | None = None,
     seed: int = 0,
+    discrepancy: Any = "auto",
 ) -> TargetCompute:
     """Least compute at which some allocation reaches ``target_loss`` with probability ``prob``.
 
@@ -104,8 +108,9 @@ def compute_for_target(
     prob : float, default 0.9
         Required probability in (0, 1).
     law, flops_per_token, max_n, unique_tokens, repetition, num_candidates, predictive, \
-interval_prob, group, rng_key, seed
-        As in :func:`allocate`.
+interval_prob, group, rng_key, seed, discrepancy
+        As in :func:`allocate`; the discrepancy's draws ``b_s`` are the same at every compute
+        searched.
     compute_bounds : (float, float), default (1e6, 1e40)
         Search range of compute in FLOPs.
     rtol : float, default 1e-3
@@ -149,7 +154,17 @@ interval_prob, group, rng_key, seed
         )
     rtol = _positive("rtol", rtol)
     risk = prob_below(target_loss)
-    prep = _prepare(draws_or_fit, law, unique_tokens, repetition, predictive, group, rng_key, seed)
+    prep = _prepare(
+        draws_or_fit,
+        law,
+        unique_tokens,
+        repetition,
+        predictive,
+        group,
+        rng_key,
+        seed,
+        discrepancy,
+    )
     line = _CostLine(
         k=k,
         c_inf=0.0,

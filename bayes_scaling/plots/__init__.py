@@ -27,12 +27,14 @@ over them, new runs, intervals, the compute-optimal path), ``style`` (colours, l
 ``curves`` (fitted curves and the predictive check), ``design`` (the runs' design: per model
 size, per tokens-per-parameter ratio or iso-FLOP), ``fan`` (extrapolation), ``optimum``
 (frontier and exponent), ``distributions`` (posteriors), ``risk`` (allocations), ``groups``
-(group contrasts) and ``backtest``.
+(group contrasts), ``backtest`` and ``calibration`` (the reliability diagram and PIT histogram
+of :func:`bayes_scaling.backtest.calibrate`).
 """
 
 from __future__ import annotations
 
 from bayes_scaling.plots.backtest import backtest_chart, backtest_points
+from bayes_scaling.plots.calibration import calibration_chart, pit_histogram, reliability_diagram
 from bayes_scaling.plots.curves import design_curves, fit_curves, iso_flop, predictive_check
 from bayes_scaling.plots.design import Design, run_design
 from bayes_scaling.plots.distributions import posteriors
@@ -78,6 +80,7 @@ __all__ = [
     "Design",
     "backtest_chart",
     "backtest_points",
+    "calibration_chart",
     "check_group",
     "compute_optimal_exponent",
     "design_curves",
@@ -95,10 +98,12 @@ __all__ = [
     "iso_flop",
     "law_of",
     "over_n_and_d",
+    "pit_histogram",
     "posterior_sample",
     "posteriors",
     "predictive",
     "predictive_check",
+    "reliability_diagram",
     "resolve_discrepancy",
     "risk_curve",
     "run_design",

@@ -62,11 +62,12 @@ def fan_chart(
     prob, inner : float, default 0.9 and 0.5
         Band masses.
     num_points : int, default 60
-    discrepancy : "recorded", "auto", None, float or Discrepancy, default "recorded"
+    discrepancy : "recorded", "auto", "calibrate", None, float or Discrepancy, default "recorded"
         Extrapolation discrepancy: ``"recorded"`` uses the one stored in the fit (by
-        :func:`bayes_scaling.predict.attach_discrepancy` or an earlier ``"auto"``) and none
-        otherwise; ``"auto"`` calibrates one by leave-future-out when none is stored (several
-        small refits); None turns it off; a number fixes ``tau``.
+        ``bayes-scaling fit``, :func:`bayes_scaling.predict.attach_discrepancy` or an earlier
+        ``"calibrate"``) and none otherwise; ``"auto"`` likewise, with a warning when there is
+        none; ``"calibrate"`` learns one by leave-future-out (several small refits); None turns
+        it off; a number fixes ``tau``.
     seed : int, default 0
         Seed of the new-run noise.
     ax : matplotlib Axes, optional

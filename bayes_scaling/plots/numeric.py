@@ -117,8 +117,9 @@ def new_run(log_mu: np.ndarray, draws: Mapping[str, np.ndarray], seed: int = 0) 
 def resolve_discrepancy(fit, discrepancy: Any = "recorded"):
     """The extrapolation discrepancy to use: ``"recorded"`` is the fit's own or None.
 
-    Other values go to :func:`bayes_scaling.predict.get_discrepancy` (``"auto"`` calibrates
-    one when the fit has none, a number fixes ``tau``, None turns it off).
+    Other values go to :func:`bayes_scaling.predict.get_discrepancy` (``"auto"`` is the fit's
+    own, with a warning when it has none; ``"calibrate"`` learns one, a number fixes ``tau``,
+    None turns it off).
     """
     from bayes_scaling import predict as _predict
 

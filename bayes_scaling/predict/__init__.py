@@ -26,6 +26,12 @@ is, compute ``C / 6``) for laws over ``N`` and ``D``, whose runs at the largest 
 the largest ``N`` or ``D``. ``d`` is the largest excess over any coordinate, zero inside the data.
 Inside the data the predictive is the fit's own.
 
+Where it comes from: ``discrepancy="auto"`` (the default of :func:`predict`,
+:func:`predict_frontier` and the decisions) is the one stored in the fit (``bayes-scaling fit``
+calibrates and stores it; :func:`attach_discrepancy` stores one); a fit without one gets none,
+with a one-line warning. Nothing here refits unless asked: ``discrepancy="calibrate"`` or
+:func:`calibrate_discrepancy` do.
+
 ``tau`` is learned from the training data by leave-future-out (:func:`calibrate_discrepancy`):
 the runs are ordered along the scale axis (log ``N*D``, or the single covariate), oriented so the
 target falls along it; for each cut (default: the 70%, 80% and 90% quantiles) the law is refitted

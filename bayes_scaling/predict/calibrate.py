@@ -83,6 +83,7 @@ class _Setup:
     min_train: int
     min_test: int
     seed: int
+    pad_to: int
 
 
 def _source_model(source, law, group, priors, pooling, likelihood):
@@ -121,7 +122,7 @@ def _pseudo_past_fit(setup: _Setup, train: pd.DataFrame, k: int):
             likelihood=setup.likelihood,
             seed=setup.seed + 1 + k,
             prior_samples=0,
-            pad_to=len(setup.frame),  # every pseudo-past shares one compiled program
+            pad_to=setup.pad_to,  # every pseudo-past shares one compiled program
             **setup.fit_options,
         )
     notes = sorted(
@@ -225,7 +226,8 @@ def calibrate_discrepancy(
     min_train: int | None = None,
     min_test: int = 3,
     seed: int = 0,
-    method: str = "nuts",
+    method: str = "laplace",
+    pad_to: int | None = None,
 ) -> Discrepancy:
     """Learn the extrapolation discrepancy scale ``tau`` by leave-future-out inside the data.
 
@@ -253,8 +255,14 @@ def calibrate_discrepancy(
     min_test : int, default 3
         Fewest runs in a pseudo-future.
     seed : int, default 0
-    method : {"nuts", "laplace"}, default "nuts"
-        Posterior of the pseudo-past fits (see :func:`bayes_scaling.inference.fit`).
+    method : {"laplace", "nuts"}, default "laplace"
+        Posterior of the pseudo-past fits (see :func:`bayes_scaling.inference.fit`). Gaussian
+        draws at the mode by default: only each refit's predictive is needed, and the refits
+        then take milliseconds each once their one program is compiled.
+    pad_to : int, optional
+        Pad every pseudo-past to this many rows (default: the data's own size) so that all
+        refits share one compiled program; a caller that fits other subsets of a larger data
+        set passes that set's size, and they all share it.
 
     Returns
     -------
@@ -293,6 +301,7 @@ def calibrate_discrepancy(
         min_train=2 * len(spec.params) + 4 if min_train is None else int(min_train),
         min_test=min_test,
         seed=seed,
+        pad_to=max(len(frame), int(pad_to or 0)),
     )
     rng = np.random.default_rng(seed)
     blocks, used, skipped = _run_cuts(setup, cuts, rng)
@@ -332,13 +341,40 @@ def _warn_uncalibrated(setup: _Setup) -> None:
     )
 
 
-def get_discrepancy(fit, discrepancy="auto", **calibration) -> Discrepancy | None:
-    """Resolve a ``discrepancy`` argument against a fit.
+_MISSING = (
+    "this fit has no stored extrapolation discrepancy (it was saved without one, e.g. by an "
+    "older version or by bayes_scaling.fit): intervals carry parameter and noise uncertainty "
+    "only. Learn one with discrepancy='calibrate' (several refits, stored in the fit) or pass "
+    "discrepancy=<tau>"
+)
 
-    ``"auto"`` (or True): the one recorded in the fit (:func:`attach_discrepancy`), else
-    calibrated now with :func:`calibrate_discrepancy` (several small refits) and recorded.
-    ``None`` or False: off. A number: a fixed ``tau`` with the fit's data box. A
-    :class:`Discrepancy`: used as given.
+
+def get_discrepancy(fit, discrepancy="auto", *, stacklevel: int = 3, **calibration):
+    """Resolve a ``discrepancy`` argument against a fit; never refits unless asked to.
+
+    Parameters
+    ----------
+    fit : InferenceData
+        A fit (its ``posterior.attrs`` may hold a discrepancy, see :func:`attach_discrepancy`).
+    discrepancy : "auto", "calibrate", None, float or Discrepancy, default "auto"
+        ``"auto"`` (or True): the one stored in the fit; where it has none, a one-line
+        ``UserWarning`` says so and the result is None (no discrepancy). ``"calibrate"``: learn
+        it now with :func:`calibrate_discrepancy` (several small refits) and store it in the
+        fit. ``None``, False or ``"off"``: off. A number: a fixed ``tau`` with the fit's data
+        box. A :class:`Discrepancy`: used as given.
+    stacklevel : int, default 3
+        Of the warning: 3 points at the caller of the function that called this one.
+    **calibration
+        Keyword arguments of :func:`calibrate_discrepancy`, for ``"calibrate"``.
+
+    Returns
+    -------
+    Discrepancy or None
+
+    Raises
+    ------
+    ValueError
+        For any other value.
     """
     if discrepancy is None or discrepancy is False or discrepancy == "off":
         return None
@@ -348,6 +384,9 @@ def get_discrepancy(fit, discrepancy="auto", **calibration) -> Discrepancy | Non
         stored = fit.posterior.attrs.get(DISCREPANCY_ATTR)
         if stored:
             return Discrepancy.from_json(stored)
+        warnings.warn(_MISSING, UserWarning, stacklevel=stacklevel)
+        return None
+    if discrepancy == "calibrate":
         disc = calibrate_discrepancy(fit, **calibration)
         attach_discrepancy(fit, disc)
         return disc
@@ -355,5 +394,6 @@ def get_discrepancy(fit, discrepancy="auto", **calibration) -> Discrepancy | Non
         law = _inference.fit_spec(fit)["law"]
         return Discrepancy.fixed(float(discrepancy), law, _draws.fit_frame(fit))
     raise ValueError(
-        f"discrepancy must be 'auto', None, a number (tau) or a Discrepancy; got {discrepancy!r}"
+        "discrepancy must be 'auto', 'calibrate', None, a number (tau) or a Discrepancy; got "
+        f"{discrepancy!r}"
     )

@@ -171,8 +171,9 @@ def predict_frontier(
         each budget (the allocation a planner would commit to).
     group : str, optional
         For hierarchical fits: a group label or ``"new"``.
-    discrepancy : "auto", None, float or Discrepancy, default "auto"
-        As for :func:`predict`; ``structural`` variables include it.
+    discrepancy : "auto", "calibrate", None, float or Discrepancy, default "auto"
+        As for :func:`predict` (``"auto"``: the fit's stored one, else none with a warning);
+        ``structural`` variables include it.
     quantiles : sequence of float, default (0.05, 0.5, 0.95)
     flops_per_token : float, default 6.0
     rng_key : jax.Array, optional

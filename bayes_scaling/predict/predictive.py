@@ -160,10 +160,12 @@ def predict(
         population (wider bands: the between-group spread is added).
     kind : str or sequence of str, default all of ``("law_mean", "structural_mean", "new_run")``
         Which draws to return (see the module docstring).
-    discrepancy : "auto", None, float or Discrepancy, default "auto"
-        Extrapolation discrepancy: ``"auto"`` uses the one recorded in the fit, or calibrates it
-        by leave-future-out (:func:`calibrate_discrepancy`; several small refits, recorded in
-        ``fit.posterior.attrs`` for later calls); None turns it off; a number fixes ``tau``.
+    discrepancy : "auto", "calibrate", None, float or Discrepancy, default "auto"
+        Extrapolation discrepancy: ``"auto"`` uses the one stored in the fit (``bayes-scaling
+        fit`` stores one); a fit without one gets none, with a one-line warning: predicting
+        never refits unless asked. ``"calibrate"`` learns it now by leave-future-out
+        (:func:`calibrate_discrepancy`; several small refits, stored in ``fit.posterior.attrs``
+        for later calls); None turns it off; a number fixes ``tau``.
     quantiles : sequence of float, default (0.05, 0.5, 0.95)
         Quantiles for the summary variables.
     rng_key : jax.Array, optional

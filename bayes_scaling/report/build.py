@@ -122,9 +122,10 @@ def build_report(
     backtest : mapping, str or Path, optional
         A backtest report (dict or its JSON file) to include.
     title : str, optional
-    discrepancy : "recorded", "auto", None, float or Discrepancy, default "recorded"
+    discrepancy : "recorded", "auto", "calibrate", None, float or Discrepancy, default "recorded"
         Extrapolation discrepancy of the fan and its table: the one recorded in the fit (none
-        if there is none), ``"auto"`` to calibrate one by leave-future-out (several refits),
+        if there is none; ``"auto"`` likewise, with a warning when there is none),
+        ``"calibrate"`` to learn one by leave-future-out (several refits),
         None for none, a number for a fixed ``tau`` (see :mod:`bayes_scaling.predict`).
     seed : int, default 0
         Seed of the new-run noise and of new-group draws.

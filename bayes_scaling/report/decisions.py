@@ -86,7 +86,11 @@ def _allocate(fit, section: Section, compute, risks, group, seed) -> list:
         try:
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*end of the candidate range.*")
-                allocations.append(decide.allocate(fit, compute, risk, group=group, seed=seed))
+                # the fit's recorded discrepancy, as the report's fan (none, quietly, if absent)
+                disc = _plots.resolve_discrepancy(fit, "recorded")
+                allocations.append(
+                    decide.allocate(fit, compute, risk, group=group, seed=seed, discrepancy=disc)
+                )
         except (ValueError, TypeError) as exc:
             section.blocks.append(f"Allocation with risk '{risk}' failed: {exc}")
     return allocations
