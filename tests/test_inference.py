@@ -150,7 +150,7 @@ def test_subset_fits_with_pad_to_share_one_program():
     # masked padding rows do not enter the likelihood: 20 pointwise terms, all finite
     assert first.log_likelihood["log_loss"].shape == (2, 250, 20)
     assert np.isfinite(first.log_likelihood["log_loss"].values).all()
-    disc = predict.calibrate_discrepancy(df, "power_law", **budget)
+    disc = predict.calibrate_discrepancy(df, "power_law", method="nuts", **budget)
     assert len(disc.details["cuts"]) == 3, disc.details
     assert inference.TRACE_COUNTS["power_law"] - before == once
 

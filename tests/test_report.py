@@ -209,7 +209,7 @@ def test_cli_report_errors(tmp_path, demo_fit_file, capsys):
                  "--out", str(tmp_path / "r.html")]) == 2
     assert "backtest file" in capsys.readouterr().err
     assert main(["report", str(demo_fit_file), "--discrepancy", "lots", "--out", str(tmp_path / "r.html")]) == 2
-    assert "--discrepancy must be recorded, auto, off or a number" in capsys.readouterr().err
+    assert "--discrepancy must be recorded, calibrate, off or a number" in capsys.readouterr().err
     assert not (tmp_path / "r.html").exists()
 
 
