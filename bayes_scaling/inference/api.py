@@ -117,8 +117,12 @@ def fit(
         Per-parameter ``"shared"``, ``"pooled"`` (default with groups) or ``"independent"``.
     likelihood : {"student_t", "normal"}
         Likelihood of the log target; Student-t (degrees of freedom learned) is robust to outliers.
-    num_chains, num_warmup, num_samples : int
-        NUTS budget. Defaults give bulk ESS well above 1000 for the Chinchilla law.
+    num_chains : int, default 4
+        Chains (the defaults give bulk ESS well above 1000 for the Chinchilla law).
+    num_warmup : int, default 500
+        Warmup iterations per chain.
+    num_samples : int, default 1000
+        Kept draws per chain.
     target_accept_prob : float, default 0.9
     seed : int, default 0
         Used when ``rng_key`` is not given.
