@@ -188,29 +188,10 @@ def log_predictive_density(
     scale: Any,
     df: Any | None = None,
 ) -> np.ndarray:
-    r"""Pointwise log predictive density from per-draw location, scale and degrees of freedom.
+    """Pointwise log predictive density, ``log mean_s p(y_i | draw s)``, shape ``(P,)``.
 
-    The array core's :func:`bayes_scaling.draws.log_predictive_density`, under its former name.
-
-    :math:`\log \frac1S \sum_s p(y_i \mid \mu_{si}, \sigma_{s}, \nu_s)` with ``p`` the Student-t
-    (or normal, when ``df`` is None or infinite) density, computed with a log-sum-exp.
-
-    Parameters
-    ----------
-    observed : array, shape (P,)
-        Held-out values on the model's scale (the log target).
-    loc : array, shape (S, P)
-        Per-draw location (the law's log target, plus any per-draw discrepancy draw).
-    scale : array, shape (S,) or (S, P)
-        Per-draw scale ``sigma``.
-    df : array, shape (S,) or (S, P), optional
-        Per-draw Student-t degrees of freedom ``nu``; ``None`` or ``inf`` for the normal.
-
-    Returns
-    -------
-    ndarray, shape (P,)
-        Log density of each observed value (nats; on the log-target scale, so the density of the
-        loss itself is this minus ``log(loss)``).
+    Kept here under its former name; see :func:`bayes_scaling.draws.log_predictive_density` for
+    the parameters (observed log targets, per-draw location, scale and degrees of freedom).
     """
     return _draws.log_predictive_density(observed, loc, scale, df)
 
