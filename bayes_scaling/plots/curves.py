@@ -12,7 +12,7 @@ from bayes_scaling.plots.frame import (
     group_labels,
     group_rows,
     law_of,
-    over_n_and_d,
+    runs_over_n_and_d,
 )
 from bayes_scaling.plots.numeric import interval, log_law, new_run, posterior_sample
 from bayes_scaling.plots.style import (
@@ -133,14 +133,9 @@ def design_curves(
     -------
     matplotlib.figure.Figure
     """
-    spec = law_of(fit)
-    if not over_n_and_d(spec):
-        raise ValueError(
-            f"curves along the runs' design need a law over N and D; law {spec.name!r} has "
-            f"{list(spec.covariates)}"
-        )
-    group = check_group(fit, group)
-    frame = group_rows(fit_frame(fit, data, flops_per_token=flops_per_token), group)
+    spec, group, frame = runs_over_n_and_d(
+        fit, data, group, flops_per_token, "a figure of curves along the runs' design"
+    )
     found = run_design(frame, num_curves=num_curves, flops_per_token=flops_per_token, kind=design)
     fig, ax = new_axes(ax)
     medians = _draw_curves(ax, fit, spec, frame, found, group, prob, flops_per_token)

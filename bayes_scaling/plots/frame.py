@@ -10,7 +10,15 @@ import pandas as pd
 from bayes_scaling import draws as _core
 from bayes_scaling.laws import LawSpec, get_law
 
-__all__ = ["check_group", "fit_frame", "group_labels", "group_rows", "law_of", "over_n_and_d"]
+__all__ = [
+    "check_group",
+    "fit_frame",
+    "group_labels",
+    "group_rows",
+    "law_of",
+    "over_n_and_d",
+    "runs_over_n_and_d",
+]
 
 
 def law_of(fit) -> LawSpec:
@@ -110,3 +118,20 @@ def group_rows(frame: pd.DataFrame, group: str | None) -> pd.DataFrame:
     if group is None or group == "new" or "group" not in frame.columns:
         return frame
     return frame[frame["group"] == group]
+
+
+def runs_over_n_and_d(
+    fit, data, group: str | None, flops_per_token: float, figure: str
+) -> tuple[LawSpec, str | None, pd.DataFrame]:
+    """The law, the checked group and its runs, for a figure that needs a law over N and D.
+
+    ``figure`` names the figure in the error, e.g. ``"a compute-optimal frontier"``.
+    """
+    spec = law_of(fit)
+    if not over_n_and_d(spec):
+        raise ValueError(
+            f"{figure} needs a law over N and D; law {spec.name!r} has {list(spec.covariates)}"
+        )
+    group = check_group(fit, group)
+    frame = group_rows(fit_frame(fit, data, flops_per_token=flops_per_token), group)
+    return spec, group, frame

@@ -7,12 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from bayes_scaling.plots.frame import (
-    check_group,
-    fit_frame,
     group_labels,
-    group_rows,
-    law_of,
-    over_n_and_d,
+    runs_over_n_and_d,
 )
 from bayes_scaling.plots.numeric import (
     compute_optimal_exponent,
@@ -64,14 +60,9 @@ def frontier(
     -------
     matplotlib.figure.Figure
     """
-    spec = law_of(fit)
-    if not over_n_and_d(spec):
-        raise ValueError(
-            f"a compute-optimal frontier needs a law over N and D; law {spec.name!r} has "
-            f"{list(spec.covariates)}"
-        )
-    group = check_group(fit, group)
-    frame = group_rows(fit_frame(fit, data, flops_per_token=flops_per_token), group)
+    spec, group, frame = runs_over_n_and_d(
+        fit, data, group, flops_per_token, "a compute-optimal frontier"
+    )
     draws = posterior_sample(fit, group, max_draws=600)
     if compute_range is None:
         compute_range = (float(frame["C"].min()), float(frame["C"].max()) * 1000)
