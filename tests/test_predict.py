@@ -242,6 +242,39 @@ def test_tau_likelihood_peaks_near_the_truth():
     assert 0.8 * tau < best < 1.25 * tau  # sd of the MLE about tau / sqrt(2 j) = 4%
 
 
+def test_data_span_is_the_width_along_the_scale_axis():
+    """tau is learned per span of the data: the width of log(N*D), else the widest coordinate."""
+    frame = pd.DataFrame({"N": [1e8, 1e9, 4e9], "D": [2e9, 5e9, 8e10]})
+    expected = math.log(4e9 * 8e10) - math.log(1e8 * 2e9)
+    assert P.data_span("chinchilla", frame) == pytest.approx(expected)
+    # an IsoFLOP sweep: one compute, so the span is the widest of log N and log D
+    iso = pd.DataFrame({"N": [1e8, 1e9, 1e10], "D": [1e11, 1e10, 1e9]})
+    assert P.data_span("chinchilla", iso) == pytest.approx(math.log(100.0))
+    assert P.data_span("chinchilla", iso.iloc[:1]) == 1.0  # one run: no width, unit span
+    assert P.data_span("power_law", pd.DataFrame({"C": [1e18, 1e21]})) == pytest.approx(
+        math.log(1e3)
+    )
+
+
+def test_calibrated_tau_is_per_span_divided_by_the_data_span():
+    """The stored tau grid is the per-span grid over the whole data's span, as the details say."""
+    n = np.geomspace(1e7, 1e9, 24)
+    frame = pd.DataFrame({"N": n, "D": 20 * n * np.tile([0.5, 1.0, 2.0], 8)})
+    frame["loss"] = 1.8 + 400 * frame.N**-0.34 + 2000 * frame.D**-0.36
+    frame["loss"] *= np.exp(0.01 * np.random.default_rng(0).standard_normal(len(frame)))
+    disc = P.calibrate_discrepancy(frame, "chinchilla", unit="span", num_samples=100, seed=0)
+    span = P.data_span("chinchilla", frame)
+    assert disc.details["span"] == pytest.approx(span)
+    np.testing.assert_allclose(np.asarray(disc.tau_grid) * span, P._TAU_GRID, rtol=1e-12)
+    assert disc.tau_quantile(0.5) == pytest.approx(disc.details["tau_per_span_median"] / span)
+    assert all(c["span"] < span for c in disc.details["cuts"])  # pseudo-pasts are narrower
+    by_efold = P.calibrate_discrepancy(frame, "chinchilla", num_samples=100, seed=0)
+    assert by_efold.details["unit"] == "e-fold" and by_efold.details["span"] == 1.0
+    assert by_efold.tau_grid == P._TAU_GRID  # the default learns tau per natural-log unit
+    with pytest.raises(ValueError, match="unit must be one of"):
+        P.calibrate_discrepancy(frame, "chinchilla", unit="decade")
+
+
 # --------------------------------------------------------------------------- the frontier
 
 

@@ -29,14 +29,36 @@ from bayes_scaling.predict.points import _log_mu_draws
 
 DEFAULT_CUTS = (0.7, 0.8, 0.9)
 DEFAULT_TAU_PRIOR_SCALE = 0.05
-_TAU_GRID = (0.0, *(float(v) for v in np.geomspace(1e-4, 1.0, 96)))
+UNITS = {"e-fold": DEFAULT_TAU_PRIOR_SCALE, "span": 0.2}  # distance unit: default prior scale
+_TAU_GRID = (0.0, *(float(v) for v in np.geomspace(1e-4, 3.0, 96)))
+
+
+def _scale_coordinate(law: LawSpec) -> str:
+    """The coordinate of the scale axis: ``N*D`` for laws over N and D, else all covariates."""
+    return "N*D" if "N*D" in extrapolation_coordinates(law) else "*".join(law.covariates)
+
+
+def data_span(law: str | LawSpec, frame: pd.DataFrame) -> float:
+    """Width (natural-log units) of the data along the scale axis; the unit of ``tau``'s learning.
+
+    A fit to runs spanning many e-folds of compute extrapolates one more e-fold with less
+    error than a fit to runs spanning one; measured in spans, the discrepancy learned from a
+    pseudo-past (a narrower span) carries over to the whole data (a wider one). Falls back to
+    the widest box coordinate, and to 1 for data at a single point.
+    """
+    law = get_law(law)
+    along = _coordinate_values([_scale_coordinate(law)], frame)[:, 0]
+    width = float(np.ptp(along)) if along.size else 0.0
+    if not width > 0:
+        z = _coordinate_values(extrapolation_coordinates(law), frame)
+        width = float(np.ptp(z, axis=0).max()) if z.size else 0.0
+    return width if width > 0 else 1.0
 
 
 def _scale_axis(law: LawSpec, frame: pd.DataFrame) -> np.ndarray:
     """The scale axis (log N*D, else the sum of log covariates), oriented so the target falls
     along it."""
-    coord = "N*D" if "N*D" in extrapolation_coordinates(law) else "*".join(law.covariates)
-    axis = _coordinate_values([coord], frame)[:, 0]
+    axis = _coordinate_values([_scale_coordinate(law)], frame)[:, 0]
     y = np.log(frame[law.target].to_numpy(dtype=float))
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = np.corrcoef(axis, y)[0, 1] if axis.std() > 0 and y.std() > 0 else np.nan
@@ -84,6 +106,7 @@ class _Setup:
     min_test: int
     seed: int
     pad_to: int
+    per_span: bool = True
 
 
 def _source_model(source, law, group, priors, pooling, likelihood):
@@ -101,7 +124,9 @@ def _source_model(source, law, group, priors, pooling, likelihood):
     return info["law"], frame, grouped, info["priors"], pooling, info["likelihood"]
 
 
-def _check_options(cuts: Sequence[float], tau_prior_scale: float) -> None:
+def _check_options(cuts: Sequence[float], tau_prior_scale: float, unit: str) -> None:
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}")
     if not tau_prior_scale > 0:
         raise ValueError(f"tau_prior_scale must be > 0; got {tau_prior_scale}")
     bad_cuts = [c for c in cuts if not 0 < c < 1]
@@ -132,7 +157,8 @@ def _pseudo_past_fit(setup: _Setup, train: pd.DataFrame, k: int):
 
 
 def _future_block(setup: _Setup, idata, train, test, rng: np.random.Generator):
-    """The pseudo-future's block (y, mu, sigma, nu, d) outside the pseudo-past's box, and d."""
+    """The pseudo-future's block (y, mu, sigma, nu, d / span) outside the pseudo-past's box, d
+    (natural-log units) and the pseudo-past's span; the block's distances are in spans."""
     spec = setup.spec
     coords = extrapolation_coordinates(spec)
     sub_coords = _coordinate_values(coords, train)
@@ -147,8 +173,9 @@ def _future_block(setup: _Setup, idata, train, test, rng: np.random.Generator):
         mu, sigma, nu = mu[pick], sigma[pick], (None if nu is None else nu[pick])
     y = np.log(test[spec.target].to_numpy(dtype=float))
     keep = d > 0
-    block = (y[keep], mu[:, keep], sigma, nu, d[keep]) if keep.any() else None
-    return block, d
+    span = data_span(spec, train) if setup.per_span else 1.0
+    block = (y[keep], mu[:, keep], sigma, nu, d[keep] / span) if keep.any() else None
+    return block, d, span
 
 
 def _run_cut(setup: _Setup, past: np.ndarray, q: float, k: int, rng: np.random.Generator):
@@ -166,13 +193,17 @@ def _run_cut(setup: _Setup, past: np.ndarray, q: float, k: int, rng: np.random.G
         idata, notes = _pseudo_past_fit(setup, train, k)
     except (ValueError, RuntimeError) as exc:
         return None, {**skip, "reason": str(exc)}, False
-    block, d = _future_block(setup, idata, train, test, rng)
+    try:
+        block, d, span = _future_block(setup, idata, train, test, rng)
+    except ValueError as exc:  # a refit with non-finite draws: the cut says why and is skipped
+        return None, {**skip, "reason": str(exc)}, False
     used = {
         "cut": q,
         "n_past": n_past,
         "n_future": len(test),
         "n_outside": int((d > 0).sum()),
         "max_distance": float(d.max()),
+        "span": span,
         "fit_warnings": notes,
     }
     return block, used, True
@@ -218,7 +249,8 @@ def calibrate_discrepancy(
     pooling=None,
     likelihood: str | None = None,
     cuts: Sequence[float] = DEFAULT_CUTS,
-    tau_prior_scale: float = DEFAULT_TAU_PRIOR_SCALE,
+    tau_prior_scale: float | None = None,
+    unit: str = "e-fold",
     num_chains: int = 2,
     num_warmup: int = 300,
     num_samples: int = 300,
@@ -244,8 +276,16 @@ def calibrate_discrepancy(
     cuts : sequence of float, default (0.7, 0.8, 0.9)
         Quantiles of the scale axis at which the data are split into a pseudo-past (fitted) and a
         pseudo-future (predicted).
-    tau_prior_scale : float, default 0.05
-        Scale of the half-normal prior of ``tau`` (log-target sd per natural-log unit of distance).
+    tau_prior_scale : float, optional
+        Scale of the half-normal prior of the discrepancy per distance ``unit``: by default 0.05
+        per e-fold (log-target sd per natural-log unit of distance), 0.2 per span (at a distance
+        of one span of the data, see :func:`data_span`; 0.05 per e-fold for data spanning four
+        e-folds of compute).
+    unit : {"e-fold", "span"}, default "e-fold"
+        Unit in which pseudo-future distances are measured while ``tau`` is learned: natural-log
+        units as they are, or spans of each pseudo-past (see the module notes of
+        :mod:`bayes_scaling.predict`; narrower intervals near the data, measured in
+        ``benchmarks/RESULTS.md``).
     num_chains, num_warmup, num_samples : int
         NUTS budget of each pseudo-past fit (small: only its predictive is needed).
     max_draws : int, default 1000
@@ -267,9 +307,10 @@ def calibrate_discrepancy(
     Returns
     -------
     Discrepancy
-        The grid posterior of ``tau`` and the box of the whole data. When no cut is usable (too
-        few runs) a :class:`Discrepancy` with ``tau = 0`` and ``method = "uncalibrated"`` is
-        returned with a warning.
+        The grid posterior of ``tau`` (per natural-log unit of distance; with ``unit="span"``,
+        the per-span posterior divided by the whole data's span) and the box of the whole data.
+        When no cut is usable (too few runs) a :class:`Discrepancy` with ``tau = 0`` and
+        ``method = "uncalibrated"`` is returned with a warning.
 
     Notes
     -----
@@ -280,7 +321,8 @@ def calibrate_discrepancy(
     spec, frame, grouped, priors, pooling, likelihood = _source_model(
         source, law, group, priors, pooling, likelihood
     )
-    _check_options(cuts, tau_prior_scale)
+    tau_prior_scale = UNITS.get(unit, 1.0) if tau_prior_scale is None else tau_prior_scale
+    _check_options(cuts, tau_prior_scale, unit)
     coords = extrapolation_coordinates(spec)
     z_all = _coordinate_values(coords, frame)
     lower, upper = tuple(z_all.min(0)), tuple(z_all.max(0))
@@ -302,6 +344,7 @@ def calibrate_discrepancy(
         min_test=min_test,
         seed=seed,
         pad_to=max(len(frame), int(pad_to or 0)),
+        per_span=unit == "span",
     )
     rng = np.random.default_rng(seed)
     blocks, used, skipped = _run_cuts(setup, cuts, rng)
@@ -310,19 +353,17 @@ def calibrate_discrepancy(
         _warn_uncalibrated(setup)
         return Discrepancy((0.0,), (1.0,), coords, lower, upper, "uncalibrated", record)
     grid, weights, loglik = _tau_posterior(blocks, rng, tau_prior_scale)
-    disc = Discrepancy(
-        tuple(grid.tolist()),
-        tuple(weights.tolist()),
-        coords,
-        lower,
-        upper,
-        "leave-future-out",
-        {},
-    )
+    span = data_span(spec, frame) if setup.per_span else 1.0
+    disc = Discrepancy(tuple((grid / span).tolist()), tuple(weights.tolist()), coords, lower, upper)
+    per_span = dataclasses.replace(disc, tau_grid=tuple(grid.tolist()))
     details = {
         **record,
+        "unit": unit,
+        "span": span,
         "tau_prior_scale": tau_prior_scale,
-        "tau_mle": float(grid[int(np.argmax(loglik))]),
+        "tau_per_span_mle": float(grid[int(np.argmax(loglik))]),
+        "tau_per_span_median": per_span.tau_quantile(0.5),
+        "tau_mle": float(grid[int(np.argmax(loglik))]) / span,
         **disc.summary(),
     }
     details.pop("coordinates")
