@@ -35,6 +35,7 @@ _FLAG_WORDS = (
     (re.compile(r"n_range=\(low, high\)"), "--n-range LOW,HIGH"),
     (re.compile(r"compute_bounds=\(low, high\)"), "--compute-bounds LOW,HIGH"),
     (re.compile(r"derive_tokens=True"), "--derive-tokens"),
+    (re.compile(r"pooling=\{'(\w+)': '(\w+)'\}"), r"--pool \1=\2"),
     (re.compile(r"columns=\{'your_name': 'canonical'\}"), "--map your_name=canonical"),
 )
 

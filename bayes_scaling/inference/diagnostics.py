@@ -70,13 +70,48 @@ def warn_diagnostics(posterior: xr.Dataset, stats: xr.Dataset, spec=None) -> Non
         _warn(
             f"max R-hat is {d['max_rhat']:.3f} (> 1.01): chains disagree. Run more warmup and "
             "samples (num_warmup, num_samples), check for "
-            "multimodality, or use more informative priors."
+            "multimodality, or use more informative priors." + _pooling_advice(posterior)
         )
     if d["min_ess"] < 400:
         _warn(
             f"min effective sample size is {d['min_ess']:.0f} (< 400): tail quantiles are "
             "unreliable. Draw more samples or chains (num_samples, num_chains)."
+            + _pooling_advice(posterior)
         )
+
+
+def worst_site(posterior: xr.Dataset) -> tuple[str, float, float]:
+    """The variable with the highest R-hat (the lowest bulk ESS for one chain): name, R-hat,
+    ESS."""
+    rows = []
+    for name in posterior.data_vars:
+        d = diagnostics(posterior, _NO_STATS, [name])
+        rows.append((name, d["max_rhat"], d["min_ess"]))
+    rows = [r for r in rows if np.isfinite(r[2])]
+    if not rows:
+        return "", float("nan"), float("nan")
+    multi = posterior.sizes["chain"] > 1
+    return max(rows, key=lambda r: (r[1] if multi else 0.0, -r[2]))
+
+
+_POP_SUFFIXES = ("_pop_sd", "_pop_loc")
+_NO_STATS = xr.Dataset({"diverging": xr.DataArray(np.zeros(1, dtype=bool))})
+
+
+def _pooling_advice(posterior: xr.Dataset) -> str:
+    """Where a pooled parameter mixes worst in a grouped fit, the pooling that removes it."""
+    groups = posterior.sizes.get("group", 0)
+    if not groups:
+        return ""
+    name, rhat, ess = worst_site(posterior)
+    param = next((name[: -len(s)] for s in _POP_SUFFIXES if name.endswith(s)), None)
+    if param is None:
+        return ""
+    return (
+        f" The worst-mixing site is {name!r} (R-hat {rhat:.3f}, bulk ESS {ess:.0f}), the "
+        f"population of {param!r} over {groups} groups, which they pin down poorly; if "
+        f"{param!r} need not differ between groups, share it (pooling={{'{param}': 'shared'}})."
+    )
 
 
 def _warn(message: str) -> None:

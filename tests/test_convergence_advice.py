@@ -1,0 +1,51 @@
+"""Convergence warnings of grouped fits name the worst-mixing site and the pooling that removes it."""
+
+import importlib
+import warnings
+
+import numpy as np
+import xarray as xr
+
+from bayes_scaling.cli._common import cli_words
+
+D = importlib.import_module("bayes_scaling.inference.diagnostics")  # the module, not the function
+
+
+def _posterior(stuck: str | None) -> xr.Dataset:
+    """4 chains x 2000 draws of well-mixed normals; ``stuck`` gets chains at different levels."""
+    rng = np.random.default_rng(0)
+    data = {}
+    for name in ("alpha_pop_loc", "alpha_pop_sd", "E_pop_sd", "sigma"):
+        v = rng.standard_normal((4, 2000))
+        if name == stuck:
+            v = v + np.arange(4)[:, None]  # chains disagree: R-hat far above 1.01
+        data[name] = (("chain", "draw"), v)
+    data["alpha"] = (("chain", "draw", "group"), rng.standard_normal((4, 2000, 3)))
+    return xr.Dataset(data, coords={"group": ["a", "b", "c"]})
+
+
+def _messages(posterior: xr.Dataset) -> list[str]:
+    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((4, 2000), dtype=bool))})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        D.warn_diagnostics(posterior, stats)
+    return [str(w.message) for w in caught]
+
+
+def test_worst_site_is_the_stuck_one():
+    name, rhat, _ = D.worst_site(_posterior("E_pop_sd"))
+    assert name == "E_pop_sd" and rhat > 1.5
+
+
+def test_a_stuck_population_scale_suggests_sharing_that_parameter():
+    (rhat_message,) = [m for m in _messages(_posterior("alpha_pop_sd")) if m.startswith("max R-hat")]
+    assert "'alpha_pop_sd'" in rhat_message and "over 3 groups" in rhat_message
+    assert "pooling={'alpha': 'shared'}" in rhat_message
+    assert "--pool alpha=shared" in cli_words(rhat_message)  # the CLI's words for it
+
+
+def test_no_pooling_advice_when_a_shared_parameter_mixes_worst():
+    messages = _messages(_posterior("sigma"))
+    assert any("R-hat" in m for m in messages)
+    assert not any("pooling=" in m for m in messages)
+    assert _messages(_posterior(None)) == []  # well mixed: no warning at all
