@@ -86,7 +86,7 @@ def worst_site(posterior: xr.Dataset) -> tuple[str, float, float]:
     rows = []
     for name in posterior.data_vars:
         d = diagnostics(posterior, _NO_STATS, [name])
-        rows.append((name, d["max_rhat"], d["min_ess"]))
+        rows.append((str(name), d["max_rhat"], d["min_ess"]))
     rows = [r for r in rows if np.isfinite(r[2])]
     if not rows:
         return "", float("nan"), float("nan")
