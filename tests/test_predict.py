@@ -262,17 +262,40 @@ def test_calibrated_tau_is_per_span_divided_by_the_data_span():
     frame = pd.DataFrame({"N": n, "D": 20 * n * np.tile([0.5, 1.0, 2.0], 8)})
     frame["loss"] = 1.8 + 400 * frame.N**-0.34 + 2000 * frame.D**-0.36
     frame["loss"] *= np.exp(0.01 * np.random.default_rng(0).standard_normal(len(frame)))
-    disc = P.calibrate_discrepancy(frame, "chinchilla", unit="span", num_samples=100, seed=0)
+    disc = P.calibrate_discrepancy(frame, "chinchilla", num_samples=100, seed=0)  # span, t3
     span = P.data_span("chinchilla", frame)
     assert disc.details["span"] == pytest.approx(span)
     np.testing.assert_allclose(np.asarray(disc.tau_grid) * span, P._TAU_GRID, rtol=1e-12)
     assert disc.tau_quantile(0.5) == pytest.approx(disc.details["tau_per_span_median"] / span)
     assert all(c["span"] < span for c in disc.details["cuts"])  # pseudo-pasts are narrower
-    by_efold = P.calibrate_discrepancy(frame, "chinchilla", num_samples=100, seed=0)
+    assert disc.details["unit"] == "span" and disc.slope_df == 3.0
+    assert P.Discrepancy.from_json(disc.to_json()) == disc  # the slope's df is saved with it
+    by_efold = P.calibrate_discrepancy(
+        frame, "chinchilla", unit="e-fold", slope_df=None, num_samples=100, seed=0
+    )
     assert by_efold.details["unit"] == "e-fold" and by_efold.details["span"] == 1.0
-    assert by_efold.tau_grid == P._TAU_GRID  # the default learns tau per natural-log unit
+    assert by_efold.tau_grid == P._TAU_GRID and by_efold.slope_df is None  # the earlier model
     with pytest.raises(ValueError, match="unit must be one of"):
         P.calibrate_discrepancy(frame, "chinchilla", unit="decade")
+    with pytest.raises(ValueError, match="slope_df must be"):
+        P.calibrate_discrepancy(frame, "chinchilla", slope_df=0)
+
+
+def test_student_t_slope_has_the_tails_of_its_df():
+    """sample_slope: tau z with z normal (slope_df None, as saved fits read) or Student-t."""
+    box = ("N", "D", "N*D"), (0.0, 0.0, 0.0), (1.0, 1.0, 2.0)
+    normal = P.Discrepancy((0.01,), (1.0,), *box)
+    heavy = dataclasses.replace(normal, slope_df=4.0)
+    n = 200_000
+    b_normal = normal.sample_slope(np.random.default_rng(0), n)
+    b_heavy = heavy.sample_slope(np.random.default_rng(0), n)
+    # sd of t4 is sqrt(2); the 99.5% quantile of |t4| is 5.60 against 2.81 for a normal
+    assert np.std(b_normal) == pytest.approx(0.01, rel=0.01)
+    assert np.std(b_heavy) == pytest.approx(0.01 * math.sqrt(2), rel=0.05)
+    assert np.quantile(np.abs(b_heavy), 0.995) == pytest.approx(0.056, rel=0.05)
+    assert np.quantile(np.abs(b_normal), 0.995) == pytest.approx(0.0281, rel=0.03)
+    with pytest.raises(ValueError, match="slope_df"):
+        dataclasses.replace(normal, slope_df=-1.0)
 
 
 # --------------------------------------------------------------------------- the frontier

@@ -421,7 +421,7 @@ def _prepare(
     slope = None
     if disc is not None:  # a stream of its own: the noise is the same with and without it
         rng = _draws.numpy_rng(jax.random.fold_in(key, 1))
-        slope = disc.sample_tau(rng, size) * rng.standard_normal(size)
+        slope = disc.sample_slope(rng, size)
     return _Prepared(spec, draws, _jnp_params(spec, draws), log_noise, disc, slope)
 
 

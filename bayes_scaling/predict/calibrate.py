@@ -28,8 +28,9 @@ from bayes_scaling.predict.discrepancy import (
 from bayes_scaling.predict.points import _log_mu_draws
 
 DEFAULT_CUTS = (0.7, 0.8, 0.9)
-DEFAULT_TAU_PRIOR_SCALE = 0.05
-UNITS = {"e-fold": DEFAULT_TAU_PRIOR_SCALE, "span": 0.2}  # distance unit: default prior scale
+DEFAULT_TAU_PRIOR_SCALE = 0.2
+UNITS = {"span": DEFAULT_TAU_PRIOR_SCALE, "e-fold": 0.05}  # distance unit: default prior scale
+DEFAULT_SLOPE_DF = 3.0
 _TAU_GRID = (0.0, *(float(v) for v in np.geomspace(1e-4, 3.0, 96)))
 
 
@@ -65,21 +66,24 @@ def _scale_axis(law: LawSpec, frame: pd.DataFrame) -> np.ndarray:
     return -axis if corr > 0 else axis
 
 
-def _tau_log_likelihood(blocks, grid: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _tau_log_likelihood(
+    blocks, grid: np.ndarray, rng: np.random.Generator, slope_df: float | None = None
+) -> np.ndarray:
     """Composite log likelihood of ``tau`` on a grid from leave-future-out blocks.
 
     Each block holds y (J,), mu (S, J), sigma (S,), nu (S,) or None, d (J,). The predictive of
     y_j is the mixture over draws s of noise(y_j - mu_sj - b_s d_j) with b_s = tau z_s; z_s are
-    stratified normal quantiles in random order (one per draw), so the Monte Carlo error is
-    small and the likelihood is smooth in tau.
+    stratified quantiles (normal, or Student-t with ``slope_df`` degrees of freedom) in random
+    order (one per draw), so the Monte Carlo error is small and the likelihood is smooth in tau.
     """
     from scipy.special import logsumexp
-    from scipy.stats import norm
+    from scipy.stats import norm, t
 
     out = np.zeros(grid.size)
     for y, mu, sigma, nu, d in blocks:
         s = mu.shape[0]
-        z = norm.ppf((rng.permutation(s) + 0.5) / s)
+        u = (rng.permutation(s) + 0.5) / s
+        z = norm.ppf(u) if slope_df is None else t.ppf(u, slope_df)
         resid0 = y[None, :] - mu
         for g, tau in enumerate(grid):
             logp = _draws.noise_log_density(resid0 - tau * z[:, None] * d[None, :], sigma, nu)
@@ -124,7 +128,13 @@ def _source_model(source, law, group, priors, pooling, likelihood):
     return info["law"], frame, grouped, info["priors"], pooling, info["likelihood"]
 
 
-def _check_options(cuts: Sequence[float], tau_prior_scale: float, unit: str) -> None:
+def _check_options(
+    cuts: Sequence[float], tau_prior_scale: float, unit: str, slope_df: float | None
+) -> None:
+    if slope_df is not None and not (
+        isinstance(slope_df, (int, float)) and math.isfinite(slope_df) and slope_df > 0
+    ):
+        raise ValueError(f"slope_df must be a finite number > 0 or None; got {slope_df!r}")
     if unit not in UNITS:
         raise ValueError(f"unit must be one of {', '.join(UNITS)}; got {unit!r}")
     if not tau_prior_scale > 0:
@@ -229,10 +239,12 @@ def _run_cuts(setup: _Setup, cuts: Sequence[float], rng: np.random.Generator):
     return blocks, used, skipped
 
 
-def _tau_posterior(blocks, rng: np.random.Generator, tau_prior_scale: float):
+def _tau_posterior(
+    blocks, rng: np.random.Generator, tau_prior_scale: float, slope_df: float | None
+):
     """Grid, normalised posterior weights and log likelihood of ``tau``."""
     grid = np.asarray(_TAU_GRID)
-    loglik = _tau_log_likelihood(blocks, grid, rng)
+    loglik = _tau_log_likelihood(blocks, grid, rng, slope_df)
     log_prior = -0.5 * (grid / tau_prior_scale) ** 2
     edges = np.concatenate([[grid[0]], (grid[1:] + grid[:-1]) / 2, [grid[-1]]])
     log_post = loglik + log_prior + np.log(np.diff(edges))
@@ -250,7 +262,8 @@ def calibrate_discrepancy(
     likelihood: str | None = None,
     cuts: Sequence[float] = DEFAULT_CUTS,
     tau_prior_scale: float | None = None,
-    unit: str = "e-fold",
+    unit: str = "span",
+    slope_df: float | None = DEFAULT_SLOPE_DF,
     num_chains: int = 2,
     num_warmup: int = 300,
     num_samples: int = 300,
@@ -277,15 +290,18 @@ def calibrate_discrepancy(
         Quantiles of the scale axis at which the data are split into a pseudo-past (fitted) and a
         pseudo-future (predicted).
     tau_prior_scale : float, optional
-        Scale of the half-normal prior of the discrepancy per distance ``unit``: by default 0.05
-        per e-fold (log-target sd per natural-log unit of distance), 0.2 per span (at a distance
-        of one span of the data, see :func:`data_span`; 0.05 per e-fold for data spanning four
-        e-folds of compute).
-    unit : {"e-fold", "span"}, default "e-fold"
-        Unit in which pseudo-future distances are measured while ``tau`` is learned: natural-log
-        units as they are, or spans of each pseudo-past (see the module notes of
-        :mod:`bayes_scaling.predict`; narrower intervals near the data, measured in
-        ``benchmarks/RESULTS.md``).
+        Scale of the half-normal prior of the discrepancy per distance ``unit``: by default 0.2
+        per span (log-target scale at a distance of one span of the data, see
+        :func:`data_span`; 0.05 per e-fold for data spanning four e-folds of compute), 0.05 per
+        e-fold.
+    unit : {"span", "e-fold"}, default "span"
+        Unit in which pseudo-future distances are measured while ``tau`` is learned: spans of
+        each pseudo-past (see the module notes of :mod:`bayes_scaling.predict`), or natural-log
+        units as they are (the earlier model; both are compared in ``benchmarks/RESULTS.md``).
+    slope_df : float or None, default 3
+        Degrees of freedom of the Student-t slope ``b / tau``; None for a normal slope (the
+        earlier model). Heavy tails keep a few pseudo-futures that miss by much from inflating
+        ``tau`` for all.
     num_chains, num_warmup, num_samples : int
         NUTS budget of each pseudo-past fit (small: only its predictive is needed).
     max_draws : int, default 1000
@@ -322,7 +338,7 @@ def calibrate_discrepancy(
         source, law, group, priors, pooling, likelihood
     )
     tau_prior_scale = UNITS.get(unit, 1.0) if tau_prior_scale is None else tau_prior_scale
-    _check_options(cuts, tau_prior_scale, unit)
+    _check_options(cuts, tau_prior_scale, unit, slope_df)
     coords = extrapolation_coordinates(spec)
     z_all = _coordinate_values(coords, frame)
     lower, upper = tuple(z_all.min(0)), tuple(z_all.max(0))
@@ -352,9 +368,16 @@ def calibrate_discrepancy(
     if not blocks:
         _warn_uncalibrated(setup)
         return Discrepancy((0.0,), (1.0,), coords, lower, upper, "uncalibrated", record)
-    grid, weights, loglik = _tau_posterior(blocks, rng, tau_prior_scale)
+    grid, weights, loglik = _tau_posterior(blocks, rng, tau_prior_scale, slope_df)
     span = data_span(spec, frame) if setup.per_span else 1.0
-    disc = Discrepancy(tuple((grid / span).tolist()), tuple(weights.tolist()), coords, lower, upper)
+    disc = Discrepancy(
+        tuple((grid / span).tolist()),
+        tuple(weights.tolist()),
+        coords,
+        lower,
+        upper,
+        **_df(slope_df),
+    )
     per_span = dataclasses.replace(disc, tau_grid=tuple(grid.tolist()))
     details = {
         **record,
@@ -369,6 +392,10 @@ def calibrate_discrepancy(
     details.pop("coordinates")
     details.pop("method")
     return dataclasses.replace(disc, details=details)
+
+
+def _df(slope_df: float | None) -> dict[str, Any]:
+    return {"slope_df": None if slope_df is None else float(slope_df)}
 
 
 def _warn_uncalibrated(setup: _Setup) -> None:

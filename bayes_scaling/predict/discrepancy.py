@@ -41,7 +41,8 @@ def _coordinate_values(coordinates: Sequence[str], covariates: Any) -> np.ndarra
 
 @dataclasses.dataclass(frozen=True)
 class Discrepancy:
-    """Extrapolation discrepancy: log-scale sd ``tau * d(x)`` outside the training box.
+    """Extrapolation discrepancy: log-scale shift ``b d(x)`` outside the training box, with the
+    slope ``b`` of scale ``tau``.
 
     Attributes
     ----------
@@ -56,6 +57,9 @@ class Discrepancy:
         ``"leave-future-out"``, ``"fixed"`` or ``"uncalibrated"``.
     details : dict
         JSON-serialisable record of the calibration (cuts, points, summaries of ``tau``).
+    slope_df : float or None, default None
+        Degrees of freedom of the slope ``b / tau``: Student-t, or normal when None (a fixed
+        ``tau`` and fits saved before this field existed).
     """
 
     tau_grid: tuple[float, ...]
@@ -65,6 +69,7 @@ class Discrepancy:
     upper: tuple[float, ...]
     method: str = "leave-future-out"
     details: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    slope_df: float | None = None
 
     def __post_init__(self) -> None:
         if len(self.tau_grid) != len(self.tau_weights) or not self.tau_grid:
@@ -76,6 +81,8 @@ class Discrepancy:
             raise ValueError("tau_weights must be finite, >= 0 and not all zero")
         if not (len(self.coordinates) == len(self.lower) == len(self.upper)):
             raise ValueError("coordinates, lower and upper must have equal lengths")
+        if self.slope_df is not None and not (math.isfinite(self.slope_df) and self.slope_df > 0):
+            raise ValueError(f"slope_df must be a finite number > 0 or None; got {self.slope_df}")
 
     @classmethod
     def fixed(cls, tau: float, law: str | LawSpec, covariates: Mapping[str, Any]) -> Discrepancy:
@@ -115,6 +122,17 @@ class Discrepancy:
         edges = np.concatenate([[grid[0]], (grid[1:] + grid[:-1]) / 2, [grid[-1]]])
         return rng.uniform(edges[idx], edges[idx + 1])
 
+    def sample_slope(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """Draws of the slope ``b = tau z``: ``tau`` from its grid posterior, ``z`` standard
+        normal or Student-t with ``slope_df`` degrees of freedom."""
+        tau = self.sample_tau(rng, size)
+        z = (
+            rng.standard_normal(size)
+            if self.slope_df is None
+            else rng.standard_t(self.slope_df, size)
+        )
+        return tau * z
+
     def tau_quantile(self, q: float) -> float:
         """Quantile of the grid posterior of ``tau``."""
         cdf = np.cumsum(self._w)
@@ -127,6 +145,7 @@ class Discrepancy:
             "tau_median": self.tau_quantile(0.5),
             "tau_q05": self.tau_quantile(0.05),
             "tau_q95": self.tau_quantile(0.95),
+            "slope_df": self.slope_df,
             "coordinates": list(self.coordinates),
         }
 
@@ -146,6 +165,7 @@ class Discrepancy:
             upper=tuple(d["upper"]),
             method=d.get("method", "leave-future-out"),
             details=d.get("details", {}),
+            slope_df=d.get("slope_df"),
         )
 
 

@@ -109,7 +109,7 @@ def _losses(law: LawSpec, params, alloc, disc, rng: np.random.Generator) -> dict
         dist_opt = np.zeros_like(loss_opt)
         dist_fixed = np.zeros(k)
     else:
-        b = disc.sample_tau(rng, s) * rng.standard_normal(s)
+        b = disc.sample_slope(rng, s)
         dist_opt = disc.distance({"N": np.exp(log_n_opt), "D": np.exp(log_d_opt)})
         dist_fixed = disc.distance({"N": np.exp(log_n_fixed), "D": np.exp(log_d_fixed)})
     return {

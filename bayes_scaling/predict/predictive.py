@@ -76,7 +76,7 @@ def predict_draws(
         delta = np.zeros((s, p))
     else:
         distance = discrepancy.distance(covariates)
-        b = discrepancy.sample_tau(rng, s) * rng.standard_normal(s)
+        b = discrepancy.sample_slope(rng, s)
         delta = b[:, None] * distance[None, :]
     return {
         "log_law_mean": log_mu,
