@@ -3,7 +3,7 @@
 Usage::
 
     python ../shared/checks/_suites.py "$BAYES_SCALING_DATA" /tmp/suites
-    python benchmarks/bench_calibration_suites.py /tmp/suites [--out results.json]
+    python benchmarks/bench_calibration_suites.py /tmp/suites [--out r.json] [--variants span-t3]
 
 Seven cases, as the shared calibration check runs them (Chinchilla law, default settings, seed 0):
 ``epoch`` (train C <= 1e21), the three ``gadre`` corpora (train N < 1e9) alone and as groups,
@@ -89,9 +89,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("suites", help="folder written by ../shared/checks/_suites.py")
     parser.add_argument("--out", help="write the figures as JSON")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=sorted(VARIANTS),
+        default=list(VARIANTS),
+        help="discrepancy models to run (default: all five)",
+    )
     args = parser.parse_args()
     results: dict[str, dict] = {}
-    for unit, calibration in VARIANTS.items():
+    for unit in args.variants:
+        calibration = VARIANTS[unit]
         rows = {}
         for name, file, corpus, group in CASES:
             t = time.perf_counter()

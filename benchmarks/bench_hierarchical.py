@@ -1,0 +1,147 @@
+"""Hierarchical fits of 2 to 100 groups against the same points fitted as one curve.
+
+Usage::
+
+    python benchmarks/bench_hierarchical.py [--out results.json] [--cases gadre porian-15 ...]
+
+Each case is fitted twice with the Python API at default settings (Chinchilla law, every
+parameter partially pooled, 4 x (500 + 1000) draws), once hierarchically (``group="group"``) and
+once as one curve of the same points; the second call of each is timed, as
+``../shared/checks/hierarchical`` does. Printed per case: runs, groups, both times and their
+ratio, divergences, max R-hat and min bulk ESS over the population and group parameters.
+
+Cases (``CASES``):
+
+- ``gadre``: the three ``gadre-overtraining`` corpora below 1e9 parameters (95 runs);
+- ``porian-<setting>``: the two corpora (owt2, rw) of one ``porian-discrepancies`` setting, for
+  the five settings that both corpora have;
+- ``porian-15``: all 15 ``porian-discrepancies`` settings as groups;
+- ``sim-<G>``: G groups simulated from the Epoch refit of Chinchilla's law, each group's five
+  parameters perturbed (E by 3%, A and B by 20%, the exponents by 0.02), 90 runs per group for
+  up to 10 groups and 24 per group above, 1% Student-t(4) noise on the loss.
+
+Needs the published data (``BAYES_SCALING_DATA`` or the packaged tables).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import warnings
+
+import arviz as az
+import numpy as np
+import pandas as pd
+
+from bayes_scaling import fit
+from bayes_scaling.datasets import load_dataset
+
+# the Epoch refit of Chinchilla's law (Besiroglu et al. 2024)
+EPOCH = {"E": 1.817, "A": 482.0, "B": 2085.0, "alpha": 0.348, "beta": 0.366}
+PORIAN_PAIRS = (  # settings (hparams/warmup/decay/parameter count/loss split) both corpora have
+    "base/long/kaplan/kaplan/train",
+    "base/long/kaplan/standard/val",
+    "base/short/chinchilla/standard/val",
+    "base/short/kaplan/standard/val",
+    "tuned/short/const/standard/val",
+)
+SIM_GROUPS = (2, 3, 6, 10, 30, 100)
+
+
+def gadre() -> pd.DataFrame:
+    data = load_dataset("gadre-overtraining")
+    return data.loc[data["N"] < 1e9, ["N", "D", "loss", "group"]].reset_index(drop=True)
+
+
+def porian(setting: str | None = None) -> pd.DataFrame:
+    data = load_dataset("porian-discrepancies")
+    if setting is not None:
+        data = data[data["group"].isin([f"owt2/{setting}", f"rw/{setting}"])]
+    return data[["N", "D", "loss", "group"]].reset_index(drop=True)
+
+
+def simulated(groups: int, seed: int = 0) -> pd.DataFrame:
+    per_group = 90 if groups <= 10 else 24
+    rng = np.random.default_rng(seed)
+    frames = []
+    for g in range(groups):
+        z = rng.standard_normal(5)
+        E = EPOCH["E"] * np.exp(0.03 * z[0])
+        A, B = EPOCH["A"] * np.exp(0.2 * z[1]), EPOCH["B"] * np.exp(0.2 * z[2])
+        alpha, beta = EPOCH["alpha"] + 0.02 * z[3], EPOCH["beta"] + 0.02 * z[4]
+        N = np.exp(rng.uniform(np.log(6e7), np.log(1.6e10), per_group))
+        D = np.exp(rng.uniform(np.log(8e8), np.log(3e11), per_group))
+        loss = (E + A * N**-alpha + B * D**-beta) * np.exp(0.01 * rng.standard_t(4, per_group))
+        frames.append(pd.DataFrame({"N": N, "D": D, "loss": loss, "group": f"g{g:03d}"}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def cases() -> dict:
+    out = {"gadre": gadre}
+    for setting in PORIAN_PAIRS:
+        out["porian-" + setting.replace("/", "-")] = lambda s=setting: porian(s)
+    out["porian-15"] = porian
+    for g in SIM_GROUPS:
+        out[f"sim-{g}"] = lambda g=g: simulated(g)
+    return out
+
+
+def second_call(data: pd.DataFrame, group: str | None):
+    for seed in (0, 1):
+        t = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            idata = fit(data, "chinchilla", group=group, seed=seed)
+        seconds = time.perf_counter() - t
+    return seconds, idata
+
+
+def diagnostics(idata) -> dict:
+    summary = az.summary(idata, kind="diagnostics")
+    return {
+        "divergences": int(idata.sample_stats["diverging"].sum()),
+        "max_rhat": float(summary["r_hat"].max()),
+        "min_ess_bulk": float(summary["ess_bulk"].min()),
+    }
+
+
+def run_case(data: pd.DataFrame) -> dict:
+    one_s, _ = second_call(data.drop(columns=["group"]), None)
+    grouped_s, idata = second_call(data, "group")
+    return {
+        "runs": len(data),
+        "groups": int(data["group"].nunique()),
+        "one_curve_s": one_s,
+        "hierarchical_s": grouped_s,
+        "ratio": grouped_s / one_s,
+        **diagnostics(idata),
+    }
+
+
+def main() -> None:
+    known = cases()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", help="write the figures as JSON")
+    parser.add_argument(
+        "--cases", nargs="+", choices=list(known), default=list(known), help="default: all"
+    )
+    args = parser.parse_args()
+    results = {}
+    for name in args.cases:
+        r = results[name] = run_case(known[name]())
+        converged = r["divergences"] == 0 and r["max_rhat"] <= 1.01 and r["min_ess_bulk"] >= 1000
+        print(
+            f"{name:28s} runs={r['runs']:4d} groups={r['groups']:3d} "
+            f"hierarchical={r['hierarchical_s']:6.1f}s one curve={r['one_curve_s']:5.1f}s "
+            f"ratio={r['ratio']:5.1f} div={r['divergences']} rhat={r['max_rhat']:.3f} "
+            f"ess={r['min_ess_bulk']:.0f} {'converged' if converged else 'NOT converged'}",
+            flush=True,
+        )
+        if args.out:
+            with open(args.out, "w") as fh:
+                json.dump(results, fh, indent=2)
+
+
+if __name__ == "__main__":
+    main()
