@@ -36,11 +36,22 @@ def two_group_fit():
 
     E and alpha are independent per group: with two groups a learned population spread is a
     funnel that costs divergences at this small budget, and the contrast logic is the same.
+    A target acceptance of 0.95 keeps this fit free of divergences over seeds 0-5 (at 0.9, two
+    of those six seeds give one divergent transition).
     """
     df = _power_law_runs(1, {"rw": 1.8, "owt2": 2.0})
     df["C"] = 6 * df["N"] * df["D"]
     pooling = {"A": "shared", "E": "independent", "alpha": "independent"}
-    return fit(df, "power_law", group="dataset", pooling=pooling, prior_samples=0, seed=3, **BUDGET)
+    return fit(
+        df,
+        "power_law",
+        group="dataset",
+        pooling=pooling,
+        prior_samples=0,
+        seed=3,
+        target_accept_prob=0.95,
+        **BUDGET,
+    )
 
 
 # ------------------------------------------------------------------ contrasts

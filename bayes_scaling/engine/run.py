@@ -34,8 +34,12 @@ def run_fit(
 
     ``pad_to`` pads to the bucket of ``max(n, pad_to)`` rows, so that fits of subsets of one
     data set (the leave-future-out fits of a discrepancy calibration) share one program.
+    Grouped NUTS fits without a progress bar run their chains over the local devices when
+    there are several (host devices on a CPU, as the command line asks for): their sampling,
+    not compilation, is what takes the time.
     """
     settings = SamplerSettings() if settings is None else settings
+    settings = _grouped_chains(spec, settings, method)
     n = int(np.shape(y)[0])
     size = bucket_size(max(n, int(pad_to or 0)))
     xp, yp, gp, mask = pad_inputs(x, y, group_index, size)
@@ -48,6 +52,20 @@ def run_fit(
     if fn is None:
         fn = compiled(spec, size, settings, prior_samples, method)
     return _cut(jax.device_get(fn(*args)), n, spec)
+
+
+def _grouped_chains(spec: ModelSpec, settings: SamplerSettings, method: str) -> SamplerSettings:
+    """``settings`` with parallel chains for a grouped NUTS fit on several devices, if its chain
+    method is left open and no progress bar (which reports between sequential chunks) is on."""
+    if (
+        settings.chain_method is None
+        and method == "nuts"
+        and spec.num_groups
+        and not settings.progress_bar
+        and _chain_devices(settings.num_chains) > 1
+    ):
+        return dataclasses.replace(settings, chain_method="parallel")
+    return settings
 
 
 def _cut(out: dict[str, Any], n: int, spec: ModelSpec) -> dict[str, Any]:
