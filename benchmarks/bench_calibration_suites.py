@@ -7,10 +7,11 @@ Usage::
 
 Seven cases, as the shared calibration check runs them (Chinchilla law, default settings, seed 0):
 ``epoch`` (train C <= 1e21), the three ``gadre`` corpora (train N < 1e9) alone and as groups,
-``gemstones_hot`` (train D <= 100e9) and ``gemstones_cool``. Each case is backtested with five
-discrepancy models (``VARIANTS``): the default (distances in spans, Student-t slope with 3
-degrees of freedom), spans with slopes of 2 and 4 degrees of freedom and normal, and the earlier
-model (e-folds, normal slope);
+``gemstones_hot`` (train D <= 100e9) and ``gemstones_cool``. By default each case is backtested
+with five discrepancy models (``DEFAULT_VARIANTS``): the default (distances in spans, Student-t
+slope with 3 degrees of freedom), spans with slopes of 2 and 4 degrees of freedom and normal, and
+the earlier model (e-folds, normal slope); ``--variants`` also takes the noise models of
+``VARIANTS`` (normal noise, Student-t with fixed or differently learned degrees of freedom);
 the coverages, the 50% and 90% interval scores of the log target, and the median absolute
 relative errors of the posterior median and the point fit are printed per case and pooled over
 held-out runs.
@@ -49,16 +50,36 @@ def interval_score(report: dict, level: float) -> float:
     return float(np.mean(hi - lo + 2 / a * ((lo - y) * (y < lo) + (y - hi) * (y > hi))))
 
 
-VARIANTS = {
+def _nu(value: float) -> dict:
+    """Priors that fix the Student-t degrees of freedom of the noise at ``value``."""
+    return {"noise": {"nu": {"dist": "fixed", "value": value}}}
+
+
+# Each variant: keyword arguments of ``backtest`` (``calibration`` for the discrepancy model,
+# ``priors`` and ``likelihood`` for the noise model). The first five vary the discrepancy with the
+# default noise model (Student-t with nu learned under a Gamma(2, 0.1) prior); the rest vary the
+# noise model (the ``nu-`` ones fix nu, ``nu-gamma2-1`` learns it under Gamma(2, 1)).
+VARIANTS: dict[str, dict] = {
     "span-t3": {},
-    "span-t2": {"slope_df": 2.0},
-    "span-t4": {"slope_df": 4.0},
-    "span-normal": {"slope_df": None},
-    "efold-normal": {"unit": "e-fold", "slope_df": None},
+    "span-t2": {"calibration": {"slope_df": 2.0}},
+    "span-t4": {"calibration": {"slope_df": 4.0}},
+    "span-normal": {"calibration": {"slope_df": None}},
+    "efold-normal": {"calibration": {"unit": "e-fold", "slope_df": None}},
+    "noise-normal": {"likelihood": "normal"},
+    "nu-4": {"priors": _nu(4.0)},
+    "nu-2": {"priors": _nu(2.0)},
+    "nu-1.5": {"priors": _nu(1.5)},
+    "nu-1": {"priors": _nu(1.0)},
+    "nu-1-span-normal": {"priors": _nu(1.0), "calibration": {"slope_df": None}},
+    "nu-1-span-t4": {"priors": _nu(1.0), "calibration": {"slope_df": 4.0}},
+    "nu-gamma2-1": {
+        "priors": {"noise": {"nu": {"dist": "gamma", "concentration": 2.0, "rate": 1.0}}}
+    },
 }
+DEFAULT_VARIANTS = ("span-t3", "span-t2", "span-t4", "span-normal", "efold-normal")
 
 
-def run_case(folder: str, file: str, corpus, group, calibration: dict) -> dict:
+def run_case(folder: str, file: str, corpus, group, options: dict) -> dict:
     data = pd.read_csv(f"{folder}/{file}")
     if corpus is not None:
         data = data[data["group"] == corpus]
@@ -72,7 +93,7 @@ def run_case(folder: str, file: str, corpus, group, calibration: dict) -> dict:
             "train",
             group=group,
             seed=0,
-            calibration=calibration,
+            **options,
         )
     return {
         "n_test": rep["n_test"],
@@ -82,7 +103,15 @@ def run_case(folder: str, file: str, corpus, group, calibration: dict) -> dict:
         "median_are": rep["median_are"],
         "point_fit_median_are": rep["baseline"]["median_are"],
         "tau_median": rep["discrepancy"].get("tau_median"),
+        "diagnostics": rep.get("diagnostics"),
     }
+
+
+def _diagnostics(d: dict | None) -> str:
+    """R-hat, ESS and divergences of the backtest's fit, in one short field."""
+    if not d:
+        return ""
+    return f"rhat={d['max_rhat']:.3f} ess={d['min_ess']:.0f} div={d['divergences']}"
 
 
 def main() -> None:
@@ -93,23 +122,24 @@ def main() -> None:
         "--variants",
         nargs="+",
         choices=sorted(VARIANTS),
-        default=list(VARIANTS),
-        help="discrepancy models to run (default: all five)",
+        default=list(DEFAULT_VARIANTS),
+        help="discrepancy and noise models to run (default: the five discrepancy models)",
     )
     args = parser.parse_args()
     results: dict[str, dict] = {}
     for unit in args.variants:
-        calibration = VARIANTS[unit]
+        options = VARIANTS[unit]
         rows = {}
         for name, file, corpus, group in CASES:
             t = time.perf_counter()
-            rows[name] = run_case(args.suites, file, corpus, group, calibration)
+            rows[name] = run_case(args.suites, file, corpus, group, options)
             r = rows[name]
             print(
                 f"{unit:12s} {name:18s} n={r['n_test']:3d} cov50={r['coverage_50']:.2f} "
                 f"cov90={r['coverage_90']:.2f} IS50={r['interval_score_50']:.4f} "
                 f"IS90={r['interval_score_90']:.4f} ARE={r['median_are']:.4f} "
-                f"point fit={r['point_fit_median_are']:.4f} ({time.perf_counter() - t:.0f} s)",
+                f"point fit={r['point_fit_median_are']:.4f} {_diagnostics(r['diagnostics'])} "
+                f"({time.perf_counter() - t:.0f} s)",
                 flush=True,
             )
         n = sum(r["n_test"] for r in rows.values())
