@@ -49,3 +49,29 @@ def test_no_pooling_advice_when_a_shared_parameter_mixes_worst():
     assert any("R-hat" in m for m in messages)
     assert not any("pooling=" in m for m in messages)
     assert _messages(_posterior(None)) == []  # well mixed: no warning at all
+
+
+def _divergence_message(target_accept_prob, groups: bool) -> str:
+    posterior = _posterior(None) if groups else _posterior(None).drop_vars(["alpha", "group"])
+    posterior.attrs["target_accept_prob"] = target_accept_prob  # as a fit records it
+    diverging = np.zeros((4, 2000), dtype=bool)
+    diverging[0, :3] = True
+    stats = xr.Dataset({"diverging": (("chain", "draw"), diverging)})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        D.warn_diagnostics(posterior, stats)
+    (message,) = [str(w.message) for w in caught if "divergent" in str(w.message)]
+    return message
+
+
+def test_divergence_advice_names_a_target_above_the_one_used():
+    at_90 = _divergence_message(0.9, groups=False)
+    assert at_90.startswith("3 divergent transitions")
+    assert "target_accept_prob=0.95 or 0.99 (this fit used 0.9)" in at_90
+    assert "across groups" not in at_90  # one curve: no pooling advice
+    at_95 = _divergence_message(0.95, groups=True)
+    assert "target_accept_prob=0.99 (this fit used 0.95)" in at_95 and "across groups" in at_95
+    assert "--target-accept 0.99 (this fit used 0.95)" in cli_words(at_95)
+    at_99 = _divergence_message(0.99, groups=False)
+    assert "already used target_accept_prob=0.99" in at_99 and "0.95" not in at_99
+    assert "already used --target-accept 0.99" in cli_words(at_99)

@@ -28,6 +28,7 @@ def configure_jax(num_chains: int = 4) -> None:
 # the library's messages name Python arguments; on the command line they read as flags
 _FLAG_WORDS = (
     (re.compile(r"target_accept_prob=(\S+) or (\S+)"), r"--target-accept \1 or \2"),
+    (re.compile(r"target_accept_prob=([0-9.]+)"), r"--target-accept \1"),
     (re.compile(r"\bnum_samples\b"), "--samples"),
     (re.compile(r"\bnum_warmup\b"), "--warmup"),
     (re.compile(r"\bnum_chains\b"), "--chains"),

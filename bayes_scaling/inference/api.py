@@ -74,7 +74,7 @@ def sample(
         method=method,
         pad_to=pad_to,
     )
-    return _groups_from_run(inputs, out, method)
+    return _groups_from_run(inputs, out, method, settings.target_accept_prob)
 
 
 def fit(
@@ -328,6 +328,7 @@ def fit_many(
             batching=batching,
         )
     fits = [
-        to_inference_data(_groups_from_run(i, o, method)) for i, o in zip(inputs, outs, strict=True)
+        to_inference_data(_groups_from_run(i, o, method, target_accept_prob))
+        for i, o in zip(inputs, outs, strict=True)
     ]
     return dict(zip(names, fits, strict=True)) if names is not None else fits

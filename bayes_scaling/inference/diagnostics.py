@@ -10,7 +10,7 @@ import xarray as xr
 from bayes_scaling import convergence
 from bayes_scaling._warnings import warn
 
-__all__ = ["diagnostics", "warn_diagnostics"]
+__all__ = ["diagnostics", "divergence_advice", "warn_diagnostics"]
 
 MIN_DRAWS_PER_CHAIN = 4  # split R-hat and ESS need at least two draws per half-chain
 
@@ -48,10 +48,18 @@ def diagnostics(posterior: xr.Dataset, sample_stats: xr.Dataset, names=None) -> 
     }
 
 
-def warn_diagnostics(posterior: xr.Dataset, stats: xr.Dataset, spec=None) -> None:
+def warn_diagnostics(
+    posterior: xr.Dataset,
+    stats: xr.Dataset,
+    spec=None,
+    *,
+    target_accept_prob: float | None = None,
+) -> None:
     """Warnings, each with what to try, for divergences, R-hat > 1.01 and bulk ESS < 400.
 
     ``spec`` (the model spec) is accepted for callers that pass it; the checks do not need it.
+    ``target_accept_prob``, the NUTS target the fit ran at (read from the posterior's attributes
+    when not given), makes the divergence advice name a higher one, or say there is none.
     """
     d = diagnostics(posterior, stats)
     if np.isnan(d["min_ess"]):
@@ -61,10 +69,12 @@ def warn_diagnostics(posterior: xr.Dataset, stats: xr.Dataset, spec=None) -> Non
             "samples (num_samples)."
         )
     if d["divergences"]:
+        if target_accept_prob is None:
+            target_accept_prob = posterior.attrs.get("target_accept_prob")
+        advice = divergence_advice(target_accept_prob, posterior.sizes.get("group", 0))
         _warn(
             f"{d['divergences']} divergent transitions: the posterior has regions NUTS cannot "
-            "explore reliably. Try target_accept_prob=0.95 or 0.99, more "
-            "informative priors, or sharing poorly identified parameters across groups."
+            f"explore reliably. {advice}"
         )
     if d["max_rhat"] > 1.01:
         _warn(
@@ -78,6 +88,39 @@ def warn_diagnostics(posterior: xr.Dataset, stats: xr.Dataset, spec=None) -> Non
             "unreliable. Draw more samples or chains (num_samples, num_chains)."
             + _pooling_advice(posterior)
         )
+
+
+def divergence_advice(target_accept_prob: float | None, num_groups: int = 0) -> str:
+    """What to try after divergent transitions, given the target acceptance the fit used.
+
+    Examples
+    --------
+    >>> divergence_advice(0.9)
+    'Try target_accept_prob=0.95 or 0.99 (this fit used 0.9), or more informative priors.'
+    >>> divergence_advice(0.95)
+    'Try target_accept_prob=0.99 (this fit used 0.95), or more informative priors.'
+    >>> divergence_advice(0.99, num_groups=3)  # doctest: +NORMALIZE_WHITESPACE
+    'This fit already used target_accept_prob=0.99; use more informative priors, or share
+    poorly identified parameters across groups.'
+    """
+    groups = " or share poorly identified parameters across groups" if num_groups else ""
+    if target_accept_prob is None:
+        return f"Try target_accept_prob=0.95 or 0.99, more informative priors{groups}."
+    used = f"{target_accept_prob:g}"
+    if target_accept_prob < 0.95:
+        steps = "0.95 or 0.99"
+    elif target_accept_prob < 0.99:
+        steps = "0.99"
+    else:
+        alternatives = ", or share poorly identified parameters across groups" if groups else ""
+        return (
+            f"This fit already used target_accept_prob={used}; use more informative "
+            f"priors{alternatives}."
+        )
+    return (
+        f"Try target_accept_prob={steps} (this fit used {used}), or more informative "
+        f"priors{groups}."
+    )
 
 
 def worst_site(posterior: xr.Dataset) -> tuple[str, float, float]:

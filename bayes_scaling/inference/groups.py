@@ -34,13 +34,22 @@ def _warn_few_runs(inputs: FitInputs) -> None:
 
 
 def _groups_from_run(
-    inputs: FitInputs, out: Mapping[str, Any], method: str
+    inputs: FitInputs,
+    out: Mapping[str, Any],
+    method: str,
+    target_accept_prob: float | None = None,
 ) -> dict[str, xr.Dataset]:
-    """xarray groups from the arrays of one run of the compiled program."""
+    """xarray groups from the arrays of one run of the compiled program.
+
+    ``target_accept_prob`` (the NUTS target the run used) is recorded in the posterior's
+    attributes and shapes the advice of the divergence warning.
+    """
     spec = inputs.spec
     samples = out["samples"]
     groups = _to_groups(inputs, samples, out["stats"])
     groups["posterior"].attrs["method"] = method
+    if method == "nuts" and target_accept_prob is not None:
+        groups["posterior"].attrs["target_accept_prob"] = float(target_accept_prob)
     nc, nd = next(iter(samples.values())).shape[:2]
     site = f"log_{spec.law.target}"
     groups["log_likelihood"] = xr.Dataset(
@@ -58,7 +67,9 @@ def _groups_from_run(
             coords=_coords(inputs, 1, n_prior),
         )
     if method == "nuts":
-        warn_diagnostics(groups["posterior"], groups["sample_stats"])
+        warn_diagnostics(
+            groups["posterior"], groups["sample_stats"], target_accept_prob=target_accept_prob
+        )
     if "prior" in groups:
         _warn_prior_dominated(groups["posterior"], groups["prior"], spec)
     return groups

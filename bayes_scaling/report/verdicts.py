@@ -37,15 +37,36 @@ def ess_verdict(ess: float) -> tuple[str, str]:
     return "bad", "too few independent draws: rerun with more samples"
 
 
-def divergence_verdict(divergences: int, total: int) -> tuple[str, str]:
-    """Plain-language verdict on NUTS divergent transitions."""
+def divergence_verdict(
+    divergences: int, total: int, target_accept_prob: float | None = None
+) -> tuple[str, str]:
+    """Plain-language verdict on NUTS divergent transitions.
+
+    ``target_accept_prob`` is the target the fit ran at (the posterior records it); the advice
+    names a higher one, or says that the fit already ran at the highest.
+    """
     if divergences == 0:
         return "ok", "no divergent transitions: the sampler explored the posterior without trouble"
     share = divergences / max(total, 1)
+    if target_accept_prob is None or target_accept_prob < 0.95:
+        used = "" if target_accept_prob is None else f"; this fit used {target_accept_prob:g}"
+        remedy = (
+            f"refit with a higher target acceptance (--target-accept 0.95 or 0.99{used}) or more "
+            "informative priors"
+        )
+    elif target_accept_prob < 0.99:
+        remedy = (
+            "refit with a higher target acceptance (--target-accept 0.99; this fit used "
+            f"{target_accept_prob:g}) or more informative priors"
+        )
+    else:
+        remedy = (
+            f"this fit already ran at --target-accept {target_accept_prob:g}, so use more "
+            "informative priors"
+        )
     text = (
         f"{divergences} divergent transitions ({share:.2%} of draws): parts of the posterior "
-        "were hard to explore and results may be biased; refit with a higher target acceptance "
-        "(--target-accept 0.95 or 0.99) or more informative priors"
+        f"were hard to explore and results may be biased; {remedy}"
     )
     return ("warn" if share < 0.01 else "bad"), text
 
