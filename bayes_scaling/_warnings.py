@@ -1,12 +1,14 @@
-"""Warnings that point at the user's line: the first frame outside bayes-scaling."""
+"""Warnings that point at the user's line (the first frame outside bayes-scaling), and the
+command line's words for the Python arguments that messages name."""
 
 from __future__ import annotations
 
+import re
 import sys
 import types
 import warnings
 
-__all__ = ["warn"]
+__all__ = ["cli_words", "warn"]
 
 _PACKAGE = __name__.split(".")[0]
 
@@ -34,3 +36,26 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
     'look here'
     """
     warnings.warn(message, category, stacklevel=_user_stacklevel())
+
+
+# the library's messages name Python arguments; on the command line they read as flags
+_FLAG_WORDS = (
+    (re.compile(r"target_accept_prob=(\S+) or (\S+)"), r"--target-accept \1 or \2"),
+    (re.compile(r"target_accept_prob=([0-9.]+)"), r"--target-accept \1"),
+    (re.compile(r"\bnum_samples\b"), "--samples"),
+    (re.compile(r"\bnum_warmup\b"), "--warmup"),
+    (re.compile(r"\bnum_chains\b"), "--chains"),
+    (re.compile(r"\btarget_accept_prob\b"), "--target-accept"),
+    (re.compile(r"n_range=\(low, high\)"), "--n-range LOW,HIGH"),
+    (re.compile(r"compute_bounds=\(low, high\)"), "--compute-bounds LOW,HIGH"),
+    (re.compile(r"derive_tokens=True"), "--derive-tokens"),
+    (re.compile(r"pooling=\{'(\w+)': '(\w+)'\}"), r"--pool \1=\2"),
+    (re.compile(r"columns=\{'your_name': 'canonical'\}"), "--map your_name=canonical"),
+)
+
+
+def cli_words(message: str) -> str:
+    """A library message with its Python argument names replaced by the matching flags."""
+    for pattern, flag in _FLAG_WORDS:
+        message = pattern.sub(flag, message)
+    return message

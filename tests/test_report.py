@@ -98,9 +98,9 @@ def test_divergence_verdict_says_what_to_do():
     assert status == "warn" and "--target-accept" in text
     assert report.divergence_verdict(100, 4000)[0] == "bad"
     # the advice follows the target the fit ran at
-    assert "--target-accept 0.99; this fit used 0.95" in report.divergence_verdict(3, 4000, 0.95)[1]
+    assert "--target-accept 0.99 (this fit used 0.95)" in report.divergence_verdict(3, 4000, 0.95)[1]
     text = report.divergence_verdict(3, 4000, 0.99)[1]
-    assert "already ran at --target-accept 0.99" in text and "0.95" not in text
+    assert "already used --target-accept 0.99" in text and "0.95" not in text
 
 
 def test_a_failed_fit_is_called_out():

@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
+
+from bayes_scaling._warnings import cli_words
 
 EXIT_BAD_INPUT = 2
 
@@ -23,29 +24,6 @@ def configure_jax(num_chains: int = 4) -> None:
     cache = os.environ.get("BAYES_SCALING_JAX_CACHE")
     if cache != "":  # an empty value switches the cache off
         _jaxcache.enable(cache)
-
-
-# the library's messages name Python arguments; on the command line they read as flags
-_FLAG_WORDS = (
-    (re.compile(r"target_accept_prob=(\S+) or (\S+)"), r"--target-accept \1 or \2"),
-    (re.compile(r"target_accept_prob=([0-9.]+)"), r"--target-accept \1"),
-    (re.compile(r"\bnum_samples\b"), "--samples"),
-    (re.compile(r"\bnum_warmup\b"), "--warmup"),
-    (re.compile(r"\bnum_chains\b"), "--chains"),
-    (re.compile(r"\btarget_accept_prob\b"), "--target-accept"),
-    (re.compile(r"n_range=\(low, high\)"), "--n-range LOW,HIGH"),
-    (re.compile(r"compute_bounds=\(low, high\)"), "--compute-bounds LOW,HIGH"),
-    (re.compile(r"derive_tokens=True"), "--derive-tokens"),
-    (re.compile(r"pooling=\{'(\w+)': '(\w+)'\}"), r"--pool \1=\2"),
-    (re.compile(r"columns=\{'your_name': 'canonical'\}"), "--map your_name=canonical"),
-)
-
-
-def cli_words(message: str) -> str:
-    """A library message with its Python argument names replaced by the matching flags."""
-    for pattern, flag in _FLAG_WORDS:
-        message = pattern.sub(flag, message)
-    return message
 
 
 def say(msg: str) -> None:

@@ -97,30 +97,30 @@ def divergence_advice(target_accept_prob: float | None, num_groups: int = 0) -> 
     --------
     >>> divergence_advice(0.9)
     'Try target_accept_prob=0.95 or 0.99 (this fit used 0.9), or more informative priors.'
-    >>> divergence_advice(0.95)
-    'Try target_accept_prob=0.99 (this fit used 0.95), or more informative priors.'
-    >>> divergence_advice(0.99, num_groups=3)  # doctest: +NORMALIZE_WHITESPACE
-    'This fit already used target_accept_prob=0.99; use more informative priors, or share
+    >>> divergence_advice(0.95, num_groups=3)  # doctest: +NORMALIZE_WHITESPACE
+    'Try target_accept_prob=0.99 (this fit used 0.95), more informative priors, or sharing
     poorly identified parameters across groups.'
+    >>> divergence_advice(0.99)
+    'This fit already used target_accept_prob=0.99; try more informative priors.'
     """
-    groups = " or share poorly identified parameters across groups" if num_groups else ""
-    if target_accept_prob is None:
-        return f"Try target_accept_prob=0.95 or 0.99, more informative priors{groups}."
-    used = f"{target_accept_prob:g}"
-    if target_accept_prob < 0.95:
-        steps = "0.95 or 0.99"
-    elif target_accept_prob < 0.99:
-        steps = "0.99"
-    else:
-        alternatives = ", or share poorly identified parameters across groups" if groups else ""
-        return (
-            f"This fit already used target_accept_prob={used}; use more informative "
-            f"priors{alternatives}."
-        )
-    return (
-        f"Try target_accept_prob={steps} (this fit used {used}), or more informative "
-        f"priors{groups}."
-    )
+    others = ["more informative priors"]
+    if num_groups:
+        others.append("sharing poorly identified parameters across groups")
+    if target_accept_prob is not None and target_accept_prob >= 0.99:
+        used = f"already used target_accept_prob={target_accept_prob:g}"
+        return f"This fit {used}; try {_either(others)}."
+    higher = "0.95 or 0.99" if target_accept_prob is None or target_accept_prob < 0.95 else "0.99"
+    first = f"target_accept_prob={higher}"
+    if target_accept_prob is not None:
+        first += f" (this fit used {target_accept_prob:g})"
+    return f"Try {_either([first, *others])}."
+
+
+def _either(options: list[str]) -> str:
+    """``a``, ``a or b`` (``a, or b`` where ``a`` has an "or" of its own), ``a, b, or c``."""
+    if len(options) <= 2:
+        return (", or " if " or " in options[0] else " or ").join(options)
+    return ", ".join(options[:-1]) + ", or " + options[-1]
 
 
 def worst_site(posterior: xr.Dataset) -> tuple[str, float, float]:

@@ -81,7 +81,8 @@ def diagnostics_section(fit) -> tuple[Section, str, list[str]]:
     stats = fit.sample_stats
     total = int(stats["diverging"].size)
     div = int(stats["diverging"].sum())
-    s_div, t_div = divergence_verdict(div, total, fit.posterior.attrs.get("target_accept_prob"))
+    target = fit.posterior.attrs.get("target_accept_prob")
+    s_div, t_div = divergence_verdict(div, total, target, fit.posterior.sizes.get("group", 0))
     overall = worst_status(s_div, *status) if status else s_div
     section = Section("Diagnostics", "diagnostics")
     section.blocks.append(_DIAGNOSTIC_HEADLINES[overall])

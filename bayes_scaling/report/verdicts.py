@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from bayes_scaling._warnings import cli_words
+from bayes_scaling.inference.diagnostics import divergence_advice
+
 __all__ = [
     "RANK",
     "coverage_verdict",
@@ -38,35 +41,20 @@ def ess_verdict(ess: float) -> tuple[str, str]:
 
 
 def divergence_verdict(
-    divergences: int, total: int, target_accept_prob: float | None = None
+    divergences: int, total: int, target_accept_prob: float | None = None, num_groups: int = 0
 ) -> tuple[str, str]:
     """Plain-language verdict on NUTS divergent transitions.
 
-    ``target_accept_prob`` is the target the fit ran at (the posterior records it); the advice
-    names a higher one, or says that the fit already ran at the highest.
+    ``target_accept_prob`` is the target the fit ran at (the posterior records it) and
+    ``num_groups`` its group count: the advice, in the command line's words, is the warning's.
     """
     if divergences == 0:
         return "ok", "no divergent transitions: the sampler explored the posterior without trouble"
     share = divergences / max(total, 1)
-    if target_accept_prob is None or target_accept_prob < 0.95:
-        used = "" if target_accept_prob is None else f"; this fit used {target_accept_prob:g}"
-        remedy = (
-            f"refit with a higher target acceptance (--target-accept 0.95 or 0.99{used}) or more "
-            "informative priors"
-        )
-    elif target_accept_prob < 0.99:
-        remedy = (
-            "refit with a higher target acceptance (--target-accept 0.99; this fit used "
-            f"{target_accept_prob:g}) or more informative priors"
-        )
-    else:
-        remedy = (
-            f"this fit already ran at --target-accept {target_accept_prob:g}, so use more "
-            "informative priors"
-        )
+    advice = cli_words(divergence_advice(target_accept_prob, num_groups))
     text = (
         f"{divergences} divergent transitions ({share:.2%} of draws): parts of the posterior "
-        f"were hard to explore and results may be biased; {remedy}"
+        f"were hard to explore and results may be biased. {advice}"
     )
     return ("warn" if share < 0.01 else "bad"), text
 
