@@ -49,7 +49,7 @@ def _both(inputs, **settings):
     return out[False], out[True]
 
 
-@pytest.mark.parametrize("chain_method", ["sequential", "vectorized"])
+@pytest.mark.parametrize("chain_method", ["sequential", "vectorized", "parallel"])
 def test_staged_fit_draws_equal_the_fused_ones(demo_inputs, chain_method, capsys):
     fused, staged = _both(demo_inputs, num_warmup=0, num_samples=25, chain_method=chain_method)
     for k, v in fused["samples"].items():

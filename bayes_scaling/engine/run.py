@@ -34,9 +34,9 @@ def run_fit(
 
     ``pad_to`` pads to the bucket of ``max(n, pad_to)`` rows, so that fits of subsets of one
     data set (the leave-future-out fits of a discrepancy calibration) share one program.
-    Grouped NUTS fits without a progress bar run their chains over the local devices when
-    there are several (host devices on a CPU, as the command line asks for): their sampling,
-    not compilation, is what takes the time.
+    Grouped NUTS fits run their chains over the local devices when there are several (host
+    devices on a CPU, as the command line asks for): their sampling, not compilation, is what
+    takes the time.
     """
     settings = SamplerSettings() if settings is None else settings
     settings = _grouped_chains(spec, settings, method)
@@ -56,12 +56,11 @@ def run_fit(
 
 def _grouped_chains(spec: ModelSpec, settings: SamplerSettings, method: str) -> SamplerSettings:
     """``settings`` with parallel chains for a grouped NUTS fit on several devices, if its chain
-    method is left open and no progress bar (which reports between sequential chunks) is on."""
+    method is left open."""
     if (
         settings.chain_method is None
         and method == "nuts"
         and spec.num_groups
-        and not settings.progress_bar
         and _chain_devices(settings.num_chains) > 1
     ):
         return dataclasses.replace(settings, chain_method="parallel")
@@ -79,10 +78,10 @@ def _cut(out: dict[str, Any], n: int, spec: ModelSpec) -> dict[str, Any]:
 
 def _run_with_progress(spec, args, settings, prior_samples, method):
     """The fit with progress on stderr: NUTS in stages with a bar between compiled chunks
-    (:mod:`bayes_scaling.engine.staged`); Laplace draws, and NUTS with chains over several
-    devices (``chain_method="parallel"``), as the fused program with phase messages."""
+    (:mod:`bayes_scaling.engine.staged`), Laplace draws as the fused program with phase
+    messages."""
     progress = Progress()
-    staged = method == "nuts" and settings.resolved_chain_method() != "parallel"
+    staged = method == "nuts"
     size = int(np.shape(args[2])[0])
     key = (
         "staged" if staged else "executable",
@@ -105,12 +104,7 @@ def _run_with_progress(spec, args, settings, prior_samples, method):
         _remember(key, programs)
     if staged:
         return run_staged(programs, settings, args, prior_samples, progress)
-    what = (
-        "drawing from the Laplace approximation"
-        if method == "laplace"
-        else f"sampling {settings.num_chains} chains over several devices in one call (no bar)"
-    )
-    with progress.phase(what):
+    with progress.phase("drawing from the Laplace approximation"):
         return jax.block_until_ready(programs(*args))
 
 

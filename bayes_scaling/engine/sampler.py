@@ -129,12 +129,14 @@ def _chain_devices(num_chains: int) -> int:
 
 
 def _parallel_chains(one_chain, *xs):
-    """Chains split over the local devices with ``shard_map`` (sequential within a device)."""
+    """Chains split over the local devices with ``shard_map`` (sequential within a device).
+
+    Each of ``xs`` is an array or a pytree of arrays (a sampler state) with the chains first."""
     from jax.sharding import Mesh
     from jax.sharding import PartitionSpec as P
 
     devices = jax.local_devices()
-    n = _chain_devices(xs[0].shape[0])
+    n = _chain_devices(jax.tree.leaves(xs[0])[0].shape[0])
     if n == 1:
         return jax.lax.map(lambda a: one_chain(*a), xs)
     mesh = Mesh(np.array(devices[:n]), ("chain",))

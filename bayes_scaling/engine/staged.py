@@ -145,6 +145,13 @@ def compile_staged(spec: ModelSpec, settings: SamplerSettings, prior_samples: in
     return tuple(t.lower().compile() for t in (traced_start, traced_chunk, traced_finish))
 
 
+def _placed(program, *args):
+    """``args`` on the devices a compiled program expects them on: with chains over several
+    devices, the outputs of one stage are sharded across them and the next stage's inputs may
+    not be."""
+    return jax.device_put(args, tuple(program.input_shardings[0]))
+
+
 def run_staged(programs, settings: SamplerSettings, args, prior_samples: int, progress: Progress):
     """Run compiled staged programs (:func:`compile_staged`) with a bar between chunks.
 
@@ -157,7 +164,7 @@ def run_staged(programs, settings: SamplerSettings, args, prior_samples: int, pr
     kept: list[Any] = []
     progress.start_bar(settings.num_warmup + settings.num_samples)
     for phase, n in plan:
-        states, record = chunk(states, jnp.asarray(n, jnp.int32), *args, ctx)
+        states, record = chunk(*_placed(chunk, states, jnp.asarray(n, jnp.int32), *args, ctx))
         if phase == "sampling":
             kept.append(jax.tree.map(lambda a, n=n: np.asarray(a)[:, :n], record))
         else:
@@ -166,5 +173,5 @@ def run_staged(programs, settings: SamplerSettings, args, prior_samples: int, pr
     out = tuple(np.concatenate([k[i] for k in kept], axis=1) for i in range(len(kept[0])))
     z, stats = _sampler_stats(out, np.asarray(states.adapt_state.step_size))
     with progress.phase("computing the outputs"):
-        samples, log_lik = jax.block_until_ready(finish(z, *args, ctx))
+        samples, log_lik = jax.block_until_ready(finish(*_placed(finish, z, *args, ctx)))
     return _result(samples, stats, log_lik, head["found"], head["prior"], prior_samples)
