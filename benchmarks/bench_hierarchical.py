@@ -3,12 +3,15 @@
 Usage::
 
     python benchmarks/bench_hierarchical.py [--out results.json] [--cases gadre porian-15 ...]
+        [--devices 2]
 
 Each case is fitted twice with the Python API at default settings (Chinchilla law, every
 parameter partially pooled, 4 x (500 + 1000) draws), once hierarchically (``group="group"``) and
 once as one curve of the same points; the second call of each is timed, as
 ``../shared/checks/hierarchical`` does. Printed per case: runs, groups, both times and their
 ratio, divergences, max R-hat and min bulk ESS over the population and group parameters.
+``--devices N`` asks JAX for N CPU devices first, as the command line does (one per core), so
+that grouped fits run one chain per device.
 
 Cases (``CASES``):
 
@@ -126,7 +129,20 @@ def main() -> None:
     parser.add_argument(
         "--cases", nargs="+", choices=list(known), default=list(known), help="default: all"
     )
+    parser.add_argument(
+        "--devices",
+        type=int,
+        default=1,
+        help="CPU devices to ask JAX for (default 1, as a Python script gets unless it asks); "
+        "grouped fits run one chain per device, as on the command line",
+    )
     args = parser.parse_args()
+    if args.devices > 1:
+        import jax
+        import numpyro
+
+        numpyro.set_host_device_count(args.devices)  # before the first computation
+        print(f"{len(jax.local_devices())} CPU devices", flush=True)
     results = {}
     for name in args.cases:
         r = results[name] = run_case(known[name]())
