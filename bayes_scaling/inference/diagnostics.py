@@ -48,18 +48,12 @@ def diagnostics(posterior: xr.Dataset, sample_stats: xr.Dataset, names=None) -> 
     }
 
 
-def warn_diagnostics(
-    posterior: xr.Dataset,
-    stats: xr.Dataset,
-    spec=None,
-    *,
-    target_accept_prob: float | None = None,
-) -> None:
+def warn_diagnostics(posterior: xr.Dataset, stats: xr.Dataset, spec=None) -> None:
     """Warnings, each with what to try, for divergences, R-hat > 1.01 and bulk ESS < 400.
 
     ``spec`` (the model spec) is accepted for callers that pass it; the checks do not need it.
-    ``target_accept_prob``, the NUTS target the fit ran at (read from the posterior's attributes
-    when not given), makes the divergence advice name a higher one, or say there is none.
+    The NUTS target the fit ran at (the posterior's ``target_accept_prob`` attribute, where
+    recorded) makes the divergence advice name a higher one, or say there is none.
     """
     d = diagnostics(posterior, stats)
     if np.isnan(d["min_ess"]):
@@ -69,9 +63,8 @@ def warn_diagnostics(
             "samples (num_samples)."
         )
     if d["divergences"]:
-        if target_accept_prob is None:
-            target_accept_prob = posterior.attrs.get("target_accept_prob")
-        advice = divergence_advice(target_accept_prob, posterior.sizes.get("group", 0))
+        target = posterior.attrs.get("target_accept_prob")
+        advice = divergence_advice(target, posterior.sizes.get("group", 0))
         _warn(
             f"{d['divergences']} divergent transitions: the posterior has regions NUTS cannot "
             f"explore reliably. {advice}"

@@ -42,7 +42,7 @@ def _groups_from_run(
     """xarray groups from the arrays of one run of the compiled program.
 
     ``target_accept_prob`` (the NUTS target the run used) is recorded in the posterior's
-    attributes and shapes the advice of the divergence warning.
+    attributes, where the divergence warning and the report read it.
     """
     spec = inputs.spec
     samples = out["samples"]
@@ -67,9 +67,7 @@ def _groups_from_run(
             coords=_coords(inputs, 1, n_prior),
         )
     if method == "nuts":
-        warn_diagnostics(
-            groups["posterior"], groups["sample_stats"], target_accept_prob=target_accept_prob
-        )
+        warn_diagnostics(groups["posterior"], groups["sample_stats"])
     if "prior" in groups:
         _warn_prior_dominated(groups["posterior"], groups["prior"], spec)
     return groups
