@@ -1,10 +1,17 @@
 """bayes-scaling: probabilistic scaling-law inference.
 
 The public API is imported lazily (PEP 562) so that ``import bayes_scaling`` does not start JAX:
-the command line configures JAX's devices and compilation cache before the first JAX import.
+the command line configures JAX's devices and compilation cache before the first JAX import. The
+import itself asks JAX, if nothing has imported it yet, for one CPU device per core, so that
+chains can run side by side (:mod:`bayes_scaling._devices`; ``BAYES_SCALING_HOST_DEVICES=1``
+keeps one device).
 """
 
 from importlib import import_module
+
+from bayes_scaling._devices import ask_host_devices
+
+ask_host_devices()
 
 __version__ = "0.1.0"
 

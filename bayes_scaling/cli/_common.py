@@ -15,11 +15,10 @@ EXIT_BAD_INPUT = 2
 
 def configure_jax(num_chains: int = 4) -> None:
     """Before JAX starts: one host device per chain and a persistent compilation cache."""
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_force_host_platform_device_count" not in flags:
-        count = max(num_chains, os.cpu_count() or 1)
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
     from bayes_scaling import _jaxcache
+    from bayes_scaling._devices import ask_host_devices
+
+    ask_host_devices(num_chains)
 
     cache = os.environ.get("BAYES_SCALING_JAX_CACHE")
     if cache != "":  # an empty value switches the cache off

@@ -48,8 +48,8 @@ class SamplerSettings:
         How chains run: one after another in one compiled loop, in lockstep with ``vmap``, or
         one per device. ``None`` picks ``vectorized`` on GPU/TPU and ``sequential`` on CPU,
         where lockstep NUTS is several times slower (measured in ``benchmarks/``), except for
-        grouped fits on several CPU devices, which run one chain per device (``parallel``; the
-        command line asks for one host device per core).
+        grouped fits on several CPU devices, which run one chain per device (``parallel``;
+        ``import bayes_scaling`` and the command line ask for one host device per core).
     progress_bar : bool, default False
         Show progress on stderr. False runs the fit as one compiled program. True runs the same
         computation in stages (:mod:`bayes_scaling.engine.staged`): the compilation and the
