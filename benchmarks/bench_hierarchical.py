@@ -3,15 +3,16 @@
 Usage::
 
     python benchmarks/bench_hierarchical.py [--out results.json] [--cases gadre porian-15 ...]
-        [--devices 2]
+        [--devices N]
 
 Each case is fitted twice with the Python API at default settings (Chinchilla law, every
 parameter partially pooled, 4 x (500 + 1000) draws), once hierarchically (``group="group"``) and
 once as one curve of the same points; the second call of each is timed, as
 ``../shared/checks/hierarchical`` does. Printed per case: runs, groups, both times and their
 ratio, divergences, max R-hat and min bulk ESS over the population and group parameters.
-``--devices N`` asks JAX for N CPU devices first, as the command line does (one per core), so
-that grouped fits run one chain per device.
+The package asks JAX for one CPU device per core (at least four) when it is imported, so grouped
+fits run one chain per device; ``--devices N`` asks for N instead (``--devices 1``: the chains
+one after another, as before 2026-12-05).
 
 Cases (``CASES``):
 
@@ -132,17 +133,18 @@ def main() -> None:
     parser.add_argument(
         "--devices",
         type=int,
-        default=1,
-        help="CPU devices to ask JAX for (default 1, as a Python script gets unless it asks); "
-        "grouped fits run one chain per device, as on the command line",
+        default=None,
+        help="CPU devices to ask JAX for (default: the package's, one per core and at least "
+        "four); grouped fits run one chain per device",
     )
     args = parser.parse_args()
-    if args.devices > 1:
-        import jax
+    import jax
+
+    if args.devices is not None:
         import numpyro
 
         numpyro.set_host_device_count(args.devices)  # before the first computation
-        print(f"{len(jax.local_devices())} CPU devices", flush=True)
+    print(f"{len(jax.local_devices())} CPU devices", flush=True)
     results = {}
     for name in args.cases:
         r = results[name] = run_case(known[name]())
