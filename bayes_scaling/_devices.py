@@ -17,7 +17,7 @@ import warnings
 
 FLAG = "--xla_force_host_platform_device_count"
 DEFAULT_CHAINS = 4
-_asked: list[str] = []  # the flag this module added, so that a later, larger request replaces it
+_asked: list[str] = []  # the flag this module last added, which a later request replaces
 
 
 def _count(num_chains: int) -> int | None:
@@ -54,14 +54,13 @@ def ask_host_devices(num_chains: int = DEFAULT_CHAINS) -> None:
     """
     if _jax_started():
         return
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_force_host_platform_device_count" in flags and not _asked:
+    words = os.environ.get("XLA_FLAGS", "").split()
+    if _asked and _asked[0] in words:  # an earlier request of ours: this one replaces it
+        words.remove(_asked.pop())
+    if any(w.startswith(FLAG) for w in words):
         return  # the user's own count
     count = _count(num_chains)
     if count is None or count <= 1:
         return
-    ours = f"{FLAG}={count}"
-    if _asked:
-        flags = flags.replace(_asked.pop(), "").strip()
-    _asked.append(ours)
-    os.environ["XLA_FLAGS"] = f"{flags} {ours}".strip()
+    _asked[:] = [f"{FLAG}={count}"]
+    os.environ["XLA_FLAGS"] = " ".join([*words, *_asked])

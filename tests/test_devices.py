@@ -75,3 +75,13 @@ def test_the_command_line_asks_for_one_device_per_chain():
     out, _ = _run(code, BAYES_SCALING_JAX_CACHE="")
     count = max(8, os.cpu_count() or 1)
     assert out == f"{count} '--xla_force_host_platform_device_count={count}'"
+
+
+def test_a_count_the_user_sets_after_the_import_is_kept():
+    code = (
+        "import os, bayes_scaling; from bayes_scaling.cli._common import configure_jax; "
+        "os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=3'; "
+        "configure_jax(num_chains=8); " + REPORT
+    )
+    out, _ = _run(code, BAYES_SCALING_JAX_CACHE="")
+    assert out == "3 '--xla_force_host_platform_device_count=3'"
