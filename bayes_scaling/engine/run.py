@@ -35,8 +35,8 @@ def run_fit(
     ``pad_to`` pads to the bucket of ``max(n, pad_to)`` rows, so that fits of subsets of one
     data set (the leave-future-out fits of a discrepancy calibration) share one program.
     Grouped NUTS fits run their chains over the local devices when there are several (host
-    devices on a CPU, as the command line asks for): their sampling, not compilation, is what
-    takes the time.
+    devices on a CPU, as ``import bayes_scaling`` and the command line ask for): their
+    sampling, not compilation, is what takes the time.
     """
     settings = SamplerSettings() if settings is None else settings
     settings = _grouped_chains(spec, settings, method)
