@@ -1,4 +1,4 @@
-"""One JAX CPU device per core, asked for before JAX starts, so that chains can run side by side.
+"""JAX CPU devices for every core and chain, asked for before JAX starts: chains run side by side.
 
 JAX gives a process one CPU device unless ``XLA_FLAGS`` asks for more before its CPU backend
 starts. A grouped fit runs one chain per device when there are several (about half the time on

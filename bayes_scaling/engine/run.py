@@ -146,9 +146,9 @@ def run_many(
             _run_joint(spec, x, y, mask, reference, rng_key, settings, prior_samples), sizes, spec
         )
     keys = jax.random.split(rng_key, len(ys))
-    # the sets are split over the local devices (host devices on CPU: one per core, as
-    # bayes_scaling._devices asks for); the set count is padded to a
-    # multiple of the device count by repeating the last set, whose extra results are dropped
+    # the sets are split over the local devices (host devices on CPU, as bayes_scaling._devices
+    # asks for); the set count is padded to a multiple of the device count by repeating the
+    # last set, whose extra results are dropped
     devices = jax.local_devices()[: len(ys)]
     per_device = math.ceil(len(ys) / len(devices))
     total = per_device * len(devices)
