@@ -4,10 +4,17 @@ Usage::
 
     python ../shared/checks/_suites.py "$BAYES_SCALING_DATA" /tmp/suites
     python benchmarks/bench_calibration_suites.py /tmp/suites [--out r.json] [--variants span-t3]
+        [--cases check porian porian-pairs datablations]
 
-Seven cases, as the shared calibration check runs them (Chinchilla law, default settings, seed 0):
-``epoch`` (train C <= 1e21), the three ``gadre`` corpora (train N < 1e9) alone and as groups,
-``gemstones_hot`` (train D <= 100e9) and ``gemstones_cool``. By default each case is backtested
+The ``check`` cases (the default) are the seven that the shared calibration check runs (Chinchilla
+law, default settings, seed 0): ``epoch`` (train C <= 1e21), the three ``gadre`` corpora (train
+N < 1e9) alone and as groups, ``gemstones_hot`` (train D <= 100e9) and ``gemstones_cool``. The
+other suites of the calibration issue are written into the same folder from the package's own
+data sets: ``porian`` (each of the 15 ``porian-discrepancies`` settings, trained on the budgets
+up to 1e19 FLOP, predicting the budgets above: 1.3e19, and 2.6e19 where measured),
+``porian-pairs`` (the five recipes measured on both corpora, each pair as two groups) and
+``datablations`` (the single-epoch runs, trained on N < 1e9, predicting the 25 runs of 1.1B-8.7B
+parameters). By default each case is backtested
 with five discrepancy models (``DEFAULT_VARIANTS``): the default (distances in spans, Student-t
 slope with 3 degrees of freedom), spans with slopes of 2 and 4 degrees of freedom and normal, and
 the earlier model (e-folds, normal slope); ``--variants`` also takes the noise models of
@@ -29,7 +36,7 @@ import pandas as pd
 
 from bayes_scaling.backtest import backtest
 
-CASES = (
+CHECK_CASES = (
     ("epoch", "epoch.csv", None, None),
     ("gadre c4_original", "gadre.csv", "c4_original", None),
     ("gadre rpj", "gadre.csv", "rpj", None),
@@ -38,6 +45,44 @@ CASES = (
     ("gemstones hot", "gemstones_hot.csv", None, None),
     ("gemstones cool", "gemstones_cool.csv", None, None),
 )
+CASES = CHECK_CASES  # the name earlier scripts imported
+PORIAN_TRAIN_MAX_C = 1e19  # budgets 1.26e16-8e18 train; 1.3e19 and 2.6e19 are held out
+DATABLATIONS_TRAIN_MAX_N = 1e9
+
+
+def write_extra_suites(folder: str) -> dict[str, tuple]:
+    """Write the porian and datablations suites as canonical CSVs; their cases by suite name."""
+    from bayes_scaling.datasets import load_dataset
+
+    porian = load_dataset("porian-discrepancies")
+    frame = pd.DataFrame(
+        {"N": porian["N"], "D": porian["D"], "loss": porian["loss"], "group": porian["group"]}
+    )
+    frame["train"] = porian["C"] <= PORIAN_TRAIN_MAX_C
+    frame.to_csv(f"{folder}/porian.csv", index=False)
+    settings = sorted(frame["group"].unique())
+    single = tuple((f"porian {s}", "porian.csv", s, None) for s in settings)
+    # settings measured on both corpora (rw and owt2) with the same recipe: one pair each
+    recipe = {s: s.split("/", 1)[1] for s in settings}
+    pairs = []
+    for rest in sorted(set(recipe.values())):
+        both = sorted(s for s in settings if recipe[s] == rest)
+        if len(both) == 2:
+            pair = frame[frame["group"].isin(both)]
+            name = "porian_pair_" + rest.replace("/", "_") + ".csv"
+            pair.to_csv(f"{folder}/{name}", index=False)
+            pairs.append((f"porian {rest} x2", name, None, "group"))
+    blat = load_dataset("datablations")
+    one = blat[blat["epochs"] <= 1.0 + 1e-9]
+    dframe = pd.DataFrame({"N": one["N"], "D": one["D"], "loss": one["loss"]})
+    dframe["group"] = "datablations"
+    dframe["train"] = one["N"] < DATABLATIONS_TRAIN_MAX_N
+    dframe.to_csv(f"{folder}/datablations.csv", index=False)
+    return {
+        "porian": single,
+        "porian-pairs": tuple(pairs),
+        "datablations": (("datablations 1 epoch", "datablations.csv", None, None),),
+    }
 
 
 def interval_score(report: dict, level: float) -> float:
@@ -114,6 +159,35 @@ def _diagnostics(d: dict | None) -> str:
     return f"rhat={d['max_rhat']:.3f} ess={d['min_ess']:.0f} div={d['divergences']}"
 
 
+def _pooled(rows: list[dict]) -> dict:
+    """Coverages and interval scores pooled over held-out runs; cases whose 90% coverage is
+    under 0.75 or whose posterior median is less accurate than the point fit (by over 5e-4)."""
+    n = sum(r["n_test"] for r in rows)
+    out = {
+        k: sum(r[k] * r["n_test"] for r in rows) / n
+        for k in ("coverage_50", "coverage_90", "interval_score_50", "interval_score_90")
+    }
+    out["n_test"] = n
+    out["cases"] = len(rows)
+    out["cases_cov90_below_0.75"] = sum(r["coverage_90"] < 0.75 for r in rows)
+    out["cases_less_accurate"] = sum(
+        r["median_are"] > r["point_fit_median_are"] + 5e-4 for r in rows
+    )
+    return out
+
+
+def _print_pooled(head: str, pooled: dict) -> None:
+    print(
+        f"{head} pooled over {pooled['n_test']} runs of {pooled['cases']} cases: "
+        + " ".join(f"{k}={pooled[k]:.3f}" for k in ("coverage_50", "coverage_90"))
+        + " "
+        + " ".join(f"{k}={pooled[k]:.4f}" for k in ("interval_score_50", "interval_score_90"))
+        + f"; cov90 < 0.75 in {pooled['cases_cov90_below_0.75']}, less accurate than the point"
+        f" fit in {pooled['cases_less_accurate']}",
+        flush=True,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("suites", help="folder written by ../shared/checks/_suites.py")
@@ -125,12 +199,23 @@ def main() -> None:
         default=list(DEFAULT_VARIANTS),
         help="discrepancy and noise models to run (default: the five discrepancy models)",
     )
+    parser.add_argument(
+        "--cases",
+        nargs="+",
+        choices=("check", "porian", "porian-pairs", "datablations"),
+        default=["check"],
+        help="suites to run (default: the seven cases of the shared calibration check)",
+    )
     args = parser.parse_args()
+    suites = {"check": CHECK_CASES}
+    if set(args.cases) - {"check"}:
+        suites.update(write_extra_suites(args.suites))
+    cases = [case for name in args.cases for case in suites[name]]
     results: dict[str, dict] = {}
     for unit in args.variants:
         options = VARIANTS[unit]
         rows = {}
-        for name, file, corpus, group in CASES:
+        for name, file, corpus, group in cases:
             t = time.perf_counter()
             rows[name] = run_case(args.suites, file, corpus, group, options)
             r = rows[name]
@@ -142,15 +227,12 @@ def main() -> None:
                 f"({time.perf_counter() - t:.0f} s)",
                 flush=True,
             )
-        n = sum(r["n_test"] for r in rows.values())
-        pooled = {
-            k: sum(r[k] * r["n_test"] for r in rows.values()) / n
-            for k in ("coverage_50", "coverage_90", "interval_score_50", "interval_score_90")
-        }
-        print(
-            f"{unit:12s} pooled over {n} runs: "
-            + " ".join(f"{k}={v:.3f}" for k, v in pooled.items())
-        )
+        by_suite = {suite: [case[0] for case in suites[suite]] for suite in args.cases}
+        if len(by_suite) > 1:
+            for suite, names in by_suite.items():
+                _print_pooled(f"{unit:12s} {suite}", _pooled([rows[n] for n in names]))
+        pooled = _pooled(list(rows.values()))
+        _print_pooled(f"{unit:12s}", pooled)
         results[unit] = {"cases": rows, "pooled": pooled}
     if args.out:
         with open(args.out, "w") as fh:
