@@ -16,6 +16,7 @@ from bayes_scaling import inference
 from bayes_scaling import predict as P
 from bayes_scaling.data import DataError
 from bayes_scaling.laws import LAWS
+from bayes_scaling.predict import calibrate as PC
 
 CHIN = LAWS["chinchilla"]
 EPOCH = {
@@ -240,6 +241,76 @@ def test_tau_likelihood_peaks_near_the_truth():
     )
     best = grid[np.argmax(ll)]
     assert 0.8 * tau < best < 1.25 * tau  # sd of the MLE about tau / sqrt(2 j) = 4%
+
+
+def _joint_by_quadrature(y, mu, sigma, d, tau, slope_df):
+    """p(block | tau) by brute force: the shared slope integrated on a fine grid, per draw."""
+    from scipy.special import logsumexp
+    from scipy.stats import norm, t
+
+    b = np.linspace(-0.5, 0.5, 20001)
+    db = b[1] - b[0]
+    prior = norm.pdf(b, scale=tau) if slope_df is None else t.pdf(b / tau, slope_df) / tau
+    out = []
+    for s in range(mu.shape[0]):
+        resid = (y - mu[s])[None, :] - b[:, None] * d[None, :]
+        ll = norm.logpdf(resid, scale=sigma[s]).sum(axis=1)
+        out.append(logsumexp(ll + np.log(prior * db)))
+    return logsumexp(out) - math.log(mu.shape[0])
+
+
+@pytest.mark.parametrize("slope_df", [None, 3.0])
+def test_joint_tau_likelihood_matches_quadrature(slope_df):
+    """With normal noise the closed-form joint score is exact in b for each draw; the Student-t
+    slope enters as a 64-point scale mixture, so the two agree to quadrature error."""
+    rng = np.random.default_rng(3)
+    s, j = 5, 12
+    d = rng.uniform(0.1, 1.0, j)
+    mu = 0.01 * rng.standard_normal((s, j))
+    sigma = rng.uniform(0.01, 0.02, s)
+    y = 0.05 * d + 0.01 * rng.standard_normal(j)
+    grid = np.array([0.02, 0.05, 0.2])
+    got = PC._tau_log_likelihood_joint([(y, mu, sigma, None, d)], grid, slope_df)
+    want = [_joint_by_quadrature(y, mu, sigma, d, tau, slope_df) for tau in grid]
+    np.testing.assert_allclose(got, want, atol=0.01)  # log scale; the mixture errs by ~0.002
+
+
+def test_joint_score_counts_a_block_once():
+    """Runs that share one slope: pointwise scoring grows sure of tau with the runs in a block,
+    the joint score does not (one slope per block is one look at tau)."""
+    rng = np.random.default_rng(0)
+    grid = np.asarray(P._TAU_GRID)
+    sigma, tau = 0.005, 0.05
+
+    def curvature(j, score):
+        blocks = []
+        for _ in range(3):  # three pseudo-futures, one shared slope each
+            d = rng.uniform(0.2, 1.0, j)
+            y = tau * rng.standard_normal() * d + sigma * rng.standard_normal(j)
+            blocks.append((y, np.zeros((200, j)), np.full(200, sigma), None, d))
+        if score == "joint":
+            ll = PC._tau_log_likelihood_joint(blocks, grid, None)
+        else:
+            ll = P._tau_log_likelihood(blocks, grid, np.random.default_rng(1), None)
+        return ll.max() - ll[np.searchsorted(grid, 0.5)]  # how sure tau is not 0.5
+
+    assert curvature(100, "pointwise") > 5 * curvature(10, "pointwise")
+    assert curvature(100, "joint") < 2 * curvature(10, "joint") + 1.0
+
+
+def test_joint_score_with_too_few_runs_uses_the_prior():
+    train = pd.DataFrame({"N": [1e8, 2e8, 4e8, 8e8], "D": [2e9, 4e9, 8e9, 1.6e10]})
+    train["loss"] = np.asarray(CHIN.predict(EPOCH, train))
+    with pytest.warns(RuntimeWarning, match="drawn from its half-normal prior"):
+        disc = P.calibrate_discrepancy(train, "chinchilla", score="joint")
+    assert disc.method == "prior" and disc.details["tau_mle"] is None
+    span = P.data_span("chinchilla", train)
+    weights = np.asarray(disc.tau_weights)
+    grid = np.asarray(disc.tau_grid) * span  # per span again
+    prior_mean = np.sqrt(2 / np.pi) * P.DEFAULT_TAU_PRIOR_SCALE  # half-normal mean
+    assert abs(float(weights @ grid) - prior_mean) < 0.05 * prior_mean  # grid truncation only
+    with pytest.raises(ValueError, match="score must be one of"):
+        P.calibrate_discrepancy(train, "chinchilla", score="together")
 
 
 def test_data_span_is_the_width_along_the_scale_axis():

@@ -54,7 +54,8 @@ class Discrepancy:
     lower, upper : tuple of float
         The training data's range in each coordinate (natural logs).
     method : str
-        ``"leave-future-out"``, ``"fixed"`` or ``"uncalibrated"``.
+        ``"leave-future-out"``, ``"prior"`` (no usable cut: ``tau`` from its prior),
+        ``"fixed"`` or ``"uncalibrated"``.
     details : dict
         JSON-serialisable record of the calibration (cuts, points, summaries of ``tau``).
     slope_df : float or None, default None
