@@ -474,10 +474,8 @@ def calibrate_discrepancy(
         "tau_per_span_mle": float(grid[int(np.argmax(loglik))]) if blocks else None,
         "tau_per_span_median": per_span.tau_quantile(0.5),
         "tau_mle": float(grid[int(np.argmax(loglik))]) / span if blocks else None,
-        **disc.summary(),
+        **{k: v for k, v in disc.summary().items() if k not in ("coordinates", "method")},
     }
-    details.pop("coordinates")
-    details.pop("method")
     return dataclasses.replace(disc, details=details)
 
 
