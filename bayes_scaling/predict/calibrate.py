@@ -99,18 +99,16 @@ def _shared_slope_fit(resid: np.ndarray, d: np.ndarray, sigma: np.ndarray, nu):
     joint likelihood; the information is the expected one, ``sum d^2 (nu + 1) / ((nu + 3)
     sigma^2)``.
     """
-    nu_f = None if nu is None else np.where(np.isfinite(nu), nu, np.inf)
+    student = None if nu is None else np.isfinite(nu)  # draws with Student-t noise
     b = resid @ d / float(d @ d)
-    for _ in range(25):
-        if nu_f is None:
-            break
-        e2 = ((resid - b[:, None] * d) / sigma[:, None]) ** 2
-        with np.errstate(invalid="ignore"):
-            w = np.where(
-                np.isfinite(nu_f)[:, None], (nu_f[:, None] + 1) / (nu_f[:, None] + e2), 1.0
-            )
-        b = (w * resid) @ d / (w @ (d * d))
-    c = 1.0 if nu_f is None else np.where(np.isfinite(nu_f), (nu_f + 1) / (nu_f + 3), 1.0)
+    c: Any = 1.0
+    if student is not None:
+        nu_t = np.where(student, nu, 1.0)  # placeholder where the noise is normal
+        for _ in range(25):
+            e2 = ((resid - b[:, None] * d) / sigma[:, None]) ** 2
+            w = np.where(student[:, None], (nu_t[:, None] + 1) / (nu_t[:, None] + e2), 1.0)
+            b = (w * resid) @ d / (w @ (d * d))
+        c = np.where(student, (nu_t + 1) / (nu_t + 3), 1.0)
     info = float(d @ d) * c / sigma**2
     ell = _draws.noise_log_density(resid - b[:, None] * d[None, :], sigma, nu).sum(axis=1)
     return b, info, ell
