@@ -67,7 +67,11 @@ runs, where a law's error matters and, in practice, grows.
 Limitations: runs of one pseudo-future share the refit's parameter error, which the pointwise
 score counts as discrepancy, so ``tau`` errs on the wide side when a refit happens to miss, most
 in weakly identified designs (where ``E`` trades off against the exponents). Its posterior is
-narrower than it should be. ``d`` grows linearly: the data rarely say more than that.
+narrower than it should be. ``calibrate_discrepancy(..., score="joint")`` scores a
+pseudo-future's runs together, under the one slope per draw that the model gives them, so each
+pseudo-future counts once and the prior of ``tau`` weighs more (and stands alone where no cut is
+usable); it is an option, not the default (its figures are in ``benchmarks/RESULTS.md``). ``d``
+grows linearly: the data rarely say more than that.
 
 References
 ----------
