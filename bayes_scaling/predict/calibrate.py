@@ -447,11 +447,10 @@ def calibrate_discrepancy(
     rng = np.random.default_rng(seed)
     blocks, used, skipped = _run_cuts(setup, cuts, rng)
     record = {"cuts": used, "skipped": skipped, "n_runs": len(frame)}
-    if not blocks and score != "joint":
-        _warn_uncalibrated(setup)
-        return Discrepancy((0.0,), (1.0,), coords, lower, upper, "uncalibrated", record)
     if not blocks:
-        _warn_prior_only(setup, tau_prior_scale, unit)
+        _warn_no_cut(setup, _PRIOR_ONLY.format(tau_prior_scale, unit) if score == "joint" else _OFF)
+        if score != "joint":
+            return Discrepancy((0.0,), (1.0,), coords, lower, upper, "uncalibrated", record)
     grid, weights, loglik = _tau_posterior(blocks, rng, tau_prior_scale, slope_df, score)
     span = data_span(spec, frame) if setup.per_span else 1.0
     disc = Discrepancy(
@@ -481,23 +480,20 @@ def _df(slope_df: float | None) -> dict[str, Any]:
     return {"slope_df": None if slope_df is None else float(slope_df)}
 
 
-def _warn_uncalibrated(setup: _Setup) -> None:
-    warnings.warn(
-        f"could not calibrate the extrapolation discrepancy of law {setup.spec.name!r}: no "
-        f"leave-future-out cut left at least {setup.min_train} runs to fit and {setup.min_test} "
-        f"outside their range to predict ({len(setup.frame)} runs); intervals carry parameter "
-        "and noise uncertainty only. Pass discrepancy=<tau> to set it by hand.",
-        RuntimeWarning,
-        stacklevel=3,
-    )
+_OFF = (
+    "intervals carry parameter and noise uncertainty only. Pass discrepancy=<tau> to set it by "
+    "hand."
+)
+_PRIOR_ONLY = "tau is drawn from its half-normal prior (scale {:g} per {})."
 
 
-def _warn_prior_only(setup: _Setup, tau_prior_scale: float, unit: str) -> None:
+def _warn_no_cut(setup: _Setup, consequence: str) -> None:
+    """Warn that no leave-future-out cut was usable, and say what the intervals carry instead."""
     warnings.warn(
         f"could not calibrate the extrapolation discrepancy of law {setup.spec.name!r} from the "
         f"data: no leave-future-out cut left at least {setup.min_train} runs to fit and "
-        f"{setup.min_test} outside their range to predict ({len(setup.frame)} runs); tau is "
-        f"drawn from its half-normal prior (scale {tau_prior_scale:g} per {unit}).",
+        f"{setup.min_test} outside their range to predict ({len(setup.frame)} runs); "
+        + consequence,
         RuntimeWarning,
         stacklevel=3,
     )
