@@ -216,12 +216,12 @@ def test_discrepancy_is_recorded_on_the_fit():
     assert P.DISCREPANCY_ATTR not in fit.posterior.attrs
 
 
-def test_calibration_with_too_few_runs_warns_and_turns_off():
+def test_calibration_with_too_few_runs_warns_and_uses_the_prior():
     train = pd.DataFrame({"N": [1e8, 2e8, 4e8, 8e8], "D": [2e9, 4e9, 8e9, 1.6e10]})
     train["loss"] = np.asarray(CHIN.predict(EPOCH, train))
     with pytest.warns(RuntimeWarning, match="could not calibrate the extrapolation discrepancy"):
         disc = P.calibrate_discrepancy(train, "chinchilla")
-    assert disc.method == "uncalibrated" and disc.tau_grid == (0.0,)
+    assert disc.method == "prior" and disc.tau_quantile(0.5) > 0
     with pytest.raises(ValueError, match="needs law="):
         P.calibrate_discrepancy(train)
     with pytest.raises(ValueError, match="cuts must be quantiles"):

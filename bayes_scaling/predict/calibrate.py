@@ -396,8 +396,7 @@ def calibrate_discrepancy(
         How a pseudo-future's runs score ``tau``. ``"pointwise"``: one by one (a composite
         likelihood; each run counts as a look at the discrepancy). ``"joint"``: together, with
         the one slope per draw that the discrepancy model gives them all, so a pseudo-future
-        counts once; ``tau`` is then led more by its prior, and a data set too small for any
-        cut gets ``tau`` from the prior (``method="prior"``, with a warning) rather than none.
+        counts once; ``tau`` is then led more by its prior.
         On the calibration issue's whole suite the joint score kept every case's 90% coverage
         at 0.75 or more (the pointwise one: four cases under) at the cost of wider 90%
         intervals (``benchmarks/RESULTS.md``); it is not yet the default.
@@ -407,8 +406,10 @@ def calibrate_discrepancy(
     Discrepancy
         The grid posterior of ``tau`` (per natural-log unit of distance; with ``unit="span"``,
         the per-span posterior divided by the whole data's span) and the box of the whole data.
-        When no cut is usable (too few runs) a :class:`Discrepancy` with ``tau = 0`` and
-        ``method = "uncalibrated"`` is returned with a warning.
+        When no cut is usable (too few runs), ``tau`` follows its prior (``method="prior"``)
+        and a warning says so: with no pseudo-future to learn from, the prior is the honest
+        statement of how far the law may bend, where no discrepancy at all would claim it
+        cannot.
 
     Notes
     -----
@@ -448,9 +449,7 @@ def calibrate_discrepancy(
     blocks, used, skipped = _run_cuts(setup, cuts, rng)
     record = {"cuts": used, "skipped": skipped, "n_runs": len(frame)}
     if not blocks:
-        _warn_no_cut(setup, _PRIOR_ONLY.format(tau_prior_scale, unit) if score == "joint" else _OFF)
-        if score != "joint":
-            return Discrepancy((0.0,), (1.0,), coords, lower, upper, "uncalibrated", record)
+        _warn_no_cut(setup, _PRIOR_ONLY.format(tau_prior_scale, unit))
     grid, weights, loglik = _tau_posterior(blocks, rng, tau_prior_scale, slope_df, score)
     span = data_span(spec, frame) if setup.per_span else 1.0
     disc = Discrepancy(
@@ -480,11 +479,10 @@ def _df(slope_df: float | None) -> dict[str, Any]:
     return {"slope_df": None if slope_df is None else float(slope_df)}
 
 
-_OFF = (
-    "intervals carry parameter and noise uncertainty only. Pass discrepancy=<tau> to set it by "
-    "hand."
+_PRIOR_ONLY = (
+    "tau is drawn from its half-normal prior (scale {:g} per {}), since nothing in the data says "
+    "how far the law holds beyond them. Pass discrepancy=<tau> to set it by hand."
 )
-_PRIOR_ONLY = "tau is drawn from its half-normal prior (scale {:g} per {})."
 
 
 def _warn_no_cut(setup: _Setup, consequence: str) -> None:
