@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_hierarchical.py [--out results.json] [--cases gadre porian-15 ...]
-        [--devices N]
+        [--devices N] [--trajectory-length L]
 
 Each case is fitted twice with the Python API at default settings (Chinchilla law, every
 parameter partially pooled, 4 x (500 + 1000) draws), once hierarchically (``group="group"``) and
@@ -12,7 +12,9 @@ once as one curve of the same points; the second call of each is timed, as
 ratio, divergences, max R-hat and min bulk ESS over the population and group parameters.
 The package asks JAX for one CPU device per core (at least four) when it is imported, so grouped
 fits run one chain per device; ``--devices N`` asks for N instead (``--devices 1``: the chains
-one after another, as before 2026-12-05).
+one after another, as before 2026-12-05). ``--trajectory-length L`` fits both forms of every
+case with jittered static HMC of mean length ``L`` (``fit(..., trajectory_length=L)``) in place
+of NUTS.
 
 Cases (``CASES``):
 
@@ -91,12 +93,12 @@ def cases() -> dict:
     return out
 
 
-def second_call(data: pd.DataFrame, group: str | None):
+def second_call(data: pd.DataFrame, group: str | None, **options):
     for seed in (0, 1):
         t = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            idata = fit(data, "chinchilla", group=group, seed=seed)
+            idata = fit(data, "chinchilla", group=group, seed=seed, **options)
         seconds = time.perf_counter() - t
     return seconds, idata
 
@@ -110,9 +112,9 @@ def diagnostics(idata) -> dict:
     }
 
 
-def run_case(data: pd.DataFrame) -> dict:
-    one_s, _ = second_call(data.drop(columns=["group"]), None)
-    grouped_s, idata = second_call(data, "group")
+def run_case(data: pd.DataFrame, **options) -> dict:
+    one_s, _ = second_call(data.drop(columns=["group"]), None, **options)
+    grouped_s, idata = second_call(data, "group", **options)
     return {
         "runs": len(data),
         "groups": int(data["group"].nunique()),
@@ -137,6 +139,13 @@ def main() -> None:
         help="CPU devices to ask JAX for (default: the package's, one per core and at least "
         "four); grouped fits run one chain per device",
     )
+    parser.add_argument(
+        "--trajectory-length",
+        type=float,
+        default=None,
+        help="jittered static HMC with this mean trajectory length (whitened coordinates) for "
+        "both fits of each case, in place of NUTS",
+    )
     args = parser.parse_args()
     import jax
 
@@ -147,7 +156,7 @@ def main() -> None:
     print(f"{len(jax.local_devices())} CPU devices", flush=True)
     results = {}
     for name in args.cases:
-        r = results[name] = run_case(known[name]())
+        r = results[name] = run_case(known[name](), trajectory_length=args.trajectory_length)
         converged = r["divergences"] == 0 and r["max_rhat"] <= 1.01 and r["min_ess_bulk"] >= 1000
         print(
             f"{name:28s} runs={r['runs']:4d} groups={r['groups']:3d} "

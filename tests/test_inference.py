@@ -247,3 +247,41 @@ def test_diagnostics_with_too_few_draws_are_nan_and_warned():
     assert np.isnan(d["max_rhat"]) and np.isnan(d["min_ess"]) and d["divergences"] == 0
     with pytest.warns(RuntimeWarning, match="2 draws per chain are too few"):
         inference._warn_diagnostics(post, stats, None)
+
+
+# --------------------------------------------------------------------------- jittered static HMC
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("inf"), True, "long"])
+def test_bad_trajectory_length_is_refused(bad):
+    with pytest.raises(ValueError, match="trajectory_length must be a positive number, .auto. or None"):
+        engine.SamplerSettings(trajectory_length=bad)
+
+
+def test_jittered_hmc_draws_the_nuts_posterior():
+    """Static HMC with a jittered trajectory samples the same posterior as NUTS: medians within
+    half a posterior SD and spreads within 25% (each from 2 x 1,000 draws, whose Monte Carlo
+    errors are a few hundredths of an SD), its trajectories vary in length and none runs past
+    NUTS's deepest tree."""
+    df = _curve(3)[0]
+    budget = dict(num_chains=2, num_warmup=300, num_samples=1000, prior_samples=0, seed=0)
+    nuts = _fit(df, **budget)
+    hmc = _fit(df, trajectory_length=3.0, **budget)
+    d = inference.diagnostics(hmc.posterior, hmc.sample_stats, ["E", "A", "alpha"])
+    assert d["divergences"] == 0 and d["max_rhat"] < 1.02
+    for name in ("E", "A", "alpha"):
+        ref = np.log(nuts.posterior[name].values.ravel())
+        new = np.log(hmc.posterior[name].values.ravel())
+        assert abs(np.median(new) - np.median(ref)) < 0.5 * ref.std(), name
+        assert 0.75 < new.std() / ref.std() < 1.25, name
+    steps = hmc.sample_stats["n_steps"].values
+    assert len(np.unique(steps)) > 3 and steps.max() <= 2**10 - 1
+
+
+def test_fit_many_takes_a_trajectory_length():
+    curves = [_curve(20 + k)[0] for k in range(2)]
+    fits = inference.fit_many(curves, "power_law", num_chains=2, num_warmup=200, num_samples=250,
+                              seed=0, trajectory_length=3.0)
+    for (df, true), idata in zip([_curve(20 + k) for k in range(2)], fits):
+        draws = idata.posterior["alpha"].values.ravel()
+        assert abs(np.median(draws) - true["alpha"]) < 4 * draws.std()

@@ -13,7 +13,13 @@ import numpy as np
 from bayes_scaling.engine.programs import _PROGRAMS, _from_program_file, _remember, compiled
 from bayes_scaling.engine.progress import Progress
 from bayes_scaling.engine.sampler import _chain_devices, joint_program, program
-from bayes_scaling.engine.settings import BATCHINGS, SamplerSettings, bucket_size, pad_inputs
+from bayes_scaling.engine.settings import (
+    BATCHINGS,
+    GROUPED_TRAJECTORY_LENGTH,
+    SamplerSettings,
+    bucket_size,
+    pad_inputs,
+)
 from bayes_scaling.engine.staged import compile_staged, run_staged
 from bayes_scaling.models import ModelSpec
 
@@ -39,7 +45,7 @@ def run_fit(
     sampling, not compilation, is what takes the time.
     """
     settings = SamplerSettings() if settings is None else settings
-    settings = _grouped_chains(spec, settings, method)
+    settings = _grouped_defaults(spec, settings, method)
     n = int(np.shape(y)[0])
     size = bucket_size(max(n, int(pad_to or 0)))
     xp, yp, gp, mask = pad_inputs(x, y, group_index, size)
@@ -54,15 +60,15 @@ def run_fit(
     return _cut(jax.device_get(fn(*args)), n, spec)
 
 
-def _grouped_chains(spec: ModelSpec, settings: SamplerSettings, method: str) -> SamplerSettings:
-    """``settings`` with parallel chains for a grouped NUTS fit on several devices, if its chain
-    method is left open."""
-    if (
-        settings.chain_method is None
-        and method == "nuts"
-        and spec.num_groups
-        and _chain_devices(settings.num_chains) > 1
-    ):
+def _grouped_defaults(spec: ModelSpec, settings: SamplerSettings, method: str) -> SamplerSettings:
+    """``settings`` with what is left open resolved: a grouped fit's chains run in parallel on
+    several devices, and ``trajectory_length="auto"`` is jittered static HMC of length
+    ``GROUPED_TRAJECTORY_LENGTH`` for a grouped fit, NUTS for one curve."""
+    grouped = method == "nuts" and bool(spec.num_groups)
+    if settings.trajectory_length == "auto":
+        length = GROUPED_TRAJECTORY_LENGTH if grouped else None
+        settings = dataclasses.replace(settings, trajectory_length=length)
+    if settings.chain_method is None and grouped and _chain_devices(settings.num_chains) > 1:
         return dataclasses.replace(settings, chain_method="parallel")
     return settings
 

@@ -45,14 +45,17 @@ def _kernel(potential, d: int, settings: SamplerSettings):
 
     numpyro's ``init_kernel`` sets the adaptation schedule that ``sample_kernel`` reads, so a
     program that only runs ``sample_kernel`` on a given state calls ``init`` once first (its
-    result is unused and compiled away).
+    result is unused and compiled away). With ``settings.trajectory_length`` set, the kernel is
+    static HMC with a jittered trajectory instead (see :func:`_jittered`).
     """
     from numpyro.infer.hmc import hmc
 
-    init_kernel, sample_kernel = hmc(potential, algo="NUTS")
+    static = settings.static_length()
+    init_kernel, sample_kernel = hmc(potential, algo="NUTS" if static is None else "HMC")
 
     def init(key, z0):
         z0 = jnp.where(jnp.isfinite(potential(z0)), z0, jnp.zeros_like(z0))
+        length = {} if static is None else {"trajectory_length": static}
         return init_kernel(
             z0,
             settings.num_warmup,
@@ -60,9 +63,31 @@ def _kernel(potential, d: int, settings: SamplerSettings):
             target_accept_prob=settings.target_accept_prob,
             max_tree_depth=settings.max_tree_depth,
             rng_key=key,
+            **length,
         )
 
-    return init, sample_kernel
+    return init, sample_kernel if static is None else _jittered(sample_kernel, settings)
+
+
+def _jittered(sample_kernel, settings: SamplerSettings):
+    """Static HMC whose trajectory length is drawn afresh each iteration.
+
+    The length is uniform on [0.5, 1.5] times ``settings.trajectory_length`` (in the whitened
+    coordinates, where the posterior's scales are near 1), so that no fixed length resonates
+    with a direction's period, and is capped at ``2 ** max_tree_depth - 1`` leapfrog steps, the
+    most a NUTS tree takes. Every set and chain then does about the same work per iteration,
+    which is what many sets in lockstep need (:func:`bayes_scaling.engine.run_many`).
+    """
+    mean = settings.static_length() or 0.0
+    most_steps = 2**settings.max_tree_depth - 1
+
+    def step(state):
+        key, sub = jax.random.split(state.rng_key)
+        length = mean * jax.random.uniform(sub, minval=0.5, maxval=1.5, dtype=state.z.dtype)
+        length = jnp.minimum(length, most_steps * state.adapt_state.step_size)
+        return sample_kernel(state._replace(rng_key=key, trajectory_length=length))
+
+    return step
 
 
 def _recorded(sample_kernel):

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import jax
 import numpy as np
 
+GROUPED_TRAJECTORY_LENGTH = 3.0  # "auto" for hierarchical fits; see SamplerSettings
 CHAIN_METHODS = ("sequential", "vectorized", "parallel")
 DENSE_MASS_MAX_DIM = 16
 # partial centring needs the population scale pinned down by the groups; with fewer, the
@@ -62,6 +63,14 @@ class SamplerSettings:
         in coordinates partially centred per group, by how strongly the group's data determine
         its value (see :class:`_PartialCentring`); False samples the model's non-centred form
         as written.
+    trajectory_length : float, "auto" or None, default "auto"
+        None runs NUTS. A number runs static HMC instead, each iteration's trajectory drawn
+        uniformly between 0.5 and 1.5 times this length in the whitened coordinates (where the
+        posterior's scales are near 1 at the mode), the step size adapted as for NUTS, and at
+        most ``2 ** max_tree_depth - 1`` leapfrog steps. ``"auto"``: ``GROUPED_TRAJECTORY_LENGTH``
+        (3.0) for hierarchical fits, whose NUTS trees ran to their depth limit along the
+        population scales' funnels (in ``benchmarks/RESULTS.md`` the fixed length gave more
+        effective draws in less time on every few-group case measured), NUTS otherwise.
     """
 
     num_chains: int = 4
@@ -73,6 +82,7 @@ class SamplerSettings:
     chain_method: str | None = None
     progress_bar: bool = False
     partial_centring: bool = True
+    trajectory_length: float | str | None = "auto"
 
     def __post_init__(self) -> None:
         for name in ("num_chains", "num_warmup", "num_samples"):
@@ -93,6 +103,15 @@ class SamplerSettings:
                 f"chain_method must be one of {', '.join(CHAIN_METHODS)} or None; got "
                 f"{self.chain_method!r}"
             )
+        if self.trajectory_length not in (None, "auto") and not (
+            isinstance(self.trajectory_length, int | float)
+            and not isinstance(self.trajectory_length, bool)
+            and 0 < self.trajectory_length < float("inf")
+        ):
+            raise ValueError(
+                f"trajectory_length must be a positive number, 'auto' or None; got "
+                f"{self.trajectory_length!r}"
+            )
         if (
             isinstance(self.max_tree_depth, bool)
             or not isinstance(self.max_tree_depth, int)
@@ -101,6 +120,12 @@ class SamplerSettings:
             raise ValueError(
                 f"max_tree_depth must be a positive integer; got {self.max_tree_depth!r}"
             )
+
+    def static_length(self) -> float | None:
+        """The mean trajectory length of static HMC, or None for NUTS (``"auto"`` left
+        unresolved, as outside a grouped fit, is NUTS)."""
+        length = self.trajectory_length
+        return None if length is None or isinstance(length, str) else float(length)
 
     def dense_for(self, d: int) -> bool:
         """Whether a ``d``-parameter model adapts a dense mass matrix."""
@@ -122,6 +147,7 @@ class SamplerSettings:
             self.max_tree_depth,
             self.resolved_chain_method(),
             self.partial_centring,
+            self.trajectory_length,
         )
 
 
