@@ -104,12 +104,16 @@ def _nu(value: float) -> dict:
 # ``priors`` and ``likelihood`` for the noise model). The first five vary the discrepancy with the
 # default noise model (Student-t with nu learned under a Gamma(2, 0.1) prior); the rest vary the
 # noise model (the ``nu-`` ones fix nu, ``nu-gamma2-1`` learns it under Gamma(2, 1)).
+FIVE_CUTS = (0.5, 0.6, 0.7, 0.8, 0.9)
 VARIANTS: dict[str, dict] = {
     "span-t3": {},
     "span-t2": {"calibration": {"slope_df": 2.0}},
     "span-t4": {"calibration": {"slope_df": 4.0}},
     "span-normal": {"calibration": {"slope_df": None}},
     "efold-normal": {"calibration": {"unit": "e-fold", "slope_df": None}},
+    "joint": {"calibration": {"score": "joint"}},
+    "joint-5cuts": {"calibration": {"score": "joint", "cuts": FIVE_CUTS}},
+    "span-t3-5cuts": {"calibration": {"cuts": FIVE_CUTS}},
     "noise-normal": {"likelihood": "normal"},
     "nu-4": {"priors": _nu(4.0)},
     "nu-2": {"priors": _nu(2.0)},
