@@ -75,3 +75,27 @@ def test_divergence_advice_names_a_target_above_the_one_used():
     at_99 = _divergence_message(0.99, groups=False)
     assert "already used target_accept_prob=0.99" in at_99 and "0.95" not in at_99
     assert "already used --target-accept 0.99" in cli_words(at_99)
+
+
+def test_a_static_hmc_fit_that_mixes_badly_suggests_nuts():
+    posterior = _posterior("alpha_pop_sd")
+    posterior.attrs["trajectory_length"] = 3.0  # as a grouped fit by static HMC records it
+    (rhat_message,) = [m for m in _messages(posterior) if m.startswith("max R-hat")]
+    assert "static HMC with a fixed mean trajectory length (3)" in rhat_message
+    assert "NUTS (trajectory_length=None)" in rhat_message
+    assert "NUTS (--trajectory-length nuts)" in cli_words(rhat_message)
+    assert not any("trajectory" in m for m in _messages(_posterior("sigma")))  # NUTS fit: none
+
+
+def test_trajectory_length_flag_reads_auto_nuts_or_a_length():
+    import argparse
+
+    import pytest
+
+    from bayes_scaling.cli._common import trajectory_type
+
+    assert trajectory_type("auto") == "auto" and trajectory_type("nuts") is None
+    assert trajectory_type("2.5") == 2.5
+    for bad in ("0", "-1", "inf", "nan", "long"):
+        with pytest.raises(argparse.ArgumentTypeError, match="auto, nuts or a positive number"):
+            trajectory_type(bad)

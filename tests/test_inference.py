@@ -276,6 +276,8 @@ def test_jittered_hmc_draws_the_nuts_posterior():
         assert 0.75 < new.std() / ref.std() < 1.25, name
     steps = hmc.sample_stats["n_steps"].values
     assert len(np.unique(steps)) > 3 and steps.max() <= 2**10 - 1
+    assert hmc.posterior.attrs["trajectory_length"] == 3.0
+    assert "trajectory_length" not in nuts.posterior.attrs  # one curve: NUTS by default
 
 
 def test_fit_many_takes_a_trajectory_length():

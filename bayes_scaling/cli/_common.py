@@ -77,6 +77,19 @@ def seed_type(text: str) -> int:
     return value
 
 
+def trajectory_type(text: str) -> float | str | None:
+    """--trajectory-length: ``auto``, ``nuts`` (None) or a positive number."""
+    if text in ("auto", "nuts"):
+        return None if text == "nuts" else text
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be auto, nuts or a positive number; got {text!r}")
+    return value
+
+
 def check_out(args, *inputs) -> None:
     """Refuse an unusable --out before any work.
 

@@ -40,6 +40,7 @@ def _run_fit(df, args, label: str):
         num_samples=args.samples,
         target_accept_prob=args.target_accept,
         progress_bar=progress,
+        trajectory_length=getattr(args, "trajectory_length", "auto"),
     )
     groups_txt = f", {inputs.spec.num_groups} groups" if inputs.spec.num_groups else ""
     _c.say(
@@ -133,7 +134,11 @@ def register(sub) -> None:
     p = sub.add_parser("laws", help="list the registered laws with their formulas")
     p.set_defaults(func=cmd_laws, needs_jax=False)
 
-    p = sub.add_parser("fit", help="fit a law with NUTS and save the posterior as netCDF")
+    p = sub.add_parser(
+        "fit",
+        help="fit a law by MCMC (NUTS; static HMC for hierarchical fits) and save the posterior "
+        "as netCDF",
+    )
     p.add_argument(
         "data", help="CSV file or dataset name (see bayes_scaling.datasets.list_datasets)"
     )
@@ -141,6 +146,15 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="output netCDF file (InferenceData)")
     p.add_argument(
         "--force", action="store_true", help="replace --out if it exists (never an input file)"
+    )
+    p.add_argument(
+        "--trajectory-length",
+        type=_c.trajectory_type,
+        default="auto",
+        metavar="auto|nuts|L",
+        help="MCMC kernel: nuts, or static HMC with trajectories of mean length L (jittered, in "
+        "coordinates whitened at the mode); auto (default): L = 3 for a hierarchical fit "
+        "(--group), NUTS otherwise",
     )
     p.add_argument(
         "--discrepancy",

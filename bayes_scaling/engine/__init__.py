@@ -40,7 +40,7 @@ from bayes_scaling.engine.programs import (
     compiled,
     program_cache_dir,
 )
-from bayes_scaling.engine.run import run_fit, run_many
+from bayes_scaling.engine.run import resolve_settings, run_fit, run_many
 from bayes_scaling.engine.sampler import _counted, _structure, joint_program, program
 from bayes_scaling.engine.settings import (
     BATCHINGS,
@@ -71,6 +71,7 @@ __all__ = [  # noqa: RUF022 - public names, then private names kept for existing
     "pad_inputs",
     "program",
     "program_cache_dir",
+    "resolve_settings",
     "run_fit",
     "run_many",
     "_PROGRAMS",

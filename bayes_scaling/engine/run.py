@@ -45,7 +45,7 @@ def run_fit(
     sampling, not compilation, is what takes the time.
     """
     settings = SamplerSettings() if settings is None else settings
-    settings = _grouped_defaults(spec, settings, method)
+    settings = resolve_settings(spec, settings, method)
     n = int(np.shape(y)[0])
     size = bucket_size(max(n, int(pad_to or 0)))
     xp, yp, gp, mask = pad_inputs(x, y, group_index, size)
@@ -60,7 +60,7 @@ def run_fit(
     return _cut(jax.device_get(fn(*args)), n, spec)
 
 
-def _grouped_defaults(spec: ModelSpec, settings: SamplerSettings, method: str) -> SamplerSettings:
+def resolve_settings(spec: ModelSpec, settings: SamplerSettings, method: str) -> SamplerSettings:
     """``settings`` with what is left open resolved: a grouped fit's chains run in parallel on
     several devices, and ``trajectory_length="auto"`` is jittered static HMC of length
     ``GROUPED_TRAJECTORY_LENGTH`` for a grouped fit, NUTS for one curve."""

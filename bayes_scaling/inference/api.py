@@ -60,7 +60,9 @@ def sample(
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; expected one of {', '.join(METHODS)}")
     spec = inputs.spec
-    settings = SamplerSettings() if settings is None else settings
+    settings = _engine.resolve_settings(
+        spec, SamplerSettings() if settings is None else settings, method
+    )
     _engine.cache_from_environment()
     _warn_few_runs(inputs)
     out = _engine.run_fit(
@@ -74,7 +76,9 @@ def sample(
         method=method,
         pad_to=pad_to,
     )
-    return _groups_from_run(inputs, out, method, settings.target_accept_prob)
+    return _groups_from_run(
+        inputs, out, method, settings.target_accept_prob, settings.static_length()
+    )
 
 
 def fit(
@@ -347,7 +351,9 @@ def fit_many(
             batching=batching,
         )
     fits = [
-        to_inference_data(_groups_from_run(i, o, method, target_accept_prob))
+        to_inference_data(
+            _groups_from_run(i, o, method, target_accept_prob, settings.static_length())
+        )
         for i, o in zip(inputs, outs, strict=True)
     ]
     return dict(zip(names, fits, strict=True)) if names is not None else fits

@@ -66,21 +66,35 @@ def warn_diagnostics(posterior: xr.Dataset, stats: xr.Dataset, spec=None) -> Non
         target = posterior.attrs.get("target_accept_prob")
         advice = divergence_advice(target, posterior.sizes.get("group", 0))
         _warn(
-            f"{d['divergences']} divergent transitions: the posterior has regions NUTS cannot "
-            f"explore reliably. {advice}"
+            f"{d['divergences']} divergent transitions: the posterior has regions the sampler "
+            f"cannot explore reliably. {advice}"
         )
     if d["max_rhat"] > 1.01:
         _warn(
             f"max R-hat is {d['max_rhat']:.3f} (> 1.01): chains disagree. Run more warmup and "
             "samples (num_warmup, num_samples), check for "
-            "multimodality, or use more informative priors." + _pooling_advice(posterior)
+            "multimodality, or use more informative priors."
+            + _pooling_advice(posterior)
+            + _sampler_advice(posterior)
         )
     if d["min_ess"] < 400:
         _warn(
             f"min effective sample size is {d['min_ess']:.0f} (< 400): tail quantiles are "
             "unreliable. Draw more samples or chains (num_samples, num_chains)."
             + _pooling_advice(posterior)
+            + _sampler_advice(posterior)
         )
+
+
+def _sampler_advice(posterior: xr.Dataset) -> str:
+    """For a fit drawn by static HMC, that NUTS is the other sampler to try."""
+    length = posterior.attrs.get("trajectory_length")
+    if length is None:
+        return ""
+    return (
+        f" This fit ran static HMC with a fixed mean trajectory length ({length:g}); NUTS "
+        "(trajectory_length=None) adapts each trajectory and may mix better here."
+    )
 
 
 def divergence_advice(target_accept_prob: float | None, num_groups: int = 0) -> str:

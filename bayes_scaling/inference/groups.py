@@ -38,11 +38,13 @@ def _groups_from_run(
     out: Mapping[str, Any],
     method: str,
     target_accept_prob: float | None = None,
+    trajectory_length: float | None = None,
 ) -> dict[str, xr.Dataset]:
     """xarray groups from the arrays of one run of the compiled program.
 
-    ``target_accept_prob`` (the NUTS target the run used) is recorded in the posterior's
-    attributes, where the divergence warning and the report read it.
+    ``target_accept_prob`` (the target acceptance the run used) and ``trajectory_length``
+    (static HMC's mean trajectory length; None for NUTS) are recorded in the posterior's
+    attributes, where the diagnostics warnings and the report read them.
     """
     spec = inputs.spec
     samples = out["samples"]
@@ -50,6 +52,8 @@ def _groups_from_run(
     groups["posterior"].attrs["method"] = method
     if method == "nuts" and target_accept_prob is not None:
         groups["posterior"].attrs["target_accept_prob"] = float(target_accept_prob)
+    if method == "nuts" and trajectory_length is not None:
+        groups["posterior"].attrs["trajectory_length"] = float(trajectory_length)
     nc, nd = next(iter(samples.values())).shape[:2]
     site = f"log_{spec.law.target}"
     groups["log_likelihood"] = xr.Dataset(
