@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_hierarchical.py [--out results.json] [--cases gadre porian-15 ...]
-        [--devices N] [--trajectory-length L]
+        [--devices N] [--trajectory-length auto|nuts|L]
 
 Each case is fitted twice with the Python API at default settings (Chinchilla law, every
 parameter partially pooled, 4 x (500 + 1000) draws), once hierarchically (``group="group"``) and
@@ -12,9 +12,10 @@ once as one curve of the same points; the second call of each is timed, as
 ratio, divergences, max R-hat and min bulk ESS over the population and group parameters.
 The package asks JAX for one CPU device per core (at least four) when it is imported, so grouped
 fits run one chain per device; ``--devices N`` asks for N instead (``--devices 1``: the chains
-one after another, as before 2026-12-05). ``--trajectory-length L`` fits both forms of every
-case with jittered static HMC of mean length ``L`` (``fit(..., trajectory_length=L)``) in place
-of NUTS.
+one after another, as before 2026-12-05). ``--trajectory-length nuts|L`` fits both forms of every
+case with NUTS, or with jittered static HMC of mean length ``L`` (``fit(...,
+trajectory_length=L)``), in place of the package's default (``auto``: static HMC of length 3
+for the grouped fits, NUTS for one curve).
 
 Cases (``CASES``):
 
@@ -141,10 +142,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--trajectory-length",
-        type=float,
-        default=None,
-        help="jittered static HMC with this mean trajectory length (whitened coordinates) for "
-        "both fits of each case, in place of NUTS",
+        default="auto",
+        help="the MCMC kernel of both fits of each case: auto (the package's default: static HMC "
+        "of length 3 for grouped fits, NUTS for one curve), nuts, or jittered static HMC of this "
+        "mean trajectory length (whitened coordinates)",
     )
     args = parser.parse_args()
     import jax
@@ -156,7 +157,9 @@ def main() -> None:
     print(f"{len(jax.local_devices())} CPU devices", flush=True)
     results = {}
     for name in args.cases:
-        r = results[name] = run_case(known[name](), trajectory_length=args.trajectory_length)
+        length = args.trajectory_length
+        length = None if length == "nuts" else length if length == "auto" else float(length)
+        r = results[name] = run_case(known[name](), trajectory_length=length)
         converged = r["divergences"] == 0 and r["max_rhat"] <= 1.01 and r["min_ess_bulk"] >= 1000
         print(
             f"{name:28s} runs={r['runs']:4d} groups={r['groups']:3d} "
