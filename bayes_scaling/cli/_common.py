@@ -90,6 +90,19 @@ def trajectory_type(text: str) -> float | str | None:
     return value
 
 
+def add_trajectory_option(p: argparse.ArgumentParser) -> None:
+    """--trajectory-length: the MCMC kernel."""
+    p.add_argument(
+        "--trajectory-length",
+        type=trajectory_type,
+        default="auto",
+        metavar="auto|nuts|L",
+        help="MCMC kernel: nuts, or static HMC with trajectories of mean length L (jittered, in "
+        "coordinates whitened at the mode); auto (default): L = 3 for a hierarchical fit "
+        "(--group), NUTS otherwise",
+    )
+
+
 def check_out(args, *inputs) -> None:
     """Refuse an unusable --out before any work.
 

@@ -147,15 +147,7 @@ def register(sub) -> None:
     p.add_argument(
         "--force", action="store_true", help="replace --out if it exists (never an input file)"
     )
-    p.add_argument(
-        "--trajectory-length",
-        type=_c.trajectory_type,
-        default="auto",
-        metavar="auto|nuts|L",
-        help="MCMC kernel: nuts, or static HMC with trajectories of mean length L (jittered, in "
-        "coordinates whitened at the mode); auto (default): L = 3 for a hierarchical fit "
-        "(--group), NUTS otherwise",
-    )
+    _c.add_trajectory_option(p)
     p.add_argument(
         "--discrepancy",
         default="auto",
