@@ -41,8 +41,9 @@ def sample(
     prior_samples : int, default 500
         Draws for the ``prior`` and ``prior_predictive`` groups (0 to skip).
     method : {"nuts", "laplace"}
-        ``"nuts"``: NUTS in coordinates whitened by a Laplace fit at the mode (see
-        :mod:`bayes_scaling.engine`). ``"laplace"``: independent draws from the Gaussian
+        ``"nuts"``: MCMC (NUTS, or static HMC as ``settings.trajectory_length`` says; by
+        default static HMC for a hierarchical fit) in coordinates whitened by a Laplace fit at
+        the mode (see :mod:`bayes_scaling.engine`). ``"laplace"``: independent draws from the Gaussian
         approximation at the mode on the unconstrained scale -- a quick look, narrower than the
         posterior where it is skewed (calibration in ``benchmarks/RESULTS.md``).
     pad_to : int, optional
@@ -104,7 +105,7 @@ def fit(
     pad_to: int | None = None,
     trajectory_length: float | str | None = "auto",
 ):
-    """Fit a scaling law with NUTS (or a Laplace approximation) and return ``InferenceData``.
+    """Fit a scaling law by MCMC (or a Laplace approximation) and return ``InferenceData``.
 
     Parameters
     ----------
