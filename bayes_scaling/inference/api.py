@@ -43,9 +43,9 @@ def sample(
     method : {"nuts", "laplace"}
         ``"nuts"``: MCMC (NUTS, or static HMC as ``settings.trajectory_length`` says; by
         default static HMC for a hierarchical fit) in coordinates whitened by a Laplace fit at
-        the mode (see :mod:`bayes_scaling.engine`). ``"laplace"``: independent draws from the Gaussian
-        approximation at the mode on the unconstrained scale -- a quick look, narrower than the
-        posterior where it is skewed (calibration in ``benchmarks/RESULTS.md``).
+        the mode (see :mod:`bayes_scaling.engine`). ``"laplace"``: independent draws from the
+        Gaussian approximation at the mode on the unconstrained scale -- a quick look, narrower
+        than the posterior where it is skewed (calibration in ``benchmarks/RESULTS.md``).
     pad_to : int, optional
         Pad the data (with masked rows) as if it had at least this many rows, so that fits of
         subsets of one data set reuse one compiled program.
