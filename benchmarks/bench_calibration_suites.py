@@ -18,7 +18,8 @@ parameters). By default each case is backtested
 with five discrepancy models (``DEFAULT_VARIANTS``): the default (distances in spans, Student-t
 slope with 3 degrees of freedom), spans with slopes of 2 and 4 degrees of freedom and normal, and
 the earlier model (e-folds, normal slope); ``--variants`` also takes the noise models of
-``VARIANTS`` (normal noise, Student-t with fixed or differently learned degrees of freedom);
+``VARIANTS`` (the joint score and five cuts; normal noise, Student-t with fixed or differently
+learned degrees of freedom);
 the coverages, the 50% and 90% interval scores of the log target, and the median absolute
 relative errors of the posterior median and the point fit are printed per case and pooled over
 held-out runs.
@@ -101,9 +102,10 @@ def _nu(value: float) -> dict:
 
 
 # Each variant: keyword arguments of ``backtest`` (``calibration`` for the discrepancy model,
-# ``priors`` and ``likelihood`` for the noise model). The first five vary the discrepancy with the
-# default noise model (Student-t with nu learned under a Gamma(2, 0.1) prior); the rest vary the
-# noise model (the ``nu-`` ones fix nu, ``nu-gamma2-1`` learns it under Gamma(2, 1)).
+# ``priors`` and ``likelihood`` for the noise model). The first eight vary the discrepancy with the
+# default noise model (Student-t with nu learned under a Gamma(2, 0.1) prior): its form, then the
+# joint score and five cuts (0.5-0.9) in place of three; the rest vary the noise model (the
+# ``nu-`` ones fix nu, ``nu-gamma2-1`` learns it under Gamma(2, 1)).
 FIVE_CUTS = (0.5, 0.6, 0.7, 0.8, 0.9)
 VARIANTS: dict[str, dict] = {
     "span-t3": {},
