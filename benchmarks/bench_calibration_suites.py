@@ -17,7 +17,7 @@ up to 1e19 FLOP, predicting the budgets above: 1.3e19, and 2.6e19 where measured
 parameters). By default each case is backtested
 with five discrepancy models (``DEFAULT_VARIANTS``): the default (distances in spans, Student-t
 slope with 3 degrees of freedom), spans with slopes of 2 and 4 degrees of freedom and normal, and
-the earlier model (e-folds, normal slope); ``--variants`` also takes the noise models of
+the earlier model (e-folds, normal slope); ``--variants`` also takes the other entries of
 ``VARIANTS`` (the joint score and five cuts; normal noise, Student-t with fixed or differently
 learned degrees of freedom);
 the coverages, the 50% and 90% interval scores of the log target, and the median absolute
