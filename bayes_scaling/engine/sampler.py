@@ -259,6 +259,16 @@ def _independent_draws(potential, mode, scale, rng_key, C: int, S: int):
     return z, stats
 
 
+def _diagonal_whitening(hessian):
+    """The sampler's scale from the Hessian's diagonal alone (``SamplerSettings.whitening``):
+    each coordinate divided by the square root of its curvature, clipped as
+    :func:`bayes_scaling.laplace.whitening` clips eigenvalues; the identity where the Hessian
+    was unusable (zeros)."""
+    curvature = jnp.abs(jnp.diagonal(hessian))
+    curvature = jnp.where(curvature > 0, jnp.clip(curvature, 1e-2, 1e12), 1.0)
+    return jnp.diag(1.0 / jnp.sqrt(curvature))
+
+
 def _centring(spec: ModelSpec, settings: SamplerSettings, method: str, info, hessian):
     """The sampler's coordinates: the model's own, or partially centred (identity without
     blocks)."""
@@ -290,7 +300,8 @@ def _setup(
     )
     centring = _centring(spec, settings, method, info, found["hessian"])
     mode_w = centring.to_w(mode)
-    scale_w = jax.jacfwd(centring.to_w)(mode) @ scale if centring.blocks else scale
+    moves = _diagonal_whitening(found["hessian"]) if settings.whitening == "diagonal" else scale
+    scale_w = jax.jacfwd(centring.to_w)(mode) @ moves if centring.blocks else moves
     return {
         "info": info,
         "unravel": unravel,

@@ -10,6 +10,7 @@ import jax
 import numpy as np
 
 GROUPED_TRAJECTORY_LENGTH = 3.0  # "auto" for hierarchical fits; see SamplerSettings
+WHITENINGS = ("auto", "full", "diagonal")
 CHAIN_METHODS = ("sequential", "vectorized", "parallel")
 DENSE_MASS_MAX_DIM = 16
 # partial centring needs the population scale pinned down by the groups; with fewer, the
@@ -58,11 +59,14 @@ class SamplerSettings:
         (phase, percentage, iterations, elapsed and remaining time) between them. Laplace
         draws and ``chain_method="parallel"`` show phase messages only. Not part of the
         compiled-program key of the one-call program.
-    partial_centring : bool, default True
-        For pooled parameters with at least ``CENTRING_MIN_GROUPS`` (10) groups, let NUTS move
-        in coordinates partially centred per group, by how strongly the group's data determine
-        its value (see :class:`_PartialCentring`); False samples the model's non-centred form
-        as written.
+    partial_centring : bool, default False
+        True: for pooled parameters with at least ``CENTRING_MIN_GROUPS`` (10) groups, let the
+        sampler move in coordinates partially centred per group, by how strongly the group's
+        data determine its value at the mode (see :class:`_PartialCentring`). False (the
+        default) samples the model's non-centred form as written. With the diagonal whitening
+        of grouped fits the non-centred form converged where the partially centred one did not
+        (10, 15 and 30 groups in ``benchmarks/RESULTS.md``): the choice made at the mode does
+        not suit the population scales' whole posterior.
     trajectory_length : float, "auto" or None, default "auto"
         None runs NUTS. A number runs static HMC instead, each iteration's trajectory drawn
         uniformly between 0.5 and 1.5 times this length in the whitened coordinates (where the
@@ -71,6 +75,16 @@ class SamplerSettings:
         (3.0) for hierarchical fits, whose NUTS trees ran to their depth limit along the
         population scales' funnels (in ``benchmarks/RESULTS.md`` the fixed length gave more
         effective draws in less time on every few-group case measured), NUTS otherwise.
+    whitening : {"auto", "full", "diagonal"}, default "auto"
+        The sampler's coordinates ``z`` around the mode: ``"full"`` whitens by the whole Hessian
+        there (``u = mode + L z`` with ``L L^T`` the inverse Hessian), ``"diagonal"`` by its
+        diagonal only (each coordinate scaled by its curvature, no rotation); the mass matrix
+        adaptation rescales either. ``"auto"``: diagonal for hierarchical fits, full otherwise.
+        One curve's posterior is close to its Gaussian at the mode, and the full whitening
+        removes its ridge (``E``, ``A`` and the exponent); a hierarchical fit's mode sits where
+        the population scales are larger than in most of the posterior, and the correlations
+        there between the groups' offsets turn into directions hundreds of times too wide or
+        narrow elsewhere, which the diagonal form does not bake in (``benchmarks/RESULTS.md``).
     """
 
     num_chains: int = 4
@@ -81,8 +95,9 @@ class SamplerSettings:
     max_tree_depth: int = 10
     chain_method: str | None = None
     progress_bar: bool = False
-    partial_centring: bool = True
+    partial_centring: bool = False
     trajectory_length: float | str | None = "auto"
+    whitening: str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("num_chains", "num_warmup", "num_samples"):
@@ -111,6 +126,10 @@ class SamplerSettings:
             raise ValueError(
                 f"trajectory_length must be a positive number, 'auto' or None; got "
                 f"{self.trajectory_length!r}"
+            )
+        if self.whitening not in WHITENINGS:
+            raise ValueError(
+                f"whitening must be one of {', '.join(WHITENINGS)}; got {self.whitening!r}"
             )
         if (
             isinstance(self.max_tree_depth, bool)
@@ -148,6 +167,7 @@ class SamplerSettings:
             self.resolved_chain_method(),
             self.partial_centring,
             self.trajectory_length,
+            self.whitening,
         )
 
 

@@ -78,7 +78,12 @@ def sample(
         pad_to=pad_to,
     )
     return _groups_from_run(
-        inputs, out, method, settings.target_accept_prob, settings.static_length()
+        inputs,
+        out,
+        method,
+        settings.target_accept_prob,
+        settings.static_length(),
+        settings.whitening,
     )
 
 

@@ -39,12 +39,14 @@ def _groups_from_run(
     method: str,
     target_accept_prob: float | None = None,
     trajectory_length: float | None = None,
+    whitening: str | None = None,
 ) -> dict[str, xr.Dataset]:
     """xarray groups from the arrays of one run of the compiled program.
 
     ``target_accept_prob`` (the target acceptance the run used) and ``trajectory_length``
     (static HMC's mean trajectory length; None for NUTS) are recorded in the posterior's
-    attributes, where the diagnostics warnings and the report read them.
+    attributes, where the diagnostics warnings and the report read them; so is ``whitening``
+    (the sampler's coordinates about the mode, ``"full"`` or ``"diagonal"``) when given.
     """
     spec = inputs.spec
     samples = out["samples"]
@@ -54,6 +56,8 @@ def _groups_from_run(
         groups["posterior"].attrs["target_accept_prob"] = float(target_accept_prob)
     if method == "nuts" and trajectory_length is not None:
         groups["posterior"].attrs["trajectory_length"] = float(trajectory_length)
+    if method == "nuts" and whitening in ("full", "diagonal"):
+        groups["posterior"].attrs["whitening"] = whitening
     nc, nd = next(iter(samples.values())).shape[:2]
     site = f"log_{spec.law.target}"
     groups["log_likelihood"] = xr.Dataset(
