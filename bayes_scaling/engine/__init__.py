@@ -7,11 +7,13 @@ fit on device:
    model with the data as arguments, and draws from the prior (the ``prior`` groups; their
    median is where the mode search starts, as numpyro's ``init_to_median``);
 2. the mode and the Hessian there (:func:`bayes_scaling.laplace.find_map`), giving a whitening
-   ``u = m + L z`` (:func:`bayes_scaling.laplace.whitening`);
-3. NUTS in ``z`` with numpyro's functional kernel (mass matrix -- dense for small models -- and
-   step size adapted in warmup; pooled parameters partially centred per group,
-   :class:`_PartialCentring`; chains started from independent Laplace draws), run as one
-   ``lax.scan`` per chain -- or, for ``method="laplace"``, independent draws of ``z ~ N(0, I)``;
+   ``u = m + L z`` (:func:`bayes_scaling.laplace.whitening`; for hierarchical fits ``L`` is
+   diagonal, from the Hessian's diagonal, see ``SamplerSettings.whitening``);
+3. NUTS or jittered static HMC in ``z`` with numpyro's functional kernel (mass matrix -- dense
+   for small models -- and step size adapted in warmup; optionally pooled parameters partially
+   centred per group, :class:`_PartialCentring`; chains started from independent Laplace
+   draws), run as one ``lax.scan`` per chain -- or, for ``method="laplace"``, independent draws
+   of ``z ~ N(0, I)`` from the full whitening;
 4. the draws mapped back to the model's sites (constrained values and deterministic sites),
    the pointwise log likelihood and draws from the prior and prior predictive.
 

@@ -56,9 +56,10 @@ class _PartialCentring:
     = 1 + sigma**2 * I_g`` (prior plus data information about ``u_g``), and ``lam_g`` is the
     data's share of the precision, the choice that makes a normal-normal model's posterior
     independent of ``(mu, sigma)``. The model and its outputs stay non-centred; the potential
-    in ``w`` adds the log Jacobian ``sum_g lam_g log sigma``. Used from ``CENTRING_MIN_GROUPS``
-    (10) groups up: with fewer the population scale is too uncertain for one choice of
-    ``lam_g`` to suit the whole posterior. With no blocks it is the identity.
+    in ``w`` adds the log Jacobian ``sum_g lam_g log sigma``. Used when asked
+    (``SamplerSettings(partial_centring=True)``) from ``CENTRING_MIN_GROUPS`` (10) groups up:
+    with fewer the population scale is too uncertain for one choice of ``lam_g`` to suit the
+    whole posterior. With no blocks it is the identity.
     """
 
     def __init__(self, blocks, hessian):

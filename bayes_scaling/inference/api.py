@@ -43,9 +43,10 @@ def sample(
     method : {"nuts", "laplace"}
         ``"nuts"``: MCMC (NUTS, or static HMC as ``settings.trajectory_length`` says; by
         default static HMC for a hierarchical fit) in coordinates whitened by a Laplace fit at
-        the mode (see :mod:`bayes_scaling.engine`). ``"laplace"``: independent draws from the
-        Gaussian approximation at the mode on the unconstrained scale -- a quick look, narrower
-        than the posterior where it is skewed (calibration in ``benchmarks/RESULTS.md``).
+        the mode (by its diagonal for a hierarchical fit; see :mod:`bayes_scaling.engine`).
+        ``"laplace"``: independent draws from the Gaussian approximation at the mode on the
+        unconstrained scale -- a quick look, narrower than the posterior where it is skewed
+        (calibration in ``benchmarks/RESULTS.md``).
     pad_to : int, optional
         Pad the data (with masked rows) as if it had at least this many rows, so that fits of
         subsets of one data set reuse one compiled program.
@@ -162,15 +163,17 @@ def fit(
         compiled program instead of compiling one per size.
     trajectory_length : float, "auto" or None, default "auto"
         A number samples with static HMC instead of NUTS, each iteration's trajectory drawn
-        uniformly between 0.5 and 1.5 times this length in the sampler's coordinates (whitened
-        at the mode, so the posterior's scales there are near 1); the step size is adapted as
-        for NUTS. None: NUTS. ``"auto"``: 3.0 for a hierarchical fit, NUTS for one curve. In a
-        few-group fit NUTS's trees run to their depth limit along the funnels of the population
-        scales and the groups' curved ``E``-``A``-exponent ridges, turning back early; on the
-        ``gadre-overtraining`` corpora (3 groups) and on 2, 3 and 6 simulated groups the fixed
-        length gave more effective draws in less time (``benchmarks/RESULTS.md``). Where the
-        posterior is far from its Gaussian approximation at the mode a fixed length can mix
-        worse than NUTS: the diagnostics say so, and None brings NUTS back.
+        uniformly between 0.5 and 1.5 times this length in the sampler's coordinates (scaled at
+        the mode, so the posterior's scales there are near 1: by the whole Hessian for one
+        curve, by its diagonal for a hierarchical fit, see ``SamplerSettings.whitening``); the
+        step size is adapted as for NUTS. None: NUTS. ``"auto"``: 3.0 for a hierarchical fit,
+        NUTS for one curve. In a few-group fit NUTS's trees run to their depth limit along the
+        funnels of the population scales and the groups' curved ``E``-``A``-exponent ridges,
+        turning back early; on the ``gadre-overtraining`` corpora (3 groups) and on 2, 3 and 6
+        simulated groups the fixed length gave more effective draws in less time
+        (``benchmarks/RESULTS.md``). Where the posterior is far from its Gaussian approximation
+        at the mode a fixed length can mix worse than NUTS: the diagnostics say so, and None
+        brings NUTS back.
 
     Returns
     -------
