@@ -300,6 +300,7 @@ def test_backtest_report_is_json_with_stable_keys():
         assert 0.0 <= again[f"coverage_{level}"] <= 1.0
     assert again["coverage_95"] >= again["coverage_50"]
     assert again["without_discrepancy"]["mean_width_rel"] < again["mean_width_rel"]
+    assert again["sampler"]["trajectory_length"] == "auto"  # as asked; one curve: NUTS
 
 
 @pytest.mark.slow

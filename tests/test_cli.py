@@ -114,3 +114,35 @@ def test_method_option_reaches_backtest_and_compare(monkeypatch, demo_csv, tmp_p
         cli.main(["compare", str(demo_csv), "--laws", "chinchilla,kaplan", "--method", "laplace"])
     assert seen["backtest"]["method"] == "laplace"
     assert seen["compare"]["fit_method"] == "laplace"
+
+
+def test_trajectory_option_reaches_backtest_calibrate_and_compare(monkeypatch, demo_csv, tmp_path):
+    """`--trajectory-length` is offered and passed on wherever the convergence warnings may
+    suggest it (every command with the fit options), as a number, None (nuts) or "auto"."""
+    from bayes_scaling import backtest, compare
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(name):
+        def fake(*args, **kwargs):
+            seen[name] = kwargs
+            raise Stop
+
+        return fake
+
+    monkeypatch.setattr(backtest, "backtest", capture("backtest"))
+    monkeypatch.setattr(backtest, "calibrate", capture("calibrate"))
+    monkeypatch.setattr(compare, "compare_laws", capture("compare"))
+    with pytest.raises(Stop):
+        cli.main(["backtest", str(demo_csv), "--train", "C<=1e20", "--trajectory-length", "nuts",
+                  "--out", str(tmp_path / "b.json")])
+    with pytest.raises(Stop):
+        cli.main(["calibrate", str(demo_csv), "--law", "chinchilla", "--trajectory-length", "2.5"])
+    with pytest.raises(Stop):
+        cli.main(["compare", str(demo_csv), "--laws", "chinchilla,kaplan"])
+    assert seen["backtest"]["trajectory_length"] is None
+    assert seen["calibrate"]["trajectory_length"] == 2.5
+    assert seen["compare"]["trajectory_length"] == "auto"

@@ -81,7 +81,8 @@ CALIBRATION_KEYS: dict[str, str] = {
     "reliability": "pooled nominal vs observed coverage of central intervals: nominal, observed",
     "discrepancy": "the discrepancy setting: calibrate (learned per cut from its training side), "
     "off, or a fixed tau",
-    "sampler": "num_chains, num_warmup, num_samples, seed, method (laplace or nuts)",
+    "sampler": "num_chains, num_warmup, num_samples, seed, method (laplace or nuts), "
+    "trajectory_length (as asked: a number, 'auto' or null for NUTS)",
     "bayes_scaling_version": "package version",
     **{f"cuts[].{k} / pooled.{k}": v for k, v in _SCORES.items()},
 }
@@ -260,6 +261,7 @@ def calibrate(
     calibration: Mapping[str, Any] | None = None,
     point_fit_kwargs: Mapping[str, Any] | None = None,
     min_test: int = 3,
+    trajectory_length: float | str | None = "auto",
 ) -> dict[str, Any]:
     """Rolling leave-future-out backtests over one data set: is the model calibrated there?
 
@@ -296,6 +298,10 @@ def calibrate(
     min_test : int, default 3
         Fewest held-out runs a cut must leave (also: at least 2 runs per parameter plus 4 to
         fit); other cuts are listed under ``skipped``.
+    trajectory_length : float, "auto" or None, default "auto"
+        MCMC kernel of every NUTS fit, as for :func:`bayes_scaling.inference.fit`: static HMC of
+        this mean length, NUTS (None), or ``"auto"`` (static HMC for a hierarchical fit, NUTS
+        for one curve).
 
     Returns
     -------
@@ -329,6 +335,7 @@ def calibrate(
         "num_samples": num_samples,
         "target_accept_prob": target_accept_prob,
         "method": method,
+        "trajectory_length": trajectory_length,
     }
     suite = _Suite(
         spec=spec,
@@ -360,6 +367,7 @@ def calibrate(
                 "num_samples": num_samples,
                 "seed": seed,
                 "method": method,
+                "trajectory_length": trajectory_length,
             },
             "bayes_scaling_version": __version__,
         }

@@ -63,7 +63,8 @@ REPORT_KEYS: dict[str, str] = {
     ),
     "train_range": "per covariate, [min, max] on the training side",
     "test_range": "per covariate, [min, max] on the held-out side",
-    "sampler": "num_chains, num_warmup, num_samples, seed, method (nuts or laplace)",
+    "sampler": "num_chains, num_warmup, num_samples, seed, method (nuts or laplace), "
+    "trajectory_length (as asked: a number, 'auto' or null for NUTS)",
     "diagnostics": "max_rhat, min_ess, divergences of the training fit",
     "bayes_scaling_version": "package version",
     "points": (
@@ -181,6 +182,7 @@ def backtest(
     point_fit_kwargs: Mapping[str, Any] | None = None,
     include_points: bool = True,
     method: str = "nuts",
+    trajectory_length: float | str | None = "auto",
 ) -> dict[str, Any]:
     """Fit on the training side of a split, predict the held-out side, score; baseline beside it.
 
@@ -218,6 +220,10 @@ def backtest(
         Posterior of the training fit and of the discrepancy calibration's fits: NUTS, or
         Gaussian draws at the mode (a quick look; its backtest scores are in
         ``benchmarks/RESULTS.md``).
+    trajectory_length : float, "auto" or None, default "auto"
+        MCMC kernel of the training fit, as for :func:`bayes_scaling.inference.fit`: static HMC of
+        this mean length, NUTS (None), or ``"auto"`` (static HMC for a hierarchical fit, NUTS
+        for one curve).
 
     Returns
     -------
@@ -256,7 +262,9 @@ def backtest(
         pooling=resolve_pooling(spec, pooling, grouped=grouped),
     )
     train, test = frame[mask], frame[~mask]
-    sampler = _Sampler(num_chains, num_warmup, num_samples, target_accept_prob, seed, method)
+    sampler = _Sampler(
+        num_chains, num_warmup, num_samples, target_accept_prob, seed, method, trajectory_length
+    )
     idata = _train_fit(train, spec, priors, pooling, likelihood, sampler, grouped=grouped)
     # the training fit's own data, priors, pooling and likelihood calibrate the discrepancy:
     # a backtest calibrates explicitly ("auto" here is "calibrate"; the training fit is new)
@@ -310,6 +318,7 @@ class _Sampler:
     target_accept_prob: float
     seed: int
     method: str
+    trajectory_length: float | str | None = "auto"
 
 
 def _train_fit(train, spec: LawSpec, priors, pooling, likelihood, sampler: _Sampler, *, grouped):
@@ -327,6 +336,7 @@ def _train_fit(train, spec: LawSpec, priors, pooling, likelihood, sampler: _Samp
         seed=sampler.seed,
         prior_samples=0,
         method=sampler.method,
+        trajectory_length=sampler.trajectory_length,
     )
 
 
@@ -380,6 +390,7 @@ def _setting(spec: LawSpec, split, mask, group, likelihood, sides, sampler: _Sam
             "num_samples": sampler.num_samples,
             "seed": sampler.seed,
             "method": sampler.method,
+            "trajectory_length": sampler.trajectory_length,
         },
         "diagnostics": fitted["diagnostics"],
         "bayes_scaling_version": __version__,

@@ -98,7 +98,7 @@ def add_trajectory_option(p: argparse.ArgumentParser) -> None:
         default="auto",
         metavar="auto|nuts|L",
         help="MCMC kernel: nuts, or static HMC with trajectories of mean length L (jittered, in "
-        "coordinates whitened at the mode); auto (default): L = 3 for a hierarchical fit "
+        "coordinates scaled at the mode); auto (default): L = 3 for a hierarchical fit "
         "(--group), NUTS otherwise",
     )
 
@@ -159,6 +159,7 @@ def add_fit_options(
     p.add_argument("--warmup", type=int, default=500)
     p.add_argument("--samples", type=int, default=1000)
     p.add_argument("--target-accept", type=float, default=0.9)
+    add_trajectory_option(p)
     p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,

@@ -44,6 +44,7 @@ def cmd_calibrate(args) -> int:
         target_accept_prob=args.target_accept,
         seed=args.seed,
         method=args.method,
+        trajectory_length=args.trajectory_length,
         **_c.fit_kwargs(args),
     )
     if args.out:

@@ -50,6 +50,7 @@ def cmd_compare(args) -> int:
         target_accept_prob=args.target_accept,
         seed=args.seed,
         fit_method=args.method,
+        trajectory_length=args.trajectory_length,
         **kwargs,
     )
     _c.say(f"compared in {time.perf_counter() - t0:.1f} s")

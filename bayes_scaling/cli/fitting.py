@@ -147,7 +147,6 @@ def register(sub) -> None:
     p.add_argument(
         "--force", action="store_true", help="replace --out if it exists (never an input file)"
     )
-    _c.add_trajectory_option(p)
     p.add_argument(
         "--discrepancy",
         default="auto",

@@ -82,6 +82,7 @@ def cmd_backtest(args) -> int:
         target_accept_prob=args.target_accept,
         seed=args.seed,
         method=args.method,
+        trajectory_length=args.trajectory_length,
         **kwargs,
     )
     with atomic_path(args.out) as tmp:

@@ -120,6 +120,7 @@ def compare_laws(
     target_accept_prob: float = 0.9,
     seed: int = 0,
     fit_method: str = "nuts",
+    trajectory_length: float | str | None = "auto",
 ) -> LawComparison:
     """Fit several laws to the same rows and rank them by PSIS-LOO and leave-future-out.
 
@@ -158,6 +159,10 @@ def compare_laws(
     fit_method : {"nuts", "laplace"}, default "nuts"
         Posterior of every fit: NUTS, or Gaussian draws at the mode (a quick look; PSIS-LOO on
         Laplace draws inherits the approximation). CLI ``compare --method``.
+    trajectory_length : float, "auto" or None, default "auto"
+        MCMC kernel of every NUTS fit, as for :func:`bayes_scaling.inference.fit`: static HMC
+        of this mean length, NUTS (None), or ``"auto"`` (static HMC for hierarchical fits, NUTS
+        for one curve). CLI ``compare --trajectory-length``.
 
     Returns
     -------
@@ -232,6 +237,7 @@ def compare_laws(
             "prior_samples": 0,
             "pad_to": len(frame),  # a law's fits to all runs and to the past share one program
             "method": fit_method,
+            "trajectory_length": trajectory_length,
         },
     )
     keys = jax.random.split(jax.random.PRNGKey(seed), 2 * len(specs))
