@@ -473,7 +473,7 @@ def select_rows(df: pd.DataFrame, query: str) -> pd.DataFrame:
     )
     try:
         tree = ast.parse(text, mode="eval")
-    except SyntaxError:
+    except (SyntaxError, ValueError):  # ValueError: a null byte in the text
         raise DataError(f"query {query!r} is not a valid expression; {_QUERY_HELP}") from None
     try:
         mask = _QueryEval(df, names, query).visit(tree.body)

@@ -61,6 +61,7 @@ def laplace_fit(demo_csv, tmp_path_factory):
     "N[0] > 1",
     "(lambda: 1)() == 1",
     "[x for x in N] == 1",
+    "N > 1\x00",  # a null byte: Python's parser raises ValueError, the query a DataError
 ])
 def test_query_refuses_anything_but_comparisons(query, tmp_path):
     df = pd.DataFrame({"N": [1e8, 2e8], "loss": [3.0, 2.9]})
@@ -330,9 +331,14 @@ def test_truncated_jax_cache_entry_is_replaced(tmp_path):
 # --------------------------------------------------------------------------- 10 broken pipe
 
 
-def test_summary_into_a_closed_pipe(laplace_fit):
+@pytest.mark.parametrize("unbuffered", ["", "1"])
+def test_summary_into_a_closed_pipe(laplace_fit, unbuffered):
+    # buffered output (the default outside CI shells) meets the closed pipe only when it is
+    # flushed, possibly at interpreter exit; unbuffered output meets it at the first write
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    env.update({"PYTHONUNBUFFERED": unbuffered} if unbuffered else {})
     with subprocess.Popen([sys.executable, "-m", "bayes_scaling.cli", "summary", str(laplace_fit)],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=HERE) as proc:
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=HERE, env=env) as proc:
         proc.stdout.close()
         err = proc.stderr.read().decode()
         proc.wait(timeout=120)

@@ -63,7 +63,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     restore = exit_on_signals()
     try:
-        return _main(argv)
+        code = _main(argv)
+        sys.stdout.flush()  # a reader that went away is met here, not at interpreter exit
+        return code
     except BrokenPipeError:
         # the reader went away (`... | head`): stop quietly, as other command-line tools do
         devnull = os.open(os.devnull, os.O_WRONLY)
