@@ -9,6 +9,7 @@ instead when the environment variable ``CI`` is set (CI must have the data).
 import os
 import shutil
 import tempfile
+import types
 import warnings
 from pathlib import Path
 
@@ -49,6 +50,30 @@ def data_unavailable(reason: str) -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{reason} [CI is set, so missing data is an error, not a skip]", pytrace=False)
     pytest.skip(reason)
+
+
+class _Stopped(Exception):
+    """Raised in place of a library call that a command-line test captured."""
+
+
+@pytest.fixture
+def captured_calls(monkeypatch):
+    """Library calls of a command, recorded instead of run.
+
+    ``replace(module, name, key)`` swaps ``module.name`` for a recorder that keeps the call's
+    keyword arguments under ``seen[key]`` (default ``name``) and stops the command by raising
+    ``stopped`` (so a test runs ``cli.main`` under ``pytest.raises(captured.stopped)``).
+    """
+    seen: dict = {}
+
+    def replace(module, name, key=None):
+        def fake(*args, **kwargs):
+            seen[key or name] = kwargs
+            raise _Stopped
+
+        monkeypatch.setattr(module, name, fake)
+
+    return types.SimpleNamespace(seen=seen, replace=replace, stopped=_Stopped)
 
 
 @pytest.fixture(scope="session")

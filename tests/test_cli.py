@@ -89,60 +89,36 @@ def test_demo_runs_offline(monkeypatch, tmp_path):
     assert "alpha" in r.stdout and "true values used to simulate the demo" in r.stdout
 
 
-def test_method_option_reaches_backtest_and_compare(monkeypatch, demo_csv, tmp_path):
+def test_method_option_reaches_backtest_and_compare(captured_calls, demo_csv, tmp_path):
     """`--method laplace` is passed on by every command that offers it (not only `fit`)."""
     from bayes_scaling import backtest, compare
 
-    seen = {}
-
-    class Stop(Exception):
-        pass
-
-    def capture(name):
-        def fake(*args, **kwargs):
-            seen[name] = kwargs
-            raise Stop
-
-        return fake
-
-    monkeypatch.setattr(backtest, "backtest", capture("backtest"))
-    monkeypatch.setattr(compare, "compare_laws", capture("compare"))
-    with pytest.raises(Stop):
+    captured_calls.replace(backtest, "backtest")
+    captured_calls.replace(compare, "compare_laws", "compare")
+    with pytest.raises(captured_calls.stopped):
         cli.main(["backtest", str(demo_csv), "--train", "C<=1e20", "--method", "laplace",
                   "--out", str(tmp_path / "b.json")])
-    with pytest.raises(Stop):
+    with pytest.raises(captured_calls.stopped):
         cli.main(["compare", str(demo_csv), "--laws", "chinchilla,kaplan", "--method", "laplace"])
-    assert seen["backtest"]["method"] == "laplace"
-    assert seen["compare"]["fit_method"] == "laplace"
+    assert captured_calls.seen["backtest"]["method"] == "laplace"
+    assert captured_calls.seen["compare"]["fit_method"] == "laplace"
 
 
-def test_trajectory_option_reaches_backtest_calibrate_and_compare(monkeypatch, demo_csv, tmp_path):
+def test_trajectory_option_reaches_backtest_calibrate_and_compare(captured_calls, demo_csv, tmp_path):
     """`--trajectory-length` is offered and passed on wherever the convergence warnings may
     suggest it (every command with the fit options), as a number, None (nuts) or "auto"."""
     from bayes_scaling import backtest, compare
 
-    seen = {}
-
-    class Stop(Exception):
-        pass
-
-    def capture(name):
-        def fake(*args, **kwargs):
-            seen[name] = kwargs
-            raise Stop
-
-        return fake
-
-    monkeypatch.setattr(backtest, "backtest", capture("backtest"))
-    monkeypatch.setattr(backtest, "calibrate", capture("calibrate"))
-    monkeypatch.setattr(compare, "compare_laws", capture("compare"))
-    with pytest.raises(Stop):
+    captured_calls.replace(backtest, "backtest")
+    captured_calls.replace(backtest, "calibrate")
+    captured_calls.replace(compare, "compare_laws", "compare")
+    with pytest.raises(captured_calls.stopped):
         cli.main(["backtest", str(demo_csv), "--train", "C<=1e20", "--trajectory-length", "nuts",
                   "--out", str(tmp_path / "b.json")])
-    with pytest.raises(Stop):
+    with pytest.raises(captured_calls.stopped):
         cli.main(["calibrate", str(demo_csv), "--law", "chinchilla", "--trajectory-length", "2.5"])
-    with pytest.raises(Stop):
+    with pytest.raises(captured_calls.stopped):
         cli.main(["compare", str(demo_csv), "--laws", "chinchilla,kaplan"])
-    assert seen["backtest"]["trajectory_length"] is None
-    assert seen["calibrate"]["trajectory_length"] == 2.5
-    assert seen["compare"]["trajectory_length"] == "auto"
+    assert captured_calls.seen["backtest"]["trajectory_length"] is None
+    assert captured_calls.seen["calibrate"]["trajectory_length"] == 2.5
+    assert captured_calls.seen["compare"]["trajectory_length"] == "auto"

@@ -82,33 +82,21 @@ def test_backtest_takes_the_mapping(own_names_csv, tmp_path, capsys):
     assert report["n_train"] > 0 and report["n_test"] > 0
 
 
-def test_every_data_command_passes_the_mapping_on(monkeypatch, own_names_csv, tmp_path):
+def test_every_data_command_passes_the_mapping_on(captured_calls, own_names_csv, tmp_path):
     from bayes_scaling import backtest, compare
 
-    seen = {}
-
-    class Stop(Exception):
-        pass
-
-    def capture(name):
-        def fake(*args, **kwargs):
-            seen[name] = kwargs
-            raise Stop
-
-        return fake
-
-    monkeypatch.setattr(backtest, "backtest", capture("backtest"))
-    monkeypatch.setattr(compare, "compare_laws", capture("compare"))
-    monkeypatch.setattr(compare, "contrast", capture("contrast"))
+    captured_calls.replace(backtest, "backtest")
+    captured_calls.replace(compare, "compare_laws", "compare")
+    captured_calls.replace(compare, "contrast")
     calls = {
         "backtest": ["backtest", str(own_names_csv), "--train", "C<=1e20",
                      "--out", str(tmp_path / "b.json")],
         "compare": ["compare", str(own_names_csv), "--laws", "chinchilla,kaplan"],
     }
     for name, argv in calls.items():
-        with pytest.raises(Stop):
+        with pytest.raises(captured_calls.stopped):
             cli.main([*argv, "--map", MAP_TEXT])
-        assert seen[name]["columns"] == MAPPING, name
+        assert captured_calls.seen[name]["columns"] == MAPPING, name
 
 
 def test_next_runs_candidates_in_the_users_names(monkeypatch, mapped_fit, tmp_path):
