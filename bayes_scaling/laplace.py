@@ -28,6 +28,10 @@ import jax.numpy as jnp
 
 __all__ = ["MapResult", "find_map", "laplace_draws", "value_grad_hessian", "whitening"]
 
+# curvature bounds of the whitenings: standard deviations of at most 10 and at least 1e-6
+MIN_CURVATURE = 1e-2
+MAX_CURVATURE = 1e12
+
 
 class MapResult(NamedTuple):
     """Result of :func:`find_map`.
@@ -159,7 +163,10 @@ def value_grad_hessian(
 
 
 def whitening(
-    hessian: jax.Array, *, min_curvature: float = 1e-2, max_curvature: float = 1e12
+    hessian: jax.Array,
+    *,
+    min_curvature: float = MIN_CURVATURE,
+    max_curvature: float = MAX_CURVATURE,
 ) -> jax.Array:
     """A square root ``L`` of the Laplace covariance: ``L @ L.T = |H|^-1`` with clipped curvature.
 

@@ -18,7 +18,7 @@ from bayes_scaling.engine.settings import (
     TRACE_COUNTS,
     SamplerSettings,
 )
-from bayes_scaling.laplace import find_map, whitening
+from bayes_scaling.laplace import MAX_CURVATURE, MIN_CURVATURE, find_map, whitening
 from bayes_scaling.models import ModelSpec, build_model
 
 
@@ -265,7 +265,7 @@ def _diagonal_whitening(hessian):
     :func:`bayes_scaling.laplace.whitening` clips eigenvalues; the identity where the Hessian
     was unusable (zeros)."""
     curvature = jnp.abs(jnp.diagonal(hessian))
-    curvature = jnp.where(curvature > 0, jnp.clip(curvature, 1e-2, 1e12), 1.0)
+    curvature = jnp.where(curvature > 0, jnp.clip(curvature, MIN_CURVATURE, MAX_CURVATURE), 1.0)
     return jnp.diag(1.0 / jnp.sqrt(curvature))
 
 
