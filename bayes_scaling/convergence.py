@@ -23,6 +23,7 @@ folding, and localization: an improved R-hat for assessing convergence of MCMC. 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from statistics import NormalDist
 
 import numpy as np
@@ -57,11 +58,22 @@ def _rank_average(values: np.ndarray) -> np.ndarray:
     return 0.5 * (bounds[dense] + bounds[dense - 1] + 1)
 
 
+@lru_cache(maxsize=8)
+def _normal_scores(n: int) -> np.ndarray:
+    """The normal scores of the ranks 1, 1.5, 2, ..., n of ``n`` values (averaged ranks of ties
+    are multiples of one half): one table per draw count, shared by every quantity."""
+    rank = 1 + 0.5 * np.arange(2 * n - 1)
+    prob = (rank - 3 / 8) / (n - 2 * (3 / 8) + 1)
+    scores = np.asarray(_NORMAL_PPF(prob), dtype=float)
+    scores.flags.writeable = False
+    return scores
+
+
 def _z_scale(ary: np.ndarray) -> np.ndarray:
     """Normal scores of the pooled ranks (Blom's offset 3/8)."""
     rank = _rank_average(ary)
-    prob = (rank - 3 / 8) / (rank.size - 2 * (3 / 8) + 1)
-    return np.asarray(_NORMAL_PPF(prob), dtype=float).reshape(ary.shape)
+    index = np.rint(2 * rank - 2).astype(np.intp)
+    return _normal_scores(rank.size)[index].reshape(ary.shape)
 
 
 def _rhat(ary: np.ndarray) -> float:

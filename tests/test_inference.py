@@ -278,6 +278,9 @@ def test_jittered_hmc_draws_the_nuts_posterior():
     assert len(np.unique(steps)) > 3 and steps.max() <= 2**10 - 1
     assert hmc.posterior.attrs["trajectory_length"] == 3.0
     assert "trajectory_length" not in nuts.posterior.attrs  # one curve: NUTS by default
+    # static HMC's chains share the smallest adapted step size; NUTS's chains keep their own
+    assert np.unique(hmc.sample_stats["step_size"].values).size == 1
+    assert np.unique(nuts.sample_stats["step_size"].values).size == 2
 
 
 def test_fit_many_takes_a_trajectory_length():

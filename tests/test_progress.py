@@ -61,6 +61,22 @@ def test_staged_fit_draws_equal_the_fused_ones(demo_inputs, chain_method, capsys
     assert PERCENT.search(err) and "sampling" in err and "compiling the fitting program" in err
 
 
+@pytest.mark.parametrize("chain_method", ["sequential", "parallel"])
+def test_staged_static_hmc_pools_the_step_size_as_the_fused_one(demo_inputs, chain_method, capsys):
+    """Static HMC runs every chain at the smallest adapted step size from the first draw on, in
+    both programs: without warmup, the smallest of the starting step sizes."""
+    fused, staged = _both(
+        demo_inputs, num_warmup=0, num_samples=25, chain_method=chain_method, trajectory_length=1.0
+    )
+    for k, v in fused["samples"].items():
+        np.testing.assert_allclose(staged["samples"][k], v, rtol=1e-6, err_msg=k)
+    for k, v in fused["stats"].items():
+        np.testing.assert_allclose(staged["stats"][k], v, rtol=1e-6, err_msg=k)
+    step = np.asarray(fused["stats"]["step_size"])
+    assert step.shape == (2,) and step[0] == step[1]
+    capsys.readouterr()
+
+
 def test_staged_fit_with_warmup_starts_where_the_fused_one_does(demo_inputs, capsys):
     fused, staged = _both(demo_inputs, num_warmup=30, num_samples=20, chain_method="sequential")
     for k, v in fused["map"].items():

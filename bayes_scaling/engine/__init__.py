@@ -12,8 +12,9 @@ fit on device:
 3. NUTS or jittered static HMC in ``z`` with numpyro's functional kernel (mass matrix -- dense
    for small models -- and step size adapted in warmup; optionally pooled parameters partially
    centred per group, :class:`_PartialCentring`; chains started from independent Laplace
-   draws), run as one ``lax.scan`` per chain -- or, for ``method="laplace"``, independent draws
-   of ``z ~ N(0, I)`` from the full whitening;
+   draws), run as one ``lax.scan`` per chain (static HMC: one scan for warmup, then every
+   chain at the smallest step size any chain adapted, then one for the draws) -- or, for
+   ``method="laplace"``, independent draws of ``z ~ N(0, I)`` from the full whitening;
 4. the draws mapped back to the model's sites (constrained values and deterministic sites),
    the pointwise log likelihood and draws from the prior and prior predictive.
 

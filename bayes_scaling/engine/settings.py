@@ -37,6 +37,10 @@ class SamplerSettings:
         Chains, warmup iterations per chain (step size and dense mass matrix adaptation) and
         kept draws per chain.
     target_accept_prob : float, default 0.9
+        The acceptance rate each chain's step-size adaptation aims at in warmup. Static HMC
+        (``trajectory_length`` set) then runs every chain at the smallest step size any of
+        them adapted, so that a chain that adapted where the posterior is easy does not stick
+        where it is not.
     dense_mass : bool or None, default None
         Adapt a dense mass matrix (in the whitened coordinates) rather than a diagonal one.
         ``None`` chooses dense for at most ``DENSE_MASS_MAX_DIM`` (16) parameters and diagonal

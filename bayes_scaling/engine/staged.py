@@ -7,7 +7,9 @@ three compiled programs:
 1. ``start``: prior draws, mode, whitening and centring, and numpyro's initial NUTS state of
    every chain (everything before the first NUTS iteration);
 2. ``chunk``: up to ``L`` NUTS iterations of every chain from a given state (the number is an
-   argument, so one program serves every chunk), recording what the fused program records;
+   argument, so one program serves every chunk), recording what the fused program records
+   (static HMC pools the chains' step sizes between warmup and sampling, as the fused program
+   does);
 3. ``finish``: the kept draws mapped to the model's sites and the pointwise log likelihood.
 
 The host calls ``chunk`` about ``NUM_CHUNKS`` times and shows a bar between calls. Each chunk
@@ -34,6 +36,7 @@ from bayes_scaling.engine.sampler import (
     _draws_out,
     _kernel,
     _map_chains,
+    _pooled_step_size,
     _potential,
     _recorded,
     _result,
@@ -164,6 +167,8 @@ def run_staged(programs, settings: SamplerSettings, args, prior_samples: int, pr
     kept: list[Any] = []
     progress.start_bar(settings.num_warmup + settings.num_samples)
     for phase, n in plan:
+        if phase == "sampling" and not kept and settings.static_length() is not None:
+            states = _pooled_step_size(states)  # as the fused program does after warmup
         states, record = chunk(*_placed(chunk, states, jnp.asarray(n, jnp.int32), *args, ctx))
         if phase == "sampling":
             kept.append(jax.tree.map(lambda a, n=n: np.asarray(a)[:, :n], record))

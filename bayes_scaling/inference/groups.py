@@ -144,16 +144,17 @@ def _to_groups(inputs: FitInputs, samples, extra) -> dict[str, xr.Dataset]:
     nc, nd = next(iter(samples.values())).shape[:2]
     posterior = _params_dataset(inputs, {k: np.asarray(v) for k, v in samples.items()}, nc, nd)
     posterior.attrs.update(_attrs(inputs))
-    stats = xr.Dataset(
-        {
-            "diverging": (("chain", "draw"), np.asarray(extra["diverging"]).astype(bool)),
-            "n_steps": (("chain", "draw"), np.asarray(extra["num_steps"])),
-            "energy": (("chain", "draw"), np.asarray(extra["energy"])),
-            "lp": (("chain", "draw"), -np.asarray(extra["potential_energy"])),
-            "acceptance_rate": (("chain", "draw"), np.asarray(extra["accept_prob"])),
-        },
-        coords={"chain": np.arange(nc), "draw": np.arange(nd)},
-    )
+    stats_vars = {
+        "diverging": (("chain", "draw"), np.asarray(extra["diverging"]).astype(bool)),
+        "n_steps": (("chain", "draw"), np.asarray(extra["num_steps"])),
+        "energy": (("chain", "draw"), np.asarray(extra["energy"])),
+        "lp": (("chain", "draw"), -np.asarray(extra["potential_energy"])),
+        "acceptance_rate": (("chain", "draw"), np.asarray(extra["accept_prob"])),
+    }
+    if "step_size" in extra:  # each chain's step size after warmup (0 for Laplace draws)
+        step = np.asarray(extra["step_size"]).reshape(nc, 1)
+        stats_vars["step_size"] = (("chain", "draw"), np.broadcast_to(step, (nc, nd)))
+    stats = xr.Dataset(stats_vars, coords={"chain": np.arange(nc), "draw": np.arange(nd)})
     point = np.arange(inputs.num_points)
     target = spec.law.target
     observed = xr.Dataset({f"log_{target}": (("point",), inputs.y)}, coords={"point": point})
