@@ -288,5 +288,45 @@ def test_fit_many_takes_a_trajectory_length():
     fits = inference.fit_many(curves, "power_law", num_chains=2, num_warmup=200, num_samples=250,
                               seed=0, trajectory_length=3.0)
     for (df, true), idata in zip([_curve(20 + k) for k in range(2)], fits):
+        assert idata.posterior.attrs["trajectory_length"] == 3.0  # a length asked: no refits
+        assert "refitted" not in idata.posterior.attrs
         draws = idata.posterior["alpha"].values.ravel()
         assert abs(np.median(draws) - true["alpha"]) < 4 * draws.std()
+
+
+def test_fit_many_refits_with_nuts_the_sets_static_hmc_leaves_unconverged(monkeypatch):
+    """By default fit_many samples every set with static HMC, then refits with NUTS, in one more
+    compiled call over those sets only, the sets whose diagnostics fail. Here the diagnostics
+    of one set's static run are made to fail (R-hat 1.5): that set alone is refitted, keeps the
+    converged NUTS fit and says why; the other keeps its static-HMC fit."""
+    from bayes_scaling.inference import api
+
+    curves = {"c0": _curve(30, n=25)[0], "c1": _curve(31, n=28)[0]}  # one bucket: 32 rows
+    real_diagnosed = api._diagnosed
+
+    def diagnosed(idata, method):
+        d = real_diagnosed(idata, method)
+        static = "trajectory_length" in idata.posterior.attrs
+        if static and idata.observed_data.sizes["point"] == 28:
+            d = {**d, "max_rhat": 1.5}
+        return d
+
+    calls = []
+    real_run_many = api._engine.run_many
+
+    def run_many(spec, xs, *args, **kwargs):
+        calls.append((len(xs), args[3].static_length()))
+        return real_run_many(spec, xs, *args, **kwargs)
+
+    monkeypatch.setattr(api, "_diagnosed", diagnosed)
+    monkeypatch.setattr(api._engine, "run_many", run_many)
+    fits = inference.fit_many(curves, "power_law", num_chains=2, num_warmup=200, num_samples=500,
+                              seed=0)
+    assert calls == [(2, 3.0), (1, None)]
+    kept, refit = fits["c0"].posterior.attrs, fits["c1"].posterior.attrs
+    assert kept["trajectory_length"] == 3.0 and "refitted" not in kept
+    assert "trajectory_length" not in refit
+    assert refit["refitted"].startswith("static HMC (trajectory_length=3) did not converge "
+                                        "(max R-hat 1.500")
+    d = inference.diagnostics(fits["c1"].posterior, fits["c1"].sample_stats, ["E", "A", "alpha"])
+    assert d["divergences"] == 0 and d["max_rhat"] < 1.05

@@ -10,6 +10,7 @@ import jax
 import numpy as np
 
 GROUPED_TRAJECTORY_LENGTH = 3.0  # "auto" for hierarchical fits; see SamplerSettings
+MANY_TRAJECTORY_LENGTH = 3.0  # "auto" in fit_many, with NUTS for the sets it leaves unconverged
 WHITENINGS = ("auto", "full", "diagonal")
 CHAIN_METHODS = ("sequential", "vectorized", "parallel")
 DENSE_MASS_MAX_DIM = 16

@@ -48,14 +48,17 @@ def diagnostics(posterior: xr.Dataset, sample_stats: xr.Dataset, names=None) -> 
     }
 
 
-def warn_diagnostics(posterior: xr.Dataset, stats: xr.Dataset, spec=None) -> None:
+def warn_diagnostics(
+    posterior: xr.Dataset, stats: xr.Dataset, spec=None, *, found: dict | None = None
+) -> None:
     """Warnings, each with what to try, for divergences, R-hat > 1.01 and bulk ESS < 400.
 
     ``spec`` (the model spec) is accepted for callers that pass it; the checks do not need it.
+    ``found``: the :func:`diagnostics` of this posterior where the caller has them already.
     The NUTS target the fit ran at (the posterior's ``target_accept_prob`` attribute, where
     recorded) makes the divergence advice name a higher one, or say there is none.
     """
-    d = diagnostics(posterior, stats)
+    d = diagnostics(posterior, stats) if found is None else found
     if np.isnan(d["min_ess"]):
         _warn(
             f"{posterior.sizes['draw']} draws per chain are too few to estimate R-hat or the "

@@ -40,6 +40,8 @@ def _groups_from_run(
     target_accept_prob: float | None = None,
     trajectory_length: float | None = None,
     whitening: str | None = None,
+    *,
+    warn: bool = True,
 ) -> dict[str, xr.Dataset]:
     """xarray groups from the arrays of one run of the compiled program.
 
@@ -47,6 +49,8 @@ def _groups_from_run(
     (static HMC's mean trajectory length; None for NUTS) are recorded in the posterior's
     attributes, where the diagnostics warnings and the report read them; so is ``whitening``
     (the sampler's coordinates about the mode, ``"full"`` or ``"diagonal"``) when given.
+    ``warn=False`` leaves the diagnostics warnings to the caller (``fit_many``, which may
+    replace a run before it is returned).
     """
     spec = inputs.spec
     samples = out["samples"]
@@ -74,7 +78,7 @@ def _groups_from_run(
             {site: (("chain", "draw", "point"), prior_pred)},
             coords=_coords(inputs, 1, n_prior),
         )
-    if method == "nuts":
+    if method == "nuts" and warn:
         warn_diagnostics(groups["posterior"], groups["sample_stats"])
     if "prior" in groups:
         _warn_prior_dominated(groups["posterior"], groups["prior"], spec)
