@@ -10,7 +10,8 @@ fit on device:
    ``u = m + L z`` (:func:`bayes_scaling.laplace.whitening`; for hierarchical fits ``L`` is
    diagonal, from the Hessian's diagonal, see ``SamplerSettings.whitening``);
 3. NUTS or jittered static HMC in ``z`` with numpyro's functional kernel (mass matrix -- dense
-   for small models -- and step size adapted in warmup; optionally pooled parameters partially
+   for small models -- and step size adapted in warmup; hierarchical fits' pooled offsets
+   rescaled with their population scale, :class:`_ScaledOffsets`, or optionally partially
    centred per group, :class:`_PartialCentring`; chains started from independent Laplace
    draws), run as one ``lax.scan`` per chain (static HMC: one scan for warmup, then every
    chain at the smallest step size any chain adapted, then one for the draws) -- or, for
@@ -36,7 +37,12 @@ an argument, so fits of different data of similar size -- backtest folds, bootst
 resamples, ``fit_many`` -- reuse one compiled program.
 """
 
-from bayes_scaling.engine.centring import _PartialCentring, _pooled_blocks
+from bayes_scaling.engine.centring import (
+    _PartialCentring,
+    _pooled_blocks,
+    _ScaledOffsets,
+    offset_information,
+)
 from bayes_scaling.engine.programs import (
     _PROGRAMS,
     cache_from_environment,
@@ -79,6 +85,8 @@ __all__ = [  # noqa: RUF022 - public names, then private names kept for existing
     "run_many",
     "_PROGRAMS",
     "_PartialCentring",
+    "_ScaledOffsets",
+    "offset_information",
     "_counted",
     "_pooled_blocks",
     "_structure",

@@ -1,4 +1,5 @@
-"""Partial centring of pooled parameters in hierarchical fits, chosen per group at the mode."""
+"""The sampler's coordinates for pooled parameters in hierarchical fits: partial centring
+chosen per group at the mode, or the non-centred offsets rescaled with the population scale."""
 
 from __future__ import annotations
 
@@ -85,3 +86,90 @@ class _PartialCentring:
             u = u.at[zi].set((w[zi] - lam * mu) * sigma ** (-lam))
             log_det = log_det - jnp.sum(lam) * jnp.log(sigma)
         return u, log_det
+
+
+def offset_information(blocks, potential, mode) -> jax.Array:
+    """The data's information about each group's value of each pooled parameter, ``(K, G)``.
+
+    Read from the Hessian of the non-centred potential at the mode with every population
+    scale set to one and each group's value kept (``z_g = u_g - mu``): there the ``z_g``
+    diagonal is the prior's 1 plus the data's curvature in ``u_g``, whatever the scales at
+    the mode (a curvature read off a small scale is mostly the prior's). Negative or
+    non-finite curvatures (a Student-t likelihood away from its mode, an unusable mode) give 0.
+    """
+    from bayes_scaling.laplace import value_grad_hessian
+
+    at_one = mode
+    for _, si, zi, _, t_sd in blocks:
+        sigma = t_sd(mode[si])
+        at_one = at_one.at[si].set(t_sd.inv(jnp.ones((), mode.dtype)))
+        at_one = at_one.at[zi].set(sigma * mode[zi])
+    _, _, hessian = value_grad_hessian(potential, at_one)
+    z_idx = np.stack([np.asarray(zi) for _, _, zi, _, _ in blocks])
+    information = jnp.diagonal(hessian)[z_idx] - 1.0
+    return jnp.where(jnp.isfinite(information), jnp.maximum(information, 0.0), 0.0)
+
+
+class _ScaledOffsets:
+    """The pooled parameters' non-centred offsets rescaled with the population scale.
+
+    The model draws a group's value as ``u_g = mu + sigma * z_g`` with ``z_g ~ N(0, 1)``. When
+    the group's data carry information ``I_g`` about ``u_g``, the conditional spread of ``z_g``
+    is ``(1 + sigma**2 I_g)**-1/2``: near 1 where ``sigma`` is small, but ever narrower in the
+    upper tail of ``sigma``, which then sets the sampler's step size for the whole posterior
+    (the largest curvature of gadre's three-group fit sat there, ``benchmarks/RESULTS.md``).
+    The sampler moves in ``v_g = z_g (1 + sigma**2 I_g)**(power/2)`` instead: ``power = 1``
+    gives every ``v_g`` a conditional spread near 1 at every scale, ``0`` is the model's own
+    form; in between narrows the range of spreads without letting ``sigma`` drift free of the
+    groups. ``I_g`` comes from :func:`offset_information` at the mode. The model and its
+    outputs stay as written; the potential in ``v`` adds ``log |det dz/dv|``, ``-power/2
+    sum log(1 + sigma**2 I_g)``.
+    """
+
+    def __init__(self, blocks, information, power: float):
+        from numpyro.distributions.transforms import ExpTransform
+
+        self.blocks = blocks
+        self.information = information
+        self.power = float(power)
+        if not blocks:
+            return
+        z_idx = np.stack([np.asarray(zi) for _, _, zi, _, _ in blocks])  # (K, G)
+        self.sd_idx = np.asarray([si for _, si, _, _, _ in blocks])
+        self.sd_maps = [t_sd for _, _, _, _, t_sd in blocks]
+        self.all_exp = all(isinstance(t, ExpTransform) for t in self.sd_maps)
+        self.z_idx = z_idx
+
+    def _sigma(self, w):
+        if self.all_exp:
+            return jnp.exp(w[self.sd_idx])
+        return jnp.stack([t(w[si]) for si, t in zip(self.sd_idx, self.sd_maps, strict=True)])
+
+    def _scale(self, w):
+        """The factor ``dz/dv`` for every coordinate (1 off the offsets) and its log det."""
+        log_c = -0.5 * self.power * jnp.log1p(self._sigma(w)[:, None] ** 2 * self.information)
+        c = jnp.exp(log_c)
+        d = w.shape[0]
+        pieces, at = [], 0
+        for k in np.argsort(self.z_idx[:, 0]):
+            start = int(self.z_idx[k, 0])
+            if np.array_equal(self.z_idx[k], np.arange(start, start + self.z_idx.shape[1])):
+                pieces += [jnp.ones(start - at, w.dtype), c[k]] if start > at else [c[k]]
+                at = start + self.z_idx.shape[1]
+            else:  # not numpyro's contiguous layout: a scatter
+                return jnp.ones(d, w.dtype).at[self.z_idx.ravel()].set(c.ravel()), jnp.sum(log_c)
+        if at < d:
+            pieces.append(jnp.ones(d - at, w.dtype))
+        return jnp.concatenate(pieces), jnp.sum(log_c)
+
+    def to_w(self, u):
+        if not self.blocks:
+            return u
+        return u / self._scale(u)[0]  # the scales are coordinates of both u and w
+
+    def to_u(self, w):
+        """Non-centred coordinates of ``w`` and ``log |det du/dw|``."""
+        if not self.blocks:
+            return w, 0.0
+        scale, log_det = self._scale(w)
+        return w * scale, log_det

@@ -10,7 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from bayes_scaling.engine.centring import _PartialCentring, _pooled_blocks
+from bayes_scaling.engine.centring import (
+    _PartialCentring,
+    _pooled_blocks,
+    _ScaledOffsets,
+    offset_information,
+)
 from bayes_scaling.engine.settings import (
     CENTRING_MIN_GROUPS,
     METHODS,
@@ -311,13 +316,43 @@ def _diagonal_whitening(hessian):
     return 1.0 / jnp.sqrt(curvature)
 
 
-def _centring(spec: ModelSpec, settings: SamplerSettings, method: str, info, hessian):
-    """The sampler's coordinates: the model's own, or partially centred (identity without
-    blocks)."""
-    centre = (
-        method == "nuts" and settings.partial_centring and spec.num_groups >= CENTRING_MIN_GROUPS
+def _partially_centred(spec: ModelSpec, settings: SamplerSettings, method: str) -> bool:
+    return method == "nuts" and settings.partial_centring and spec.num_groups >= CENTRING_MIN_GROUPS
+
+
+def _scales_offsets(spec: ModelSpec, settings: SamplerSettings, method: str) -> bool:
+    return (
+        method == "nuts"
+        and bool(spec.num_groups)
+        and settings.offset_scaling > 0
+        and not _partially_centred(spec, settings, method)
     )
-    return _PartialCentring(_pooled_blocks(spec, info) if centre else [], hessian)
+
+
+def _centring(
+    spec: ModelSpec, settings: SamplerSettings, method: str, info, hessian, information=None
+):
+    """The sampler's coordinates: partially centred, with the offsets rescaled (``information``
+    from :func:`offset_information`), or the model's own (identity without blocks)."""
+    if _partially_centred(spec, settings, method):
+        return _PartialCentring(_pooled_blocks(spec, info), hessian)
+    if _scales_offsets(spec, settings, method) and information is not None:
+        blocks = _pooled_blocks(spec, info)
+        if blocks:
+            return _ScaledOffsets(blocks, information, settings.offset_scaling)
+    return _PartialCentring([], hessian)
+
+
+def _hessian_w(potential, centring, mode_w):
+    """The Hessian of the potential in the sampler's (centred or rescaled) coordinates."""
+    from bayes_scaling.laplace import value_grad_hessian
+
+    def potential_w(w):
+        u, log_det = centring.to_u(w)
+        return potential(u) - log_det
+
+    hessian = value_grad_hessian(potential_w, mode_w)[2]
+    return jnp.where(jnp.isfinite(hessian), hessian, 0.0)
 
 
 def _whitened_potential(potential, centring, mode_w, scale_w):
@@ -341,14 +376,23 @@ def _setup(
     mode, scale, found, prior = _whitened_start(
         model, info, potential, k_prior, args, prior_samples
     )
-    centring = _centring(spec, settings, method, info, found["hessian"])
+    blocks = _pooled_blocks(spec, info) if _scales_offsets(spec, settings, method) else []
+    information = offset_information(blocks, potential, mode) if blocks else None
+    centring = _centring(spec, settings, method, info, found["hessian"], information)
     mode_w = centring.to_w(mode)
-    moves = _diagonal_whitening(found["hessian"]) if settings.whitening == "diagonal" else scale
-    if centring.blocks:
-        moves = jnp.diag(moves) if moves.ndim == 1 else moves
-        scale_w = jax.jacfwd(centring.to_w)(mode) @ moves
+    if isinstance(centring, _ScaledOffsets) and settings.whitening == "diagonal":
+        # the diagonal of the Hessian in the sampler's own coordinates at the mode (ones, as
+        # for the model's coordinates, where the mode search gave no usable Hessian)
+        usable = jnp.any(found["hessian"] != 0)
+        hessian_w = jnp.where(usable, _hessian_w(potential, centring, mode_w), 0.0)
+        scale_w = _diagonal_whitening(hessian_w)
     else:
-        scale_w = moves
+        moves = _diagonal_whitening(found["hessian"]) if settings.whitening == "diagonal" else scale
+        if centring.blocks:
+            moves = jnp.diag(moves) if moves.ndim == 1 else moves
+            scale_w = jax.jacfwd(centring.to_w)(mode) @ moves
+        else:
+            scale_w = moves
     return {
         "info": info,
         "unravel": unravel,
@@ -358,6 +402,7 @@ def _setup(
         "found": found,
         "prior": prior,
         "centring": centring,
+        "information": information,
         "mode_w": mode_w,
         "scale_w": scale_w,
         "k_fit": k_fit,

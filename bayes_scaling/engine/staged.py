@@ -74,7 +74,7 @@ def _rebuilt(model, spec: ModelSpec, settings: SamplerSettings, args, rng_key, c
     the whitening and centring found by ``start`` (``ctx``)."""
     info, unravel = _structure(model, args, jax.random.split(rng_key, 3)[0])
     potential = _potential(info, unravel, args)
-    centring = _centring(spec, settings, "nuts", info, ctx["hessian"])
+    centring = _centring(spec, settings, "nuts", info, ctx["hessian"], ctx.get("information"))
     return info, unravel, potential, centring
 
 
@@ -100,6 +100,8 @@ def staged_programs(spec: ModelSpec, settings: SamplerSettings, prior_samples: i
         keys, starts = _chain_starts(f["k_fit"], settings, d, f["mode"].dtype)
         states = _map_chains(init, method, keys, starts)
         ctx = {"mode_w": f["mode_w"], "scale_w": f["scale_w"], "hessian": f["found"]["hessian"]}
+        if f["information"] is not None:
+            ctx["information"] = f["information"]
         return states, ctx, {"found": f["found"], "prior": f["prior"]}
 
     def chunk(states, n, rng_key, x, y, group_index, mask, reference, ctx):
