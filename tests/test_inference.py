@@ -294,7 +294,7 @@ def test_fit_many_takes_a_trajectory_length():
         assert abs(np.median(draws) - true["alpha"]) < 4 * draws.std()
 
 
-def test_fit_many_refits_with_nuts_the_sets_static_hmc_leaves_unconverged(monkeypatch):
+def test_fit_many_refits_with_nuts_the_sets_static_hmc_leaves_unconverged(monkeypatch, capsys):
     """By default fit_many samples every set with static HMC, then refits with NUTS, in one more
     compiled call over those sets only, the sets whose diagnostics fail. Here the diagnostics
     of one set's static run are made to fail (R-hat 1.5): that set alone is refitted, keeps the
@@ -321,8 +321,9 @@ def test_fit_many_refits_with_nuts_the_sets_static_hmc_leaves_unconverged(monkey
     monkeypatch.setattr(api, "_diagnosed", diagnosed)
     monkeypatch.setattr(api._engine, "run_many", run_many)
     fits = inference.fit_many(curves, "power_law", num_chains=2, num_warmup=200, num_samples=500,
-                              seed=0)
+                              seed=0, progress_bar=True)
     assert calls == [(2, 3.0), (1, None)]
+    assert "1 of 2 sets did not converge with static HMC; refitting with NUTS" in capsys.readouterr().err
     kept, refit = fits["c0"].posterior.attrs, fits["c1"].posterior.attrs
     assert kept["trajectory_length"] == 3.0 and "refitted" not in kept
     assert "trajectory_length" not in refit

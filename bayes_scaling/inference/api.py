@@ -353,40 +353,44 @@ def fit_many(
         num_samples=num_samples,
         target_accept_prob=target_accept_prob,
         chain_method=chain_method,
+        progress_bar=progress_bar,
         trajectory_length=MANY_TRAJECTORY_LENGTH if auto else trajectory_length,
     )
     _engine.cache_from_environment()
     key = jax.random.PRNGKey(seed) if rng_key is None else rng_key
-    progress = Progress(progress_bar)
     what = f"fitting {len(inputs)} data sets in one compiled call (compiled on first use)"
-    with progress.phase(what):
+    with Progress(progress_bar).phase(what):
         fits = _fits_of_many(inputs, key, settings, prior_samples, method, batching)
     checks = [_diagnosed(f, method) for f in fits]
     if auto:
-        stuck = [k for k, d in enumerate(checks) if not _converged(d)]
-        if stuck:
-            nuts = dataclasses.replace(settings, trajectory_length=None)
-            what = (
-                f"{len(stuck)} of {len(fits)} sets did not converge with static HMC; "
-                "refitting them with NUTS"
-            )
-            with progress.phase(what):
-                again = _fits_of_many(
-                    [inputs[k] for k in stuck],
-                    jax.random.fold_in(key, 1),
-                    nuts,
-                    prior_samples,
-                    method,
-                    batching,
-                )
-            for k, refit in zip(stuck, again, strict=True):
-                fits[k], checks[k] = _better_of(
-                    fits[k], checks[k], refit, _diagnosed(refit, method)
-                )
+        _refit_unconverged(inputs, fits, checks, (key, settings, prior_samples, method, batching))
     if method == "nuts":
         for f, d in zip(fits, checks, strict=True):
             warn_diagnostics(f.posterior, f.sample_stats, found=d)
     return dict(zip(names, fits, strict=True)) if names is not None else fits
+
+
+def _refit_unconverged(inputs, fits, checks, run) -> None:
+    """Refit with NUTS, in one more compiled call, the sets whose static-HMC fit did not
+    converge; each keeps the better of its two fits (:func:`_better_of`). ``fits`` and
+    ``checks`` (their diagnostics) are updated in place; ``run`` is ``(key, settings,
+    prior_samples, method, batching)`` of the first call."""
+    key, settings, prior_samples, method, batching = run
+    stuck = [k for k, d in enumerate(checks) if not _converged(d)]
+    if not stuck:
+        return
+    what = f"{len(stuck)} of {len(fits)} sets did not converge with static HMC; refitting with NUTS"
+    with Progress(settings.progress_bar).phase(what):
+        again = _fits_of_many(
+            [inputs[k] for k in stuck],
+            jax.random.fold_in(key, 1),
+            dataclasses.replace(settings, trajectory_length=None),
+            prior_samples,
+            method,
+            batching,
+        )
+    for k, refit in zip(stuck, again, strict=True):
+        fits[k], checks[k] = _better_of(fits[k], checks[k], refit, _diagnosed(refit, method))
 
 
 def _fits_of_many(inputs, key, settings, prior_samples, method, batching):
