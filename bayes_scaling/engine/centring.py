@@ -139,6 +139,7 @@ class _ScaledOffsets:
         self.sd_maps = [t_sd for _, _, _, _, t_sd in blocks]
         self.all_exp = all(isinstance(t, ExpTransform) for t in self.sd_maps)
         self.z_idx = z_idx
+        self.contiguous = all(np.array_equal(zi, np.arange(zi[0], zi[0] + zi.size)) for zi in z_idx)
 
     def _sigma(self, w):
         if self.all_exp:
@@ -149,17 +150,17 @@ class _ScaledOffsets:
         """The factor ``dz/dv`` for every coordinate (1 off the offsets) and its log det."""
         log_c = -0.5 * self.power * jnp.log1p(self._sigma(w)[:, None] ** 2 * self.information)
         c = jnp.exp(log_c)
-        d = w.shape[0]
+        d, G = w.shape[0], self.z_idx.shape[1]
+        if not self.contiguous:
+            return jnp.ones(d, w.dtype).at[self.z_idx.ravel()].set(c.ravel()), jnp.sum(log_c)
+        # numpyro's flat layout keeps each block's offsets together: the factor is then a
+        # concatenation of static pieces, cheaper in the gradient than a scatter
         pieces, at = [], 0
         for k in np.argsort(self.z_idx[:, 0]):
             start = int(self.z_idx[k, 0])
-            if np.array_equal(self.z_idx[k], np.arange(start, start + self.z_idx.shape[1])):
-                pieces += [jnp.ones(start - at, w.dtype), c[k]] if start > at else [c[k]]
-                at = start + self.z_idx.shape[1]
-            else:  # not numpyro's contiguous layout: a scatter
-                return jnp.ones(d, w.dtype).at[self.z_idx.ravel()].set(c.ravel()), jnp.sum(log_c)
-        if at < d:
-            pieces.append(jnp.ones(d - at, w.dtype))
+            pieces += [jnp.ones(start - at, w.dtype), c[k]]
+            at = start + G
+        pieces.append(jnp.ones(d - at, w.dtype))
         return jnp.concatenate(pieces), jnp.sum(log_c)
 
     def to_w(self, u):

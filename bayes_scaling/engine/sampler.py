@@ -343,26 +343,28 @@ def _centring(
     return _PartialCentring([], hessian)
 
 
-def _hessian_w(potential, centring, mode_w):
-    """The Hessian of the potential in the sampler's (centred or rescaled) coordinates."""
-    from bayes_scaling.laplace import value_grad_hessian
+def _potential_w(potential, centring):
+    """The potential of the sampler's (centred or rescaled) coordinates ``w``."""
 
     def potential_w(w):
         u, log_det = centring.to_u(w)
         return potential(u) - log_det
 
-    hessian = value_grad_hessian(potential_w, mode_w)[2]
+    return potential_w
+
+
+def _hessian_w(potential, centring, mode_w):
+    """The Hessian of the potential in the sampler's coordinates (zeros where not finite)."""
+    from bayes_scaling.laplace import value_grad_hessian
+
+    hessian = value_grad_hessian(_potential_w(potential, centring), mode_w)[2]
     return jnp.where(jnp.isfinite(hessian), hessian, 0.0)
 
 
 def _whitened_potential(potential, centring, mode_w, scale_w):
     """The potential of the whitened sampler coordinates ``z``: ``w = mode_w + scale_w z``
     (``scale_w`` a matrix, or the vector of a diagonal one)."""
-
-    def potential_w(w):
-        u, log_det = centring.to_u(w)
-        return potential(u) - log_det
-
+    potential_w = _potential_w(potential, centring)
     return lambda z: potential_w(mode_w + _scaled(scale_w, z))
 
 
