@@ -14,7 +14,7 @@ from bayes_scaling import engine as _engine
 from bayes_scaling.engine import METHODS, SamplerSettings
 from bayes_scaling.engine.progress import Progress
 from bayes_scaling.engine.settings import MANY_TRAJECTORY_LENGTH
-from bayes_scaling.inference.diagnostics import diagnostics, warn_diagnostics
+from bayes_scaling.inference.diagnostics import converged, diagnostics, warn_diagnostics
 from bayes_scaling.inference.groups import _groups_from_run, _warn_few_runs, to_inference_data
 from bayes_scaling.inference.prepare import FitInputs, prepare
 from bayes_scaling.laws import LawSpec
@@ -298,9 +298,9 @@ def fit_many(
         the lower max R-hat, and the refit's ``posterior.attrs["refitted"]`` says why it was
         run. In lockstep every set waits for the longest NUTS tree of the iteration, and a
         fixed length makes the sets' work alike: on a 2-core CPU, 100 small power-law curves
-        took 2.95 s against NUTS's 4.74 s, and seven real training sets converged with static
+        took 3.00 s against NUTS's 4.74 s, and seven real training sets converged with static
         HMC (bulk ESS >= 1,111) where NUTS left four under 1,000 and one at R-hat 1.02, in
-        10.8 s against 8.7 s (``benchmarks/RESULTS.md``).
+        11.3 s against 8.7 s (``benchmarks/RESULTS.md``).
     progress_bar : bool, default False
         Say on stderr when the fits start and how long they took (the sets run as one
         compiled call, so there is no bar).
@@ -427,9 +427,9 @@ def _diagnosed(idata, method: str) -> dict[str, float] | None:
 
 
 def _converged(d: dict[str, float] | None) -> bool:
-    """No divergences, R-hat <= 1.01 and bulk ESS >= 400 (the warnings' thresholds); draws too
-    few to tell (NaN) count as converged, since a refit would be no better placed."""
-    return d is None or not (d["divergences"] or d["max_rhat"] > 1.01 or d["min_ess"] < 400)
+    """:func:`converged` (the warnings' thresholds); Laplace draws (None) have nothing to
+    refit, and draws too few to tell would be no better placed in a refit."""
+    return d is None or converged(d)
 
 
 def _better_of(static, static_d, nuts, nuts_d):

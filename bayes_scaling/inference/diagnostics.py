@@ -10,9 +10,11 @@ import xarray as xr
 from bayes_scaling import convergence
 from bayes_scaling._warnings import warn
 
-__all__ = ["diagnostics", "divergence_advice", "warn_diagnostics"]
+__all__ = ["converged", "diagnostics", "divergence_advice", "warn_diagnostics"]
 
 MIN_DRAWS_PER_CHAIN = 4  # split R-hat and ESS need at least two draws per half-chain
+MAX_RHAT = 1.01  # above: the chains disagree (warned)
+MIN_ESS = 400  # below: tail quantiles are unreliable (warned)
 
 
 def _extreme(fn, values: np.ndarray) -> float:
@@ -48,6 +50,20 @@ def diagnostics(posterior: xr.Dataset, sample_stats: xr.Dataset, names=None) -> 
     }
 
 
+def converged(d: dict[str, float]) -> bool:
+    """No divergences, R-hat <= ``MAX_RHAT`` and bulk ESS >= ``MIN_ESS``: what the warnings
+    check. Draws too few to tell (NaN) count as converged.
+
+    Examples
+    --------
+    >>> converged({"max_rhat": 1.002, "min_ess": 1500.0, "divergences": 0})
+    True
+    >>> converged({"max_rhat": 1.002, "min_ess": 350.0, "divergences": 0})
+    False
+    """
+    return not (d["divergences"] or d["max_rhat"] > MAX_RHAT or d["min_ess"] < MIN_ESS)
+
+
 def warn_diagnostics(
     posterior: xr.Dataset, stats: xr.Dataset, spec=None, *, found: dict | None = None
 ) -> None:
@@ -72,17 +88,17 @@ def warn_diagnostics(
             f"{d['divergences']} divergent transitions: the posterior has regions the sampler "
             f"cannot explore reliably. {advice}"
         )
-    if d["max_rhat"] > 1.01:
+    if d["max_rhat"] > MAX_RHAT:
         _warn(
-            f"max R-hat is {d['max_rhat']:.3f} (> 1.01): chains disagree. Run more warmup and "
-            "samples (num_warmup, num_samples), check for "
+            f"max R-hat is {d['max_rhat']:.3f} (> {MAX_RHAT:g}): chains disagree. Run more "
+            "warmup and samples (num_warmup, num_samples), check for "
             "multimodality, or use more informative priors."
             + _pooling_advice(posterior)
             + _sampler_advice(posterior)
         )
-    if d["min_ess"] < 400:
+    if d["min_ess"] < MIN_ESS:
         _warn(
-            f"min effective sample size is {d['min_ess']:.0f} (< 400): tail quantiles are "
+            f"min effective sample size is {d['min_ess']:.0f} (< {MIN_ESS}): tail quantiles are "
             "unreliable. Draw more samples or chains (num_samples, num_chains)."
             + _pooling_advice(posterior)
             + _sampler_advice(posterior)
