@@ -67,7 +67,7 @@ def test_inference_data_layout(grouped_fit):
     assert json.loads(attrs["priors"])["params"]["alpha"]["dist"] == "lognormal"
     assert attrs["bayes_scaling_version"] and len(attrs["data_hash"]) == 16
     assert attrs["trajectory_length"] == 3.0  # a grouped fit: static HMC by default
-    assert attrs["whitening"] == "diagonal"  # ... about the mode scaled by the Hessian's diagonal
+    assert attrs["whitening"] == "locations"  # ... diagonal scales, population locations together
     assert idata.log_likelihood["log_loss"].shape == (2, 300, 36)
     assert idata.observed_data["log_loss"].shape == (36,)
 

@@ -8,7 +8,8 @@ fit on device:
    median is where the mode search starts, as numpyro's ``init_to_median``);
 2. the mode and the Hessian there (:func:`bayes_scaling.laplace.find_map`), giving a whitening
    ``u = m + L z`` (:func:`bayes_scaling.laplace.whitening`; for hierarchical fits ``L`` is
-   diagonal, from the Hessian's diagonal, see ``SamplerSettings.whitening``);
+   diagonal, from the Hessian's diagonal, but for the population locations' block,
+   :mod:`bayes_scaling.engine.whitening`, see ``SamplerSettings.whitening``);
 3. NUTS or jittered static HMC in ``z`` with numpyro's functional kernel (mass matrix -- dense
    for small models -- and step size adapted in warmup; hierarchical fits' pooled offsets
    rescaled with their population scale, :class:`_ScaledOffsets`, or optionally partially

@@ -132,6 +132,7 @@ class _ScaledOffsets:
         self.blocks = blocks
         self.information = information
         self.power = float(power)
+        self.location_index = np.asarray([li for li, _, _, _, _ in blocks], dtype=int)
         if not blocks:
             return
         z_idx = np.stack([np.asarray(zi) for _, _, zi, _, _ in blocks])  # (K, G)

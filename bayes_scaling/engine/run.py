@@ -64,13 +64,13 @@ def resolve_settings(spec: ModelSpec, settings: SamplerSettings, method: str) ->
     """``settings`` with what is left open resolved: a grouped fit's chains run in parallel on
     several devices, and ``trajectory_length="auto"`` is jittered static HMC of length
     ``GROUPED_TRAJECTORY_LENGTH`` for a grouped fit, NUTS for one curve; ``whitening="auto"`` is
-    diagonal for a grouped fit, full otherwise."""
+    ``"locations"`` for a grouped fit, full otherwise."""
     grouped = method == "nuts" and bool(spec.num_groups)
     if settings.trajectory_length == "auto":
         length = GROUPED_TRAJECTORY_LENGTH if grouped else None
         settings = dataclasses.replace(settings, trajectory_length=length)
     if settings.whitening == "auto":
-        settings = dataclasses.replace(settings, whitening="diagonal" if grouped else "full")
+        settings = dataclasses.replace(settings, whitening="locations" if grouped else "full")
     if settings.chain_method is None and grouped and _chain_devices(settings.num_chains) > 1:
         return dataclasses.replace(settings, chain_method="parallel")
     return settings

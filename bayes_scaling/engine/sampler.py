@@ -23,7 +23,13 @@ from bayes_scaling.engine.settings import (
     TRACE_COUNTS,
     SamplerSettings,
 )
-from bayes_scaling.laplace import MAX_CURVATURE, MIN_CURVATURE, find_map, whitening
+from bayes_scaling.engine.whitening import (
+    diagonal_whitening,
+    location_whitening,
+    matvec,
+    scaled,
+)
+from bayes_scaling.laplace import find_map, whitening
 from bayes_scaling.models import ModelSpec, build_model
 
 
@@ -37,19 +43,6 @@ def _counted(spec: ModelSpec):
 
     model.spec = spec  # type: ignore[attr-defined]
     return model
-
-
-def _matvec(a, v):
-    """``a @ v`` written as a multiply and a sum: under ``vmap`` (many sets in lockstep) a batch
-    of tiny matrix-vector products is several times slower on a CPU than this."""
-    return jnp.sum(a * v, axis=-1)
-
-
-def _scaled(scale, z):
-    """``scale @ z`` for a whitening matrix, ``scale * z`` for a diagonal one kept as its vector
-    (``SamplerSettings.whitening="diagonal"``): on a CPU the product with a dense 27 x 27
-    matrix and its transpose in the gradient cost more than the grouped model's potential."""
-    return scale * z if scale.ndim == 1 else _matvec(scale, z)
 
 
 def _kernel(potential, d: int, settings: SamplerSettings):
@@ -306,16 +299,6 @@ def _independent_draws(potential, mode, scale, rng_key, C: int, S: int):
     return z, stats
 
 
-def _diagonal_whitening(hessian):
-    """The sampler's scale from the Hessian's diagonal alone (``SamplerSettings.whitening``),
-    as the vector of the diagonal scale matrix: each coordinate divided by the square root of
-    its curvature, clipped as :func:`bayes_scaling.laplace.whitening` clips eigenvalues; ones
-    where the Hessian was unusable (zeros)."""
-    curvature = jnp.abs(jnp.diagonal(hessian))
-    curvature = jnp.where(curvature > 0, jnp.clip(curvature, MIN_CURVATURE, MAX_CURVATURE), 1.0)
-    return 1.0 / jnp.sqrt(curvature)
-
-
 def _partially_centred(spec: ModelSpec, settings: SamplerSettings, method: str) -> bool:
     return method == "nuts" and settings.partial_centring and spec.num_groups >= CENTRING_MIN_GROUPS
 
@@ -365,7 +348,7 @@ def _whitened_potential(potential, centring, mode_w, scale_w):
     """The potential of the whitened sampler coordinates ``z``: ``w = mode_w + scale_w z``
     (``scale_w`` a matrix, or the vector of a diagonal one)."""
     potential_w = _potential_w(potential, centring)
-    return lambda z: potential_w(mode_w + _scaled(scale_w, z))
+    return lambda z: potential_w(mode_w + scaled(scale_w, z))
 
 
 def _setup(
@@ -382,14 +365,17 @@ def _setup(
     information = offset_information(blocks, potential, mode) if blocks else None
     centring = _centring(spec, settings, method, info, found["hessian"], information)
     mode_w = centring.to_w(mode)
-    if isinstance(centring, _ScaledOffsets) and settings.whitening == "diagonal":
-        # the diagonal of the Hessian in the sampler's own coordinates at the mode (ones, as
-        # for the model's coordinates, where the mode search gave no usable Hessian)
+    diagonal = settings.whitening in ("diagonal", "locations")
+    if isinstance(centring, _ScaledOffsets) and diagonal:
+        # the Hessian in the sampler's own coordinates at the mode (its diagonal ones, as for
+        # the model's coordinates, where the mode search gave no usable Hessian)
         usable = jnp.any(found["hessian"] != 0)
         hessian_w = jnp.where(usable, _hessian_w(potential, centring, mode_w), 0.0)
-        scale_w = _diagonal_whitening(hessian_w)
+        scale_w = diagonal_whitening(hessian_w)
+        if settings.whitening == "locations":
+            scale_w = location_whitening(hessian_w, scale_w, centring.location_index)
     else:
-        moves = _diagonal_whitening(found["hessian"]) if settings.whitening == "diagonal" else scale
+        moves = diagonal_whitening(found["hessian"]) if diagonal else scale
         if centring.blocks:
             moves = jnp.diag(moves) if moves.ndim == 1 else moves
             scale_w = jax.jacfwd(centring.to_w)(mode) @ moves
@@ -415,7 +401,7 @@ def _draws_out(model, info, unravel, args, centring, mode_w, scale_w, z, target_
     """Constrained draws and pointwise log likelihood of whitened draws ``z`` (C, S, d)."""
     C, S, d = z.shape
     moves = z.reshape(C * S, d)
-    moves = moves * scale_w if scale_w.ndim == 1 else moves @ scale_w.T
+    moves = jax.vmap(lambda m: scaled(scale_w, m))(moves)
     flat = jax.vmap(lambda w: centring.to_u(w)[0])(mode_w + moves)
     return _outputs(model, info, unravel, args, flat, target_site, C, S)
 
@@ -517,7 +503,7 @@ def joint_program(spec: ModelSpec, settings: SamplerSettings, prior_samples: int
         d = mode.shape[1]
 
         def set_potential(z, m, L, xx, yy, mm, rr):
-            return potential_of(xx, yy, mm, rr)(m + _matvec(L, z))
+            return potential_of(xx, yy, mm, rr)(m + matvec(L, z))
 
         def joint(zflat):
             per_set = jax.vmap(set_potential)(

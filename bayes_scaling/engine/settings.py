@@ -11,7 +11,7 @@ import numpy as np
 
 GROUPED_TRAJECTORY_LENGTH = 3.0  # "auto" for hierarchical fits; see SamplerSettings
 MANY_TRAJECTORY_LENGTH = 3.0  # "auto" in fit_many, with NUTS for the sets it leaves unconverged
-WHITENINGS = ("auto", "full", "diagonal")
+WHITENINGS = ("auto", "full", "diagonal", "locations")
 CHAIN_METHODS = ("sequential", "vectorized", "parallel")
 DENSE_MASS_MAX_DIM = 16
 # partial centring needs the population scale pinned down by the groups; with fewer, the
@@ -91,16 +91,23 @@ class SamplerSettings:
         (3.0) for hierarchical fits, whose NUTS trees ran to their depth limit along the
         population scales' funnels (in ``benchmarks/RESULTS.md`` the fixed length gave more
         effective draws in less time on every few-group case measured), NUTS otherwise.
-    whitening : {"auto", "full", "diagonal"}, default "auto"
+    whitening : {"auto", "full", "diagonal", "locations"}, default "auto"
         The sampler's coordinates ``z`` around the mode: ``"full"`` whitens by the whole Hessian
         there (``u = mode + L z`` with ``L L^T`` the inverse Hessian), ``"diagonal"`` by its
-        diagonal only (each coordinate scaled by its curvature, no rotation); the mass matrix
-        adaptation rescales either. ``"auto"``: diagonal for hierarchical fits, full otherwise.
-        One curve's posterior is close to its Gaussian at the mode, and the full whitening
-        removes its ridge (``E``, ``A`` and the exponent); a hierarchical fit's mode sits where
-        the population scales are larger than in most of the posterior, and the correlations
-        there between the groups' offsets turn into directions hundreds of times too wide or
-        narrow elsewhere, which the diagonal form does not bake in (``benchmarks/RESULTS.md``).
+        diagonal only (each coordinate scaled by its curvature, no rotation), ``"locations"``
+        as ``"diagonal"`` except that the pooled parameters' population locations move
+        together, whitened by their covariance in the Laplace approximation (see
+        :class:`bayes_scaling.engine.whitening.LocationBlock`; with the offsets rescaled, as by
+        default, and as ``"diagonal"`` otherwise); the mass matrix adaptation rescales each.
+        ``"auto"``: ``"locations"`` for hierarchical fits, full otherwise. One curve's posterior
+        is close to its Gaussian at the mode, and the full whitening removes its ridge (``E``,
+        ``A`` and the exponent); a hierarchical fit's mode sits where the population scales are
+        larger than in most of the posterior, and the correlations there between the groups'
+        offsets turn into directions hundreds of times too wide or narrow elsewhere, which the
+        diagonal form does not bake in (``benchmarks/RESULTS.md``). The population locations
+        are the exception: with the groups pooled strongly they carry one curve's ridge, and
+        whitening them together took about a third of the leapfrog steps off gadre's
+        three-corpus fit.
     """
 
     num_chains: int = 4

@@ -48,7 +48,8 @@ def _groups_from_run(
     ``target_accept_prob`` (the target acceptance the run used) and ``trajectory_length``
     (static HMC's mean trajectory length; None for NUTS) are recorded in the posterior's
     attributes, where the diagnostics warnings and the report read them; so is ``whitening``
-    (the sampler's coordinates about the mode, ``"full"`` or ``"diagonal"``) when given.
+    (the sampler's coordinates about the mode, ``"full"``, ``"diagonal"`` or ``"locations"``)
+    when given.
     ``warn=False`` leaves the diagnostics warnings to the caller (``fit_many``, which may
     replace a run before it is returned).
     """
@@ -60,7 +61,7 @@ def _groups_from_run(
         groups["posterior"].attrs["target_accept_prob"] = float(target_accept_prob)
     if method == "nuts" and trajectory_length is not None:
         groups["posterior"].attrs["trajectory_length"] = float(trajectory_length)
-    if method == "nuts" and whitening in ("full", "diagonal"):
+    if method == "nuts" and whitening in ("full", "diagonal", "locations"):
         groups["posterior"].attrs["whitening"] = whitening
     nc, nd = next(iter(samples.values())).shape[:2]
     site = f"log_{spec.law.target}"
