@@ -346,7 +346,8 @@ def _hessian_w(potential, centring, mode_w):
 
 def _whitened_potential(potential, centring, mode_w, scale_w):
     """The potential of the whitened sampler coordinates ``z``: ``w = mode_w + scale_w z``
-    (``scale_w`` a matrix, or the vector of a diagonal one)."""
+    (``scale_w`` a matrix, the vector of a diagonal one, or a
+    :class:`bayes_scaling.engine.whitening.LocationBlock`)."""
     potential_w = _potential_w(potential, centring)
     return lambda z: potential_w(mode_w + scaled(scale_w, z))
 

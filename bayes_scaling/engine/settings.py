@@ -97,8 +97,9 @@ class SamplerSettings:
         diagonal only (each coordinate scaled by its curvature, no rotation), ``"locations"``
         as ``"diagonal"`` except that the pooled parameters' population locations move
         together, whitened by their covariance in the Laplace approximation (see
-        :class:`bayes_scaling.engine.whitening.LocationBlock`; with the offsets rescaled, as by
-        default, and as ``"diagonal"`` otherwise); the mass matrix adaptation rescales each.
+        :class:`bayes_scaling.engine.whitening.LocationBlock`; this needs the offsets rescaled,
+        as by default, and acts as ``"diagonal"`` otherwise); the mass matrix adaptation
+        rescales each.
         ``"auto"``: ``"locations"`` for hierarchical fits, full otherwise. One curve's posterior
         is close to its Gaussian at the mode, and the full whitening removes its ridge (``E``,
         ``A`` and the exponent); a hierarchical fit's mode sits where the population scales are
