@@ -105,27 +105,42 @@ def test_auto_whitening_is_by_locations_for_grouped_fits(groups, expected):
     assert engine.resolve_settings(inputs.spec, engine.SamplerSettings(whitening="full"), "nuts").whitening == "full"
 
 
-def test_diagonal_whitening_leaves_the_posterior_unchanged():
-    """The grouped fit's default coordinates (scaled by the Hessian's diagonal at the mode) and
-    the full whitening sample one posterior: medians within half a posterior SD, spreads within
-    25% (2 x 500 draws each, Monte Carlo errors of a few hundredths of an SD)."""
-    inputs = inference.prepare(grouped_curves(groups=4), "power_law", group="run", pooling=POOLING)
+def _short_fits(inputs, seed, variants):
+    """The posterior of ``inputs`` under each variant of ``SamplerSettings`` (name -> options),
+    2 x 500 draws each."""
     budget = dict(num_chains=2, num_warmup=300, num_samples=500)
     fits = {}
-    for whitening in ("diagonal", "full"):
-        settings = engine.SamplerSettings(whitening=whitening, **budget)
+    for name, options in variants.items():
+        settings = engine.SamplerSettings(**options, **budget)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # short chains; the comparison is the test
-            groups = inference.sample(inputs, jax.random.PRNGKey(5), settings, prior_samples=0)
-        fits[whitening] = groups["posterior"]
-        assert groups["posterior"].attrs["whitening"] == whitening
-    assert not np.allclose(fits["diagonal"]["E"].values, fits["full"]["E"].values)
-    for name in ("E", "E_pop_loc", "A", "alpha"):
-        a = fits["diagonal"][name].values.reshape(1000, -1)
-        b = fits["full"][name].values.reshape(1000, -1)
+            fits[name] = inference.sample(inputs, jax.random.PRNGKey(seed), settings, prior_samples=0)["posterior"]
+    return fits
+
+
+def _assert_one_posterior(fit, reference, names, log_names=()):
+    """Different draws of one posterior: medians within half a posterior SD, spreads within 25%
+    (Monte Carlo errors of a few hundredths of an SD); scales in ``log_names`` compared on the
+    log scale, where they are near normal."""
+    assert not np.allclose(fit["E"].values, reference["E"].values)
+    for name in names:
+        a = fit[name].values.reshape(1000, -1)
+        b = reference[name].values.reshape(1000, -1)
+        if name in log_names:
+            a, b = np.log(a), np.log(b)
         assert np.all(np.abs(np.median(a, 0) - np.median(b, 0)) < 0.5 * b.std(axis=0)), name
         ratio = a.std(axis=0) / b.std(axis=0)
         assert np.all((ratio > 0.75) & (ratio < 1.25)), name
+
+
+def test_diagonal_whitening_leaves_the_posterior_unchanged():
+    """The grouped fit's coordinates scaled by the Hessian's diagonal at the mode and the full
+    whitening sample one posterior (:func:`_assert_one_posterior`)."""
+    inputs = inference.prepare(grouped_curves(groups=4), "power_law", group="run", pooling=POOLING)
+    fits = _short_fits(inputs, 5, {w: {"whitening": w} for w in ("diagonal", "full")})
+    for whitening, posterior in fits.items():
+        assert posterior.attrs["whitening"] == whitening
+    _assert_one_posterior(fits["diagonal"], fits["full"], ("E", "E_pop_loc", "A", "alpha"))
 
 
 def _four_group_structure():
@@ -196,25 +211,11 @@ def test_bad_offset_scaling_is_refused(bad):
 
 def test_scaled_offsets_leave_the_posterior_unchanged():
     """The grouped fit's default coordinates (offsets rescaled with the population scale) and
-    the model's non-centred ones sample one posterior: medians within half a posterior SD,
-    spreads within 25% (2 x 500 draws each)."""
+    the model's non-centred ones sample one posterior (:func:`_assert_one_posterior`)."""
     inputs = inference.prepare(grouped_curves(groups=4), "power_law", group="run", pooling=POOLING)
-    budget = dict(num_chains=2, num_warmup=300, num_samples=500)
-    fits = {}
-    for power in (0.5, 0.0):
-        settings = engine.SamplerSettings(offset_scaling=power, **budget)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # short chains; the comparison is the test
-            fits[power] = inference.sample(inputs, jax.random.PRNGKey(6), settings, prior_samples=0)["posterior"]
-    assert not np.allclose(fits[0.5]["E"].values, fits[0.0]["E"].values)
-    for name in ("E", "E_pop_loc", "E_pop_sd", "A", "alpha"):
-        a = fits[0.5][name].values.reshape(1000, -1)
-        b = fits[0.0][name].values.reshape(1000, -1)
-        if name == "E_pop_sd":  # a scale: compared on the log scale, where it is near normal
-            a, b = np.log(a), np.log(b)
-        assert np.all(np.abs(np.median(a, 0) - np.median(b, 0)) < 0.5 * b.std(axis=0)), name
-        ratio = a.std(axis=0) / b.std(axis=0)
-        assert np.all((ratio > 0.75) & (ratio < 1.25)), name
+    fits = _short_fits(inputs, 6, {p: {"offset_scaling": p} for p in (0.5, 0.0)})
+    names = ("E", "E_pop_loc", "E_pop_sd", "A", "alpha")
+    _assert_one_posterior(fits[0.5], fits[0.0], names, log_names=("E_pop_sd",))
 
 
 def test_location_block_is_the_laplace_covariance_of_the_locations():
@@ -245,23 +246,12 @@ def test_location_block_is_the_laplace_covariance_of_the_locations():
 
 def test_location_whitening_leaves_the_posterior_unchanged():
     """The grouped fit's default coordinates (population locations whitened together) and the
-    diagonal ones sample one posterior: medians within half a posterior SD, spreads within 25%
-    (2 x 500 draws each), with every parameter of the law pooled."""
+    diagonal ones sample one posterior (:func:`_assert_one_posterior`), with every parameter of
+    the law pooled."""
     pooled = {"E": "pooled", "A": "pooled", "alpha": "pooled"}
     inputs = inference.prepare(grouped_curves(groups=4), "power_law", group="run", pooling=pooled)
-    budget = dict(num_chains=2, num_warmup=300, num_samples=500)
-    fits = {}
-    for whitening in ("locations", "diagonal"):
-        settings = engine.SamplerSettings(whitening=whitening, **budget)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # short chains; the comparison is the test
-            groups = inference.sample(inputs, jax.random.PRNGKey(7), settings, prior_samples=0)
-        fits[whitening] = groups["posterior"]
-        assert groups["posterior"].attrs["whitening"] == whitening
-    assert not np.allclose(fits["locations"]["E"].values, fits["diagonal"]["E"].values)
-    for name in ("E", "E_pop_loc", "A_pop_loc", "alpha_pop_loc", "A", "alpha"):
-        a = fits["locations"][name].values.reshape(1000, -1)
-        b = fits["diagonal"][name].values.reshape(1000, -1)
-        assert np.all(np.abs(np.median(a, 0) - np.median(b, 0)) < 0.5 * b.std(axis=0)), name
-        ratio = a.std(axis=0) / b.std(axis=0)
-        assert np.all((ratio > 0.75) & (ratio < 1.25)), name
+    fits = _short_fits(inputs, 7, {w: {"whitening": w} for w in ("locations", "diagonal")})
+    for whitening, posterior in fits.items():
+        assert posterior.attrs["whitening"] == whitening
+    names = ("E", "E_pop_loc", "A_pop_loc", "alpha_pop_loc", "A", "alpha")
+    _assert_one_posterior(fits["locations"], fits["diagonal"], names)
