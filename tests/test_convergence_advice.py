@@ -99,3 +99,20 @@ def test_trajectory_length_flag_reads_auto_nuts_or_a_length():
     for bad in ("0", "-1", "inf", "nan", "long"):
         with pytest.raises(argparse.ArgumentTypeError, match="auto, nuts or a positive number"):
             trajectory_type(bad)
+
+
+def test_cli_summary_line_agrees_with_the_warnings():
+    """The line after sampling counts every site, as the warnings do: a stuck population scale
+    shows in its R-hat even where the law's own parameters mix well."""
+    from bayes_scaling.cli.fitting import sampled_line
+
+    posterior = _posterior("E_pop_sd")
+    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((4, 2000), dtype=bool))})
+    line = sampled_line({"posterior": posterior, "sample_stats": stats}, "nuts", 1.0)
+    worst = D.diagnostics(posterior, stats)
+    law_only = D.diagnostics(posterior, stats, ["alpha"])
+    assert worst["max_rhat"] > 1.5 and law_only["max_rhat"] < 1.01  # the case the test needs
+    assert f"max R-hat {worst['max_rhat']:.3f}," in line
+    assert f"min ESS {worst['min_ess']:.0f}," in line and line.endswith("divergences 0")
+    (message,) = [m for m in _messages(posterior) if m.startswith("max R-hat")]
+    assert message.startswith(f"max R-hat is {worst['max_rhat']:.3f}")

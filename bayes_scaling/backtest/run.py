@@ -65,7 +65,7 @@ REPORT_KEYS: dict[str, str] = {
     "test_range": "per covariate, [min, max] on the held-out side",
     "sampler": "num_chains, num_warmup, num_samples, seed, method (nuts or laplace), "
     "trajectory_length (as asked: a number, 'auto' or null for NUTS)",
-    "diagnostics": "max_rhat, min_ess, divergences of the training fit",
+    "diagnostics": "max_rhat, min_ess (over every sampled site), divergences of the training fit",
     "bayes_scaling_version": "package version",
     "points": (
         "per held-out run: index, covariates, group, observed, median, q05, q25, q75, "
@@ -298,9 +298,7 @@ def backtest(
     )
     fitted = {
         "max_distance": float(np.max(core["distance"])),
-        "diagnostics": _inference.diagnostics(
-            idata.posterior, idata.sample_stats, list(spec.param_names)
-        ),
+        "diagnostics": _inference.diagnostics(idata.posterior, idata.sample_stats),
     }
     report.update(_setting(spec, split, mask, group, likelihood, (train, test), sampler, fitted))
     if include_points:

@@ -53,15 +53,22 @@ def _run_fit(df, args, label: str):
     t0 = time.perf_counter()
     method = getattr(args, "method", "nuts")
     groups = inference.sample(inputs, jax.random.PRNGKey(args.seed), settings, method=method)
-    d = inference.diagnostics(
-        groups["posterior"], groups["sample_stats"], list(inputs.spec.law.param_names)
-    )
-    _c.say(
-        f"{'sampled' if method == 'nuts' else 'Laplace draws'} in {time.perf_counter() - t0:.1f} "
-        f"s: max R-hat {d['max_rhat']:.3f}, min ESS {d['min_ess']:.0f}, divergences "
+    _c.say(sampled_line(groups, method, time.perf_counter() - t0))
+    return groups
+
+
+def sampled_line(groups, method: str, seconds: float) -> str:
+    """The one-line summary after sampling. Its R-hat and ESS are over every sampled site, as
+    the convergence warnings printed just before it are (a grouped fit's population scales,
+    ``sigma`` and ``nu`` included), so that the two never disagree."""
+    from bayes_scaling import inference
+
+    d = inference.diagnostics(groups["posterior"], groups["sample_stats"])
+    return (
+        f"{'sampled' if method == 'nuts' else 'Laplace draws'} in {seconds:.1f} s: "
+        f"max R-hat {d['max_rhat']:.3f}, min ESS {d['min_ess']:.0f}, divergences "
         f"{d['divergences']}"
     )
-    return groups
 
 
 def cmd_fit(args) -> int:
