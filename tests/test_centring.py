@@ -133,14 +133,24 @@ def _assert_one_posterior(fit, reference, names, log_names=()):
         assert np.all((ratio > 0.75) & (ratio < 1.25)), name
 
 
-def test_diagonal_whitening_leaves_the_posterior_unchanged():
-    """The grouped fit's coordinates scaled by the Hessian's diagonal at the mode and the full
-    whitening sample one posterior (:func:`_assert_one_posterior`)."""
+def test_diagonal_whitening_and_scaled_offsets_leave_the_posterior_unchanged():
+    """Two of the grouped fit's coordinate choices against the model's own non-centred
+    coordinates whitened by the full Hessian (no offset scaling): the offsets rescaled with the
+    population scale and scaled by the Hessian's diagonal, and the default (rescaled offsets,
+    population locations whitened together). Each samples the reference's posterior
+    (:func:`_assert_one_posterior`); one reference fit serves both comparisons."""
     inputs = inference.prepare(grouped_curves(groups=4), "power_law", group="run", pooling=POOLING)
-    fits = _short_fits(inputs, 5, {w: {"whitening": w} for w in ("diagonal", "full")})
-    for whitening, posterior in fits.items():
-        assert posterior.attrs["whitening"] == whitening
-    _assert_one_posterior(fits["diagonal"], fits["full"], ("E", "E_pop_loc", "A", "alpha"))
+    variants = {
+        "reference": {"whitening": "full", "offset_scaling": 0.0},
+        "diagonal": {"whitening": "diagonal", "offset_scaling": 0.5},
+        "default": {},
+    }
+    fits = _short_fits(inputs, 5, variants)
+    assert fits["diagonal"].attrs["whitening"] == "diagonal"
+    assert fits["default"].attrs["whitening"] == "locations"
+    names = ("E", "E_pop_loc", "E_pop_sd", "A", "alpha")
+    for variant in ("diagonal", "default"):
+        _assert_one_posterior(fits[variant], fits["reference"], names, log_names=("E_pop_sd",))
 
 
 def _four_group_structure():
@@ -207,15 +217,6 @@ def find_mode(potential, info):
 def test_bad_offset_scaling_is_refused(bad):
     with pytest.raises(ValueError, match="offset_scaling must be a number between 0 and 1"):
         engine.SamplerSettings(offset_scaling=bad)
-
-
-def test_scaled_offsets_leave_the_posterior_unchanged():
-    """The grouped fit's default coordinates (offsets rescaled with the population scale) and
-    the model's non-centred ones sample one posterior (:func:`_assert_one_posterior`)."""
-    inputs = inference.prepare(grouped_curves(groups=4), "power_law", group="run", pooling=POOLING)
-    fits = _short_fits(inputs, 6, {p: {"offset_scaling": p} for p in (0.5, 0.0)})
-    names = ("E", "E_pop_loc", "E_pop_sd", "A", "alpha")
-    _assert_one_posterior(fits[0.5], fits[0.0], names, log_names=("E_pop_sd",))
 
 
 def test_location_block_is_the_laplace_covariance_of_the_locations():

@@ -284,10 +284,12 @@ def test_jittered_hmc_draws_the_nuts_posterior():
 
 
 def test_fit_many_takes_a_trajectory_length():
-    curves = [_curve(20 + k)[0] for k in range(2)]
-    fits = inference.fit_many(curves, "power_law", num_chains=2, num_warmup=200, num_samples=250,
-                              seed=0, trajectory_length=3.0)
-    for (df, true), idata in zip([_curve(20 + k) for k in range(2)], fits):
+    # the shapes and budget of test_fit_many_recovers_every_curve[vmap], whose compiled program
+    # (static HMC of length 3, the default) this fit reuses: what differs is the length asked
+    sets = [_curve(20 + k, n=25 + 3 * k) for k in range(3)]
+    fits = inference.fit_many([df for df, _ in sets], "power_law", num_chains=2, num_warmup=200,
+                              num_samples=250, seed=0, trajectory_length=3.0)
+    for (df, true), idata in zip(sets, fits):
         assert idata.posterior.attrs["trajectory_length"] == 3.0  # a length asked: no refits
         assert "refitted" not in idata.posterior.attrs
         draws = idata.posterior["alpha"].values.ravel()
