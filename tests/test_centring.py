@@ -86,6 +86,11 @@ def test_partial_centring_leaves_the_posterior_unchanged():
     assert ours["min_ess"] > theirs["min_ess"]
 
 
+def test_bad_pilot_is_refused():
+    with pytest.raises(ValueError, match="pilot must be True or False"):
+        engine.SamplerSettings(pilot="yes")
+
+
 def test_bad_whitening_is_refused():
     with pytest.raises(ValueError, match="whitening must be one of auto, full, diagonal"):
         engine.SamplerSettings(whitening="dense")
@@ -133,23 +138,25 @@ def _assert_one_posterior(fit, reference, names, log_names=()):
         assert np.all((ratio > 0.75) & (ratio < 1.25)), name
 
 
-def test_diagonal_whitening_and_scaled_offsets_leave_the_posterior_unchanged():
-    """Two of the grouped fit's coordinate choices against the model's own non-centred
-    coordinates whitened by the full Hessian (no offset scaling): the offsets rescaled with the
-    population scale and scaled by the Hessian's diagonal, and the default (rescaled offsets,
-    population locations whitened together). Each samples the reference's posterior
-    (:func:`_assert_one_posterior`); one reference fit serves both comparisons."""
+def test_diagonal_whitening_scaled_offsets_and_pilot_leave_the_posterior_unchanged():
+    """The grouped fit's coordinate choices against the model's own non-centred coordinates
+    whitened by the full Hessian (no offset scaling): the offsets rescaled with the population
+    scale and scaled by the Hessian's diagonal, the default (rescaled offsets, population
+    locations whitened together), and the default re-whitened by a pilot run
+    (``SamplerSettings(pilot=True)``). Each samples the reference's posterior
+    (:func:`_assert_one_posterior`); one reference fit serves every comparison."""
     inputs = inference.prepare(grouped_curves(groups=4), "power_law", group="run", pooling=POOLING)
     variants = {
         "reference": {"whitening": "full", "offset_scaling": 0.0},
         "diagonal": {"whitening": "diagonal", "offset_scaling": 0.5},
         "default": {},
+        "pilot": {"pilot": True},
     }
     fits = _short_fits(inputs, 5, variants)
     assert fits["diagonal"].attrs["whitening"] == "diagonal"
     assert fits["default"].attrs["whitening"] == "locations"
     names = ("E", "E_pop_loc", "E_pop_sd", "A", "alpha")
-    for variant in ("diagonal", "default"):
+    for variant in ("diagonal", "default", "pilot"):
         _assert_one_posterior(fits[variant], fits["reference"], names, log_names=("E_pop_sd",))
 
 

@@ -122,3 +122,23 @@ def test_trajectory_option_reaches_backtest_calibrate_and_compare(captured_calls
     assert captured_calls.seen["backtest"]["trajectory_length"] is None
     assert captured_calls.seen["calibrate"]["trajectory_length"] == 2.5
     assert captured_calls.seen["compare"]["trajectory_length"] == "auto"
+
+
+def test_pilot_option_reaches_the_fit(monkeypatch, demo_csv, tmp_path):
+    """`fit --pilot` asks for the pilot run (`SamplerSettings.pilot`); without it there is none."""
+    from bayes_scaling import inference
+
+    asked = []
+
+    class Stop(Exception):
+        pass
+
+    def sample(inputs, key, settings, **kwargs):
+        asked.append(settings.pilot)
+        raise Stop
+
+    monkeypatch.setattr(inference, "sample", sample)
+    for extra in ([], ["--pilot"]):
+        with pytest.raises(Stop):
+            cli.main(["fit", str(demo_csv), "--out", str(tmp_path / "f.nc"), *extra])
+    assert asked == [False, True]

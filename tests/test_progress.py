@@ -93,6 +93,17 @@ def test_staged_fit_with_warmup_starts_where_the_fused_one_does(demo_inputs, cap
     assert "warmup" in err and "100%" in err
 
 
+def test_pilot_runs_as_one_program_with_phase_messages(demo_inputs, capsys):
+    """With a pilot run (``SamplerSettings(pilot=True)``) the fit is one program whether or not
+    progress is shown: the same draws, and a phase message in place of the bar."""
+    fused, shown = _both(demo_inputs, num_warmup=20, num_samples=20, chain_method="sequential",
+                         pilot=True)
+    for k, v in fused["samples"].items():
+        np.testing.assert_allclose(shown["samples"][k], v, rtol=1e-6, err_msg=k)
+    err = capsys.readouterr().err
+    assert "a pilot run, then the chains" in err and not PERCENT.search(err)
+
+
 def test_chunk_plan_covers_every_iteration_once():
     for w, s in [(0, 7), (500, 1000), (3, 1), (101, 37)]:
         length, plan = chunk_plan(w, s)

@@ -87,10 +87,10 @@ def _cut(out: dict[str, Any], n: int, spec: ModelSpec) -> dict[str, Any]:
 
 def _run_with_progress(spec, args, settings, prior_samples, method):
     """The fit with progress on stderr: NUTS in stages with a bar between compiled chunks
-    (:mod:`bayes_scaling.engine.staged`), Laplace draws as the fused program with phase
-    messages."""
+    (:mod:`bayes_scaling.engine.staged`); Laplace draws, and NUTS with a pilot run
+    (``SamplerSettings.pilot``), as the fused program with phase messages."""
     progress = Progress()
-    staged = method == "nuts"
+    staged = method == "nuts" and not settings.pilot  # a pilot's two runs: one program
     size = int(np.shape(args[2])[0])
     key = (
         "staged" if staged else "executable",
@@ -113,7 +113,12 @@ def _run_with_progress(spec, args, settings, prior_samples, method):
         _remember(key, programs)
     if staged:
         return run_staged(programs, settings, args, prior_samples, progress)
-    with progress.phase("drawing from the Laplace approximation"):
+    doing = (
+        "drawing from the Laplace approximation"
+        if method != "nuts"
+        else "sampling (a pilot run, then the chains)"
+    )
+    with progress.phase(doing):
         return jax.block_until_ready(programs(*args))
 
 

@@ -19,6 +19,7 @@ from bayes_scaling.engine.centring import (
 from bayes_scaling.engine.settings import (
     CENTRING_MIN_GROUPS,
     METHODS,
+    PILOT_SHRINK,
     START_SCALE,
     TRACE_COUNTS,
     SamplerSettings,
@@ -156,7 +157,10 @@ def _nuts(potential, d: int, rng_key, settings: SamplerSettings, dtype):
     """Run the chains in whitened coordinates; returns per-chain arrays of shape (C, S, ...).
 
     NUTS runs each chain's warmup and draws in one scan; static HMC runs every chain's warmup,
-    then pools the step sizes (:func:`_pooled_step_size`), then the draws."""
+    then pools the step sizes (:func:`_pooled_step_size`), then the draws. With
+    ``settings.pilot`` a pilot run comes first (:func:`_piloted`)."""
+    if settings.pilot:
+        return _piloted(potential, d, rng_key, settings, dtype)
     init, sample_kernel = _kernel(potential, d, settings)
     W, S = settings.num_warmup, settings.num_samples
     method = settings.resolved_chain_method()
@@ -185,6 +189,43 @@ def _nuts(potential, d: int, rng_key, settings: SamplerSettings, dtype):
     states = _pooled_step_size(_map_chains(warm, method, keys, starts))
     out, step_size = _map_chains(draw, method, states)
     return _sampler_stats(out, step_size)
+
+
+def _pilot_whitening(draws, dtype):
+    """The mean and a lower-triangular factor ``L`` of the pooled covariance of pilot draws
+    ``(n, d)``, its correlations shrunk by ``PILOT_SHRINK`` towards none (``L L^T`` then has
+    the draws' variances on its diagonal and is positive definite)."""
+    d = draws.shape[1]
+    mean = draws.mean(0)
+    cov = jnp.cov(draws.T).reshape(d, d)
+    sd = jnp.sqrt(jnp.maximum(jnp.diag(cov), jnp.finfo(dtype).tiny))
+    corr = (1 - PILOT_SHRINK) * cov / (sd[:, None] * sd[None, :]) + PILOT_SHRINK * jnp.eye(
+        d, dtype=dtype
+    )
+    return mean, sd[:, None] * jnp.linalg.cholesky(corr)
+
+
+def _piloted(potential, d: int, rng_key, settings: SamplerSettings, dtype):
+    """``settings.pilot``: a pilot run, then the chains in coordinates ``v`` whitened by it.
+
+    The pilot runs ``W1`` warmup iterations and keeps ``K1`` draws per chain
+    (:meth:`SamplerSettings.pilot_phases`); the chains' pooled draws give ``z = m + L v``
+    (:func:`_pilot_whitening`), and the chains start afresh in ``v`` (dispersed about the
+    pilot's mean) for ``W2`` warmup iterations and the draws. A linear map, so the posterior is
+    unchanged; the draws are returned in ``z``, as without a pilot, with the second run's
+    statistics."""
+    w1, k1, w2 = settings.pilot_phases()
+    first = dataclasses.replace(settings, num_warmup=w1, num_samples=k1, pilot=False)
+    second = dataclasses.replace(settings, num_warmup=w2, pilot=False)
+    key_pilot, key_draws = jax.random.split(rng_key)
+    pilot_z, _ = _nuts(potential, d, key_pilot, first, dtype)
+    mean, factor = _pilot_whitening(pilot_z.reshape(-1, d), dtype)
+
+    def potential_v(v):  # an elementwise product and a sum: no dot call in the leapfrog loop
+        return potential(mean + (factor * v[None, :]).sum(1))
+
+    v, stats = _nuts(potential_v, d, key_draws, second, dtype)
+    return mean + jnp.einsum("ij,csj->csi", factor, v), stats
 
 
 def _chain_devices(num_chains: int) -> int:

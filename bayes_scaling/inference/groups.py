@@ -40,6 +40,7 @@ def _groups_from_run(
     target_accept_prob: float | None = None,
     trajectory_length: float | None = None,
     whitening: str | None = None,
+    pilot: bool = False,
     *,
     warn: bool = True,
 ) -> dict[str, xr.Dataset]:
@@ -49,7 +50,7 @@ def _groups_from_run(
     (static HMC's mean trajectory length; None for NUTS) are recorded in the posterior's
     attributes, where the diagnostics warnings and the report read them; so is ``whitening``
     (the sampler's coordinates about the mode, ``"full"``, ``"diagonal"`` or ``"locations"``)
-    when given.
+    when given, and ``pilot`` (1) when a pilot run re-whitened them (``SamplerSettings.pilot``).
     ``warn=False`` leaves the diagnostics warnings to the caller (``fit_many``, which may
     replace a run before it is returned).
     """
@@ -63,6 +64,8 @@ def _groups_from_run(
         groups["posterior"].attrs["trajectory_length"] = float(trajectory_length)
     if method == "nuts" and whitening in ("full", "diagonal", "locations"):
         groups["posterior"].attrs["whitening"] = whitening
+    if method == "nuts" and pilot:
+        groups["posterior"].attrs["pilot"] = 1  # netCDF attributes take no booleans
     nc, nd = next(iter(samples.values())).shape[:2]
     site = f"log_{spec.law.target}"
     groups["log_likelihood"] = xr.Dataset(
