@@ -18,10 +18,11 @@ one after another) in the coordinates the package samples in. It prints
 
 With ``--pilot W1 K1 W2`` it also runs a two-phase sampler: ``W1`` warmup iterations and ``K1``
 kept draws per chain in the package's coordinates, then the coordinates whitened by the pooled
-covariance of those draws (correlations shrunk by 10% towards the identity), ``W2`` warmup
-iterations and the usual 1,000 draws. It prints both runs' time, leapfrog steps per kept draw
-and min bulk ESS over the sampler's coordinates (not the model's sites), from one process,
-second calls.
+covariance of those draws as ``SamplerSettings(pilot=True)`` whitens them (correlations shrunk by
+``PILOT_SHRINK`` towards none), ``W2`` warmup iterations and the usual 1,000 draws; the package's
+pilot fixes ``W1``, ``K1`` and ``W2`` at 30%, 20% and 60% of ``num_warmup``. It prints both
+runs' time, leapfrog steps per kept draw and min bulk ESS over the sampler's coordinates (not the
+model's sites), from one process, second calls.
 """
 
 from __future__ import annotations
@@ -42,8 +43,6 @@ from bayes_scaling.engine import sampler
 from bayes_scaling.engine.run import resolve_settings
 from bayes_scaling.engine.settings import SamplerSettings, bucket_size, pad_inputs
 from bayes_scaling.inference.prepare import prepare
-
-SHRINK = 0.1  # the pilot covariance's correlations are shrunk this far towards the identity
 
 
 def _arguments(data):
@@ -151,11 +150,7 @@ def pilot(data, seed: int, w1: int, k1: int, w2: int) -> None:
         d, dtype = f["mode"].shape[0], f["mode"].dtype
         k1_, k2_ = jax.random.split(f["k_fit"])
         z1, stats1 = sampler._nuts(potential, d, k1_, first, dtype)
-        flat = z1.reshape(-1, d)
-        mean, cov = flat.mean(0), jnp.cov(flat.T)
-        sd = jnp.sqrt(jnp.diag(cov))
-        corr = (1 - SHRINK) * cov / (sd[:, None] * sd[None, :]) + SHRINK * jnp.eye(d, dtype=dtype)
-        chol = sd[:, None] * jnp.linalg.cholesky(corr)
+        mean, chol = sampler._pilot_whitening(z1.reshape(-1, d), dtype)  # as SamplerSettings.pilot
 
         def rewhitened(v):  # an elementwise product and a sum: no dot call in the leapfrog loop
             return potential(mean + (chol * v[None, :]).sum(1))
