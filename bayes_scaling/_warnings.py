@@ -47,6 +47,7 @@ _FLAG_WORDS = (
     (re.compile(r"\bnum_chains\b"), "--chains"),
     (re.compile(r"\btarget_accept_prob\b"), "--target-accept"),
     (re.compile(r"trajectory_length=None"), "--trajectory-length nuts"),
+    (re.compile(r"\bpilot=True"), "--pilot"),
     (re.compile(r"n_range=\(low, high\)"), "--n-range LOW,HIGH"),
     (re.compile(r"compute_bounds=\(low, high\)"), "--compute-bounds LOW,HIGH"),
     (re.compile(r"derive_tokens=True"), "--derive-tokens"),

@@ -124,6 +124,42 @@ def test_trajectory_option_reaches_backtest_calibrate_and_compare(captured_calls
     assert captured_calls.seen["compare"]["trajectory_length"] == "auto"
 
 
+def test_pilot_option_reaches_backtest_calibrate_and_compare(captured_calls, demo_csv, tmp_path):
+    """`--pilot` is offered and passed on wherever the convergence warnings may suggest it."""
+    from bayes_scaling import backtest, compare
+
+    captured_calls.replace(backtest, "backtest")
+    captured_calls.replace(backtest, "calibrate")
+    captured_calls.replace(compare, "compare_laws", "compare")
+    with pytest.raises(captured_calls.stopped):
+        cli.main(["backtest", str(demo_csv), "--train", "C<=1e20", "--pilot",
+                  "--out", str(tmp_path / "b.json")])
+    with pytest.raises(captured_calls.stopped):
+        cli.main(["calibrate", str(demo_csv), "--law", "chinchilla", "--pilot"])
+    with pytest.raises(captured_calls.stopped):
+        cli.main(["compare", str(demo_csv), "--laws", "chinchilla,kaplan"])
+    assert captured_calls.seen["backtest"]["pilot"] is True
+    assert captured_calls.seen["calibrate"]["pilot"] is True
+    assert captured_calls.seen["compare"]["pilot"] is False
+
+
+def test_backtest_calibrate_and_compare_pass_the_pilot_to_their_fits(captured_calls, demo_csv):
+    """The Python functions hand ``pilot`` to every fit they make."""
+    from bayes_scaling import inference
+    from bayes_scaling.backtest import backtest, calibrate
+    from bayes_scaling.compare import compare_laws
+
+    for run, key in (
+        (lambda: backtest(str(demo_csv), "chinchilla", "C<=1e20", pilot=True), "backtest"),
+        (lambda: calibrate(str(demo_csv), "chinchilla", method="nuts", pilot=True), "calibrate"),
+        (lambda: compare_laws(str(demo_csv), ["chinchilla", "kaplan"], pilot=True), "compare"),
+    ):
+        captured_calls.replace(inference, "fit", key)
+        with pytest.raises(captured_calls.stopped):
+            run()
+        assert captured_calls.seen[key]["pilot"] is True
+
+
 def test_pilot_option_reaches_the_fit(monkeypatch, demo_csv, tmp_path):
     """`fit --pilot` asks for the pilot run (`SamplerSettings.pilot`); without it there is none."""
     from bayes_scaling import inference

@@ -116,3 +116,14 @@ def test_cli_summary_line_agrees_with_the_warnings():
     assert f"min ESS {worst['min_ess']:.0f}," in line and line.endswith("divergences 0")
     (message,) = [m for m in _messages(posterior) if m.startswith("max R-hat")]
     assert message.startswith(f"max R-hat is {worst['max_rhat']:.3f}")
+
+
+def test_a_grouped_fit_that_mixes_badly_suggests_the_pilot_unless_it_ran_one():
+    (rhat_message,) = [m for m in _messages(_posterior("sigma")) if m.startswith("max R-hat")]
+    assert "(pilot=True)" in rhat_message
+    assert "(--pilot)" in cli_words(rhat_message) and "pilot=True" not in cli_words(rhat_message)
+    piloted = _posterior("sigma")
+    piloted.attrs["pilot"] = 1  # as a fit with a pilot run records it
+    assert not any("pilot" in m for m in _messages(piloted))
+    one_curve = _posterior("sigma").drop_vars(["alpha", "group"])
+    assert not any("pilot" in m for m in _messages(one_curve))

@@ -82,7 +82,8 @@ CALIBRATION_KEYS: dict[str, str] = {
     "discrepancy": "the discrepancy setting: calibrate (learned per cut from its training side), "
     "off, or a fixed tau",
     "sampler": "num_chains, num_warmup, num_samples, seed, method (laplace or nuts), "
-    "trajectory_length (as asked: a number, 'auto' or null for NUTS)",
+    "trajectory_length (as asked: a number, 'auto' or null for NUTS), pilot (true when NUTS "
+    "fits ran a pilot run first)",
     "bayes_scaling_version": "package version",
     **{f"cuts[].{k} / pooled.{k}": v for k, v in _SCORES.items()},
 }
@@ -262,6 +263,7 @@ def calibrate(
     point_fit_kwargs: Mapping[str, Any] | None = None,
     min_test: int = 3,
     trajectory_length: float | str | None = "auto",
+    pilot: bool = False,
 ) -> dict[str, Any]:
     """Rolling leave-future-out backtests over one data set: is the model calibrated there?
 
@@ -302,6 +304,9 @@ def calibrate(
         MCMC kernel of every NUTS fit, as for :func:`bayes_scaling.inference.fit`: static HMC of
         this mean length, NUTS (None), or ``"auto"`` (static HMC for a hierarchical fit, NUTS
         for one curve).
+    pilot : bool, default False
+        Run every NUTS fit with a pilot run first, as for :func:`bayes_scaling.inference.fit`
+        (hierarchical fits whose groups' own data are strong); no effect with ``"laplace"``.
 
     Returns
     -------
@@ -336,6 +341,7 @@ def calibrate(
         "target_accept_prob": target_accept_prob,
         "method": method,
         "trajectory_length": trajectory_length,
+        "pilot": pilot,
     }
     suite = _Suite(
         spec=spec,
@@ -368,6 +374,7 @@ def calibrate(
                 "seed": seed,
                 "method": method,
                 "trajectory_length": trajectory_length,
+                "pilot": pilot,
             },
             "bayes_scaling_version": __version__,
         }

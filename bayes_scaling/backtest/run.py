@@ -64,7 +64,8 @@ REPORT_KEYS: dict[str, str] = {
     "train_range": "per covariate, [min, max] on the training side",
     "test_range": "per covariate, [min, max] on the held-out side",
     "sampler": "num_chains, num_warmup, num_samples, seed, method (nuts or laplace), "
-    "trajectory_length (as asked: a number, 'auto' or null for NUTS)",
+    "trajectory_length (as asked: a number, 'auto' or null for NUTS), pilot (true when a "
+    "pilot run re-whitened the training fit's coordinates)",
     "diagnostics": "max_rhat, min_ess (over every sampled site), divergences of the training fit",
     "bayes_scaling_version": "package version",
     "points": (
@@ -183,6 +184,7 @@ def backtest(
     include_points: bool = True,
     method: str = "nuts",
     trajectory_length: float | str | None = "auto",
+    pilot: bool = False,
 ) -> dict[str, Any]:
     """Fit on the training side of a split, predict the held-out side, score; baseline beside it.
 
@@ -224,6 +226,9 @@ def backtest(
         MCMC kernel of the training fit, as for :func:`bayes_scaling.inference.fit`: static HMC of
         this mean length, NUTS (None), or ``"auto"`` (static HMC for a hierarchical fit, NUTS
         for one curve).
+    pilot : bool, default False
+        Run the training fit with a pilot run first, as for :func:`bayes_scaling.inference.fit`
+        (hierarchical fits whose groups' own data are strong).
 
     Returns
     -------
@@ -263,7 +268,14 @@ def backtest(
     )
     train, test = frame[mask], frame[~mask]
     sampler = _Sampler(
-        num_chains, num_warmup, num_samples, target_accept_prob, seed, method, trajectory_length
+        num_chains,
+        num_warmup,
+        num_samples,
+        target_accept_prob,
+        seed,
+        method,
+        trajectory_length,
+        pilot,
     )
     idata = _train_fit(train, spec, priors, pooling, likelihood, sampler, grouped=grouped)
     # the training fit's own data, priors, pooling and likelihood calibrate the discrepancy:
@@ -317,6 +329,7 @@ class _Sampler:
     seed: int
     method: str
     trajectory_length: float | str | None = "auto"
+    pilot: bool = False
 
 
 def _train_fit(train, spec: LawSpec, priors, pooling, likelihood, sampler: _Sampler, *, grouped):
@@ -335,6 +348,7 @@ def _train_fit(train, spec: LawSpec, priors, pooling, likelihood, sampler: _Samp
         prior_samples=0,
         method=sampler.method,
         trajectory_length=sampler.trajectory_length,
+        pilot=sampler.pilot,
     )
 
 
@@ -389,6 +403,7 @@ def _setting(spec: LawSpec, split, mask, group, likelihood, sides, sampler: _Sam
             "seed": sampler.seed,
             "method": sampler.method,
             "trajectory_length": sampler.trajectory_length,
+            "pilot": sampler.pilot,
         },
         "diagnostics": fitted["diagnostics"],
         "bayes_scaling_version": __version__,

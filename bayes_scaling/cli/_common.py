@@ -161,6 +161,13 @@ def add_fit_options(
     p.add_argument("--target-accept", type=float, default=0.9)
     add_trajectory_option(p)
     p.add_argument(
+        "--pilot",
+        action="store_true",
+        help="run a short pilot first and sample in coordinates whitened by its draws: faster "
+        "for hierarchical fits whose groups each have strong data of their own (progress then "
+        "shows phases, not a bar)",
+    )
+    p.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
         default=None,

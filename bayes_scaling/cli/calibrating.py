@@ -45,6 +45,7 @@ def cmd_calibrate(args) -> int:
         seed=args.seed,
         method=args.method,
         trajectory_length=args.trajectory_length,
+        pilot=args.pilot,
         **_c.fit_kwargs(args),
     )
     if args.out:

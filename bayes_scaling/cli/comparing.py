@@ -51,6 +51,7 @@ def cmd_compare(args) -> int:
         seed=args.seed,
         fit_method=args.method,
         trajectory_length=args.trajectory_length,
+        pilot=args.pilot,
         **kwargs,
     )
     _c.say(f"compared in {time.perf_counter() - t0:.1f} s")

@@ -41,7 +41,7 @@ def _run_fit(df, args, label: str):
         target_accept_prob=args.target_accept,
         progress_bar=progress,
         trajectory_length=getattr(args, "trajectory_length", "auto"),
-        pilot=getattr(args, "pilot", False),
+        pilot=getattr(args, "pilot", False),  # the demo has no --pilot
     )
     groups_txt = f", {inputs.spec.num_groups} groups" if inputs.spec.num_groups else ""
     _c.say(
@@ -154,13 +154,6 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="output netCDF file (InferenceData)")
     p.add_argument(
         "--force", action="store_true", help="replace --out if it exists (never an input file)"
-    )
-    p.add_argument(
-        "--pilot",
-        action="store_true",
-        help="run a short pilot first and sample in coordinates whitened by its draws: faster "
-        "for hierarchical fits whose groups each have strong data of their own (progress then "
-        "shows phases, not a bar)",
     )
     p.add_argument(
         "--discrepancy",

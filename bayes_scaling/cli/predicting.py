@@ -83,6 +83,7 @@ def cmd_backtest(args) -> int:
         seed=args.seed,
         method=args.method,
         trajectory_length=args.trajectory_length,
+        pilot=args.pilot,
         **kwargs,
     )
     with atomic_path(args.out) as tmp:

@@ -121,6 +121,7 @@ def compare_laws(
     seed: int = 0,
     fit_method: str = "nuts",
     trajectory_length: float | str | None = "auto",
+    pilot: bool = False,
 ) -> LawComparison:
     """Fit several laws to the same rows and rank them by PSIS-LOO and leave-future-out.
 
@@ -163,6 +164,9 @@ def compare_laws(
         MCMC kernel of every NUTS fit, as for :func:`bayes_scaling.inference.fit`: static HMC
         of this mean length, NUTS (None), or ``"auto"`` (static HMC for hierarchical fits, NUTS
         for one curve). CLI ``compare --trajectory-length``.
+    pilot : bool, default False
+        Run every NUTS fit with a pilot run first, as for :func:`bayes_scaling.inference.fit`
+        (hierarchical fits whose groups' own data are strong). CLI ``compare --pilot``.
 
     Returns
     -------
@@ -238,6 +242,7 @@ def compare_laws(
             "pad_to": len(frame),  # a law's fits to all runs and to the past share one program
             "method": fit_method,
             "trajectory_length": trajectory_length,
+            "pilot": pilot,
         },
     )
     keys = jax.random.split(jax.random.PRNGKey(seed), 2 * len(specs))
