@@ -39,7 +39,7 @@ import numpy as np
 import numpyro
 from bench_hierarchical import cases
 
-from bayes_scaling.engine import sampler
+from bayes_scaling.engine import chains, sampler
 from bayes_scaling.engine.run import resolve_settings
 from bayes_scaling.engine.settings import SamplerSettings, bucket_size, pad_inputs
 from bayes_scaling.inference.prepare import prepare
@@ -81,7 +81,7 @@ def probe(data, seed: int, points: int) -> None:
 
     def run(key):
         f, potential = _potential_z(model, spec, settings, args, key)
-        return sampler._nuts(potential, f["mode"].shape[0], f["k_fit"], settings, f["mode"].dtype)
+        return chains._nuts(potential, f["mode"].shape[0], f["k_fit"], settings, f["mode"].dtype)
 
     z, stats = jax.jit(run)(jax.random.PRNGKey(seed))
     print(
@@ -140,7 +140,7 @@ def pilot(data, seed: int, w1: int, k1: int, w2: int) -> None:
 
     def plain(key):
         f, potential = _potential_z(model, spec, settings, args, key)
-        z, stats = sampler._nuts(
+        z, stats = chains._nuts(
             potential, f["mode"].shape[0], f["k_fit"], settings, f["mode"].dtype
         )
         return z, stats["num_steps"].mean(), jnp.nan
@@ -149,13 +149,13 @@ def pilot(data, seed: int, w1: int, k1: int, w2: int) -> None:
         f, potential = _potential_z(model, spec, settings, args, key)
         d, dtype = f["mode"].shape[0], f["mode"].dtype
         k1_, k2_ = jax.random.split(f["k_fit"])
-        z1, stats1 = sampler._nuts(potential, d, k1_, first, dtype)
-        mean, chol = sampler._pilot_whitening(z1.reshape(-1, d), dtype)  # as SamplerSettings.pilot
+        z1, stats1 = chains._nuts(potential, d, k1_, first, dtype)
+        mean, chol = chains._pilot_whitening(z1.reshape(-1, d), dtype)  # as SamplerSettings.pilot
 
         def rewhitened(v):  # an elementwise product and a sum: no dot call in the leapfrog loop
             return potential(mean + (chol * v[None, :]).sum(1))
 
-        z2, stats2 = sampler._nuts(rewhitened, d, k2_, second, dtype)
+        z2, stats2 = chains._nuts(rewhitened, d, k2_, second, dtype)
         z = mean + jnp.einsum("ij,csj->csi", chol, z2)
         return z, stats2["num_steps"].mean(), stats1["num_steps"].mean()
 

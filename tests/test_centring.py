@@ -87,7 +87,7 @@ def test_partial_centring_leaves_the_posterior_unchanged():
 
 
 def test_bad_pilot_is_refused():
-    with pytest.raises(ValueError, match="pilot must be True or False"):
+    with pytest.raises(ValueError, match="pilot must be True, False or 'auto'"):
         engine.SamplerSettings(pilot="yes")
 
 
@@ -155,6 +155,8 @@ def test_diagonal_whitening_scaled_offsets_and_pilot_leave_the_posterior_unchang
     fits = _short_fits(inputs, 5, variants)
     assert fits["diagonal"].attrs["whitening"] == "diagonal"
     assert fits["default"].attrs["whitening"] == "locations"
+    seen = fits["default"].attrs["pilot_correlation"]  # the default's choice half-way, recorded
+    assert 0 <= seen <= 1 and fits["default"].attrs["pilot"] == int(seen > engine.PILOT_TIE)
     names = ("E", "E_pop_loc", "E_pop_sd", "A", "alpha")
     for variant in ("diagonal", "default", "pilot"):
         _assert_one_posterior(fits[variant], fits["reference"], names, log_names=("E_pop_sd",))
@@ -263,3 +265,71 @@ def test_location_whitening_leaves_the_posterior_unchanged():
         assert posterior.attrs["whitening"] == whitening
     names = ("E", "E_pop_loc", "A_pop_loc", "alpha_pop_loc", "A", "alpha")
     _assert_one_posterior(fits["locations"], fits["diagonal"], names)
+
+
+@pytest.mark.parametrize(
+    "groups, pooling, options, expected",
+    [
+        (4, POOLING, {}, "auto"),  # static HMC, 4 groups, 4 offsets: the choice half-way
+        (2, POOLING, {}, False),  # two groups: re-whitening mixed worse there
+        (4, POOLING, {"trajectory_length": None}, False),  # NUTS: no choice half-way
+        (4, POOLING, {"pilot": True}, True),  # asked for: always
+        (4, POOLING, {"pilot": False}, False),
+        (80, {"E": "pooled", "A": "pooled", "alpha": "pooled"}, {}, False),  # 240 offsets, 400 draws read
+        (40, POOLING, {}, "auto"),  # 40 offsets
+        (4, {"E": "shared", "A": "shared", "alpha": "shared"}, {}, False),  # nothing pooled
+    ],
+)
+def test_where_the_choice_half_way_applies(groups, pooling, options, expected):
+    inputs = inference.prepare(grouped_curves(groups=groups, n=8), "power_law", group="run", pooling=pooling)
+    resolved = engine.resolve_settings(inputs.spec, engine.SamplerSettings(**options), "nuts")
+    assert resolved.pilot == expected
+    one_curve = inference.prepare(grouped_curves(groups=1, n=8).drop(columns=["run"]), "power_law")
+    assert engine.resolve_settings(one_curve.spec, engine.SamplerSettings(), "nuts").pilot is False
+
+
+def _gaussian(correlation: float):
+    """A 4-dimensional Gaussian potential whose coordinate 0 (a "location") has the given
+    correlation with each of coordinates 1-3 (its "offsets"), and its covariance: that of
+    ``x_0 = u``, ``x_j = c u + sqrt(1 - c^2) e_j`` with independent standard normals."""
+    cov = np.eye(4)
+    cov[0, 1:] = cov[1:, 0] = correlation
+    cov[1:, 1:] += correlation**2 * (1 - np.eye(3))
+    precision = jnp.asarray(np.linalg.inv(cov), dtype=jnp.float32)
+    return (lambda z: 0.5 * z @ precision @ z), cov
+
+
+def _gated_run(potential, pilot):
+    from bayes_scaling.engine.chains import _nuts
+
+    settings = engine.SamplerSettings(
+        num_chains=2, num_warmup=300, num_samples=1000, trajectory_length=3.0, pilot=pilot,
+        chain_method="sequential",
+    )
+    ties = ((0, np.array([1, 2, 3])),)
+    run = jax.jit(lambda key: _nuts(potential, 4, key, settings, jnp.float32, ties))
+    return jax.device_get(run(jax.random.PRNGKey(3)))
+
+
+def test_without_a_tie_the_choice_half_way_goes_on_with_the_plain_run_draw_for_draw():
+    potential, _ = _gaussian(0.0)
+    z, stats = _gated_run(potential, "auto")
+    plain, plain_stats = _gated_run(potential, False)
+    assert stats["pilot_correlation"] < engine.PILOT_TIE
+    np.testing.assert_array_equal(z, plain)
+    np.testing.assert_array_equal(stats["num_steps"], plain_stats["num_steps"])
+
+
+def test_with_a_tie_the_run_is_re_whitened_and_draws_the_same_distribution():
+    tie = 0.95
+    potential, cov = _gaussian(tie)
+    sd = np.sqrt(np.diag(cov))
+    z, stats = _gated_run(potential, "auto")
+    plain, _ = _gated_run(potential, False)
+    assert stats["pilot_correlation"] > engine.PILOT_TIE
+    assert not np.array_equal(z, plain)  # another run: the re-whitened one
+    draws = z.reshape(-1, 4)
+    # 2 x 1000 draws of a Gaussian: Monte Carlo errors of a few hundredths of an SD
+    assert np.all(np.abs(draws.mean(0)) < 0.2 * sd)
+    assert np.all(np.abs(draws.std(0) / sd - 1) < 0.15)
+    assert np.abs(np.corrcoef(draws.T)[0, 1:] - tie).max() < 0.05

@@ -137,7 +137,7 @@ def test_pilot_option_reaches_backtest_calibrate_and_compare(captured_calls, dem
     with pytest.raises(captured_calls.stopped):
         cli.main(["calibrate", str(demo_csv), "--law", "chinchilla", "--pilot"])
     with pytest.raises(captured_calls.stopped):
-        cli.main(["compare", str(demo_csv), "--laws", "chinchilla,kaplan"])
+        cli.main(["compare", str(demo_csv), "--laws", "chinchilla,kaplan", "--no-pilot"])
     assert captured_calls.seen["backtest"]["pilot"] is True
     assert captured_calls.seen["calibrate"]["pilot"] is True
     assert captured_calls.seen["compare"]["pilot"] is False
@@ -161,7 +161,8 @@ def test_backtest_calibrate_and_compare_pass_the_pilot_to_their_fits(captured_ca
 
 
 def test_pilot_option_reaches_the_fit(monkeypatch, demo_csv, tmp_path):
-    """`fit --pilot` asks for the pilot run (`SamplerSettings.pilot`); without it there is none."""
+    """`fit --pilot` asks for the pilot run (`SamplerSettings.pilot`), `--no-pilot` for none;
+    without either the choice is the sampler's ("auto")."""
     from bayes_scaling import inference
 
     asked = []
@@ -174,7 +175,7 @@ def test_pilot_option_reaches_the_fit(monkeypatch, demo_csv, tmp_path):
         raise Stop
 
     monkeypatch.setattr(inference, "sample", sample)
-    for extra in ([], ["--pilot"]):
+    for extra in ([], ["--pilot"], ["--no-pilot"]):
         with pytest.raises(Stop):
             cli.main(["fit", str(demo_csv), "--out", str(tmp_path / "f.nc"), *extra])
-    assert asked == [False, True]
+    assert asked == ["auto", True, False]

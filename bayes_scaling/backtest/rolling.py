@@ -82,8 +82,8 @@ CALIBRATION_KEYS: dict[str, str] = {
     "discrepancy": "the discrepancy setting: calibrate (learned per cut from its training side), "
     "off, or a fixed tau",
     "sampler": "num_chains, num_warmup, num_samples, seed, method (laplace or nuts), "
-    "trajectory_length (as asked: a number, 'auto' or null for NUTS), pilot (true when NUTS "
-    "fits ran a pilot run first)",
+    "trajectory_length (as asked: a number, 'auto' or null for NUTS), pilot (as asked: true, "
+    "false or 'auto')",
     "bayes_scaling_version": "package version",
     **{f"cuts[].{k} / pooled.{k}": v for k, v in _SCORES.items()},
 }
@@ -263,7 +263,7 @@ def calibrate(
     point_fit_kwargs: Mapping[str, Any] | None = None,
     min_test: int = 3,
     trajectory_length: float | str | None = "auto",
-    pilot: bool = False,
+    pilot: bool | str = "auto",
 ) -> dict[str, Any]:
     """Rolling leave-future-out backtests over one data set: is the model calibrated there?
 
@@ -304,9 +304,9 @@ def calibrate(
         MCMC kernel of every NUTS fit, as for :func:`bayes_scaling.inference.fit`: static HMC of
         this mean length, NUTS (None), or ``"auto"`` (static HMC for a hierarchical fit, NUTS
         for one curve).
-    pilot : bool, default False
-        Run every NUTS fit with a pilot run first, as for :func:`bayes_scaling.inference.fit`
-        (hierarchical fits whose groups' own data are strong); no effect with ``"laplace"``.
+    pilot : bool or "auto", default "auto"
+        Re-whitening of every NUTS fit's coordinates by draws already made, as for
+        :func:`bayes_scaling.inference.fit` (hierarchical fits); no effect with ``"laplace"``.
 
     Returns
     -------

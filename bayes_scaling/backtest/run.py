@@ -64,8 +64,8 @@ REPORT_KEYS: dict[str, str] = {
     "train_range": "per covariate, [min, max] on the training side",
     "test_range": "per covariate, [min, max] on the held-out side",
     "sampler": "num_chains, num_warmup, num_samples, seed, method (nuts or laplace), "
-    "trajectory_length (as asked: a number, 'auto' or null for NUTS), pilot (true when a "
-    "pilot run re-whitened the training fit's coordinates)",
+    "trajectory_length (as asked: a number, 'auto' or null for NUTS), pilot (as asked: true, "
+    "false or 'auto')",
     "diagnostics": "max_rhat, min_ess (over every sampled site), divergences of the training fit",
     "bayes_scaling_version": "package version",
     "points": (
@@ -184,7 +184,7 @@ def backtest(
     include_points: bool = True,
     method: str = "nuts",
     trajectory_length: float | str | None = "auto",
-    pilot: bool = False,
+    pilot: bool | str = "auto",
 ) -> dict[str, Any]:
     """Fit on the training side of a split, predict the held-out side, score; baseline beside it.
 
@@ -226,9 +226,9 @@ def backtest(
         MCMC kernel of the training fit, as for :func:`bayes_scaling.inference.fit`: static HMC of
         this mean length, NUTS (None), or ``"auto"`` (static HMC for a hierarchical fit, NUTS
         for one curve).
-    pilot : bool, default False
-        Run the training fit with a pilot run first, as for :func:`bayes_scaling.inference.fit`
-        (hierarchical fits whose groups' own data are strong).
+    pilot : bool or "auto", default "auto"
+        Re-whitening of the training fit's coordinates by draws already made, as for
+        :func:`bayes_scaling.inference.fit` (hierarchical fits).
 
     Returns
     -------
@@ -329,7 +329,7 @@ class _Sampler:
     seed: int
     method: str
     trajectory_length: float | str | None = "auto"
-    pilot: bool = False
+    pilot: bool | str = "auto"
 
 
 def _train_fit(train, spec: LawSpec, priors, pooling, likelihood, sampler: _Sampler, *, grouped):

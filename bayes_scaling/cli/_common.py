@@ -162,10 +162,12 @@ def add_fit_options(
     add_trajectory_option(p)
     p.add_argument(
         "--pilot",
-        action="store_true",
-        help="run a short pilot first and sample in coordinates whitened by its draws: faster "
-        "for hierarchical fits whose groups each have strong data of their own (progress then "
-        "shows phases, not a bar)",
+        action=argparse.BooleanOptionalAction,
+        default="auto",
+        help="hierarchical fits: --pilot runs a short pilot first and samples in coordinates "
+        "whitened by its draws, --no-pilot never re-whitens; by default a fit with three or "
+        "more groups re-whitens half-way through warmup only where a population location is "
+        "tied to its groups' offsets (progress then shows phases, not a bar)",
     )
     p.add_argument(
         "--progress",

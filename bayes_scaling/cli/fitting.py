@@ -41,7 +41,7 @@ def _run_fit(df, args, label: str):
         target_accept_prob=args.target_accept,
         progress_bar=progress,
         trajectory_length=getattr(args, "trajectory_length", "auto"),
-        pilot=getattr(args, "pilot", False),  # the demo has no --pilot
+        pilot=getattr(args, "pilot", "auto"),  # the demo has no --pilot
     )
     groups_txt = f", {inputs.spec.num_groups} groups" if inputs.spec.num_groups else ""
     _c.say(
@@ -55,7 +55,38 @@ def _run_fit(df, args, label: str):
     method = getattr(args, "method", "nuts")
     groups = inference.sample(inputs, jax.random.PRNGKey(args.seed), settings, method=method)
     _c.say(sampled_line(groups, method, time.perf_counter() - t0))
+    choice = rewhitening_line(groups["posterior"].attrs)
+    if choice:
+        _c.say(choice)
     return groups
+
+
+def rewhitening_line(attrs) -> str:
+    """What a grouped fit's choice half-way through warmup was (``pilot="auto"``), or "".
+
+    Examples
+    --------
+    >>> print(rewhitening_line({"pilot_correlation": 0.95, "pilot": 1}))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    re-whitened half-way through warmup: a population location's correlation with its
+    groups' offsets was 0.95 (beyond 0.85)
+    >>> rewhitening_line({})
+    ''
+    """
+    from bayes_scaling.engine import PILOT_TIE
+
+    if "pilot_correlation" not in attrs:
+        return ""
+    seen = float(attrs["pilot_correlation"])
+    if attrs.get("pilot"):
+        return (
+            "re-whitened half-way through warmup: a population location's correlation with its "
+            f"groups' offsets was {seen:.2f} (beyond {PILOT_TIE:g})"
+        )
+    return (
+        "not re-whitened: half-way through warmup a population location's largest correlation "
+        f"with its groups' offsets was {seen:.2f} (at most {PILOT_TIE:g})"
+    )
 
 
 def sampled_line(groups, method: str, seconds: float) -> str:

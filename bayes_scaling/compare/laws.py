@@ -121,7 +121,7 @@ def compare_laws(
     seed: int = 0,
     fit_method: str = "nuts",
     trajectory_length: float | str | None = "auto",
-    pilot: bool = False,
+    pilot: bool | str = "auto",
 ) -> LawComparison:
     """Fit several laws to the same rows and rank them by PSIS-LOO and leave-future-out.
 
@@ -164,9 +164,10 @@ def compare_laws(
         MCMC kernel of every NUTS fit, as for :func:`bayes_scaling.inference.fit`: static HMC
         of this mean length, NUTS (None), or ``"auto"`` (static HMC for hierarchical fits, NUTS
         for one curve). CLI ``compare --trajectory-length``.
-    pilot : bool, default False
-        Run every NUTS fit with a pilot run first, as for :func:`bayes_scaling.inference.fit`
-        (hierarchical fits whose groups' own data are strong). CLI ``compare --pilot``.
+    pilot : bool or "auto", default "auto"
+        Re-whitening of every NUTS fit's coordinates by draws already made, as for
+        :func:`bayes_scaling.inference.fit` (hierarchical fits). CLI ``compare --pilot`` /
+        ``--no-pilot``.
 
     Returns
     -------

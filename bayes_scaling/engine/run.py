@@ -10,12 +10,14 @@ from typing import Any
 import jax
 import numpy as np
 
+from bayes_scaling.engine.chains import _chain_devices
 from bayes_scaling.engine.programs import _PROGRAMS, _from_program_file, _remember, compiled
 from bayes_scaling.engine.progress import Progress
-from bayes_scaling.engine.sampler import _chain_devices, joint_program, program
+from bayes_scaling.engine.sampler import joint_program, program
 from bayes_scaling.engine.settings import (
     BATCHINGS,
     GROUPED_TRAJECTORY_LENGTH,
+    PILOT_MIN_GROUPS,
     SamplerSettings,
     bucket_size,
     pad_inputs,
@@ -64,16 +66,34 @@ def resolve_settings(spec: ModelSpec, settings: SamplerSettings, method: str) ->
     """``settings`` with what is left open resolved: a grouped fit's chains run in parallel on
     several devices, and ``trajectory_length="auto"`` is jittered static HMC of length
     ``GROUPED_TRAJECTORY_LENGTH`` for a grouped fit, NUTS for one curve; ``whitening="auto"`` is
-    ``"locations"`` for a grouped fit, full otherwise."""
+    ``"locations"`` for a grouped fit, full otherwise; ``pilot="auto"`` stays where the run can
+    choose half-way whether to re-whiten (:func:`_gates`) and is False elsewhere."""
     grouped = method == "nuts" and bool(spec.num_groups)
     if settings.trajectory_length == "auto":
         length = GROUPED_TRAJECTORY_LENGTH if grouped else None
         settings = dataclasses.replace(settings, trajectory_length=length)
     if settings.whitening == "auto":
         settings = dataclasses.replace(settings, whitening="locations" if grouped else "full")
+    if settings.pilot == "auto" and not _gates(spec, settings, grouped):
+        settings = dataclasses.replace(settings, pilot=False)
     if settings.chain_method is None and grouped and _chain_devices(settings.num_chains) > 1:
         return dataclasses.replace(settings, chain_method="parallel")
     return settings
+
+
+def _gates(spec: ModelSpec, settings: SamplerSettings, grouped: bool) -> bool:
+    """Whether ``pilot="auto"`` applies: a grouped static-HMC run with at least
+    ``PILOT_MIN_GROUPS`` groups and pooled parameters, whose chains' draws read half-way
+    through warmup number at least two per group offset."""
+    pooled = sum(mode == "pooled" for mode in spec.pooling_map.values())
+    offsets = pooled * spec.num_groups
+    draws = settings.num_chains * settings.gate_phases()[1]
+    return (
+        grouped
+        and settings.static_length() is not None
+        and spec.num_groups >= PILOT_MIN_GROUPS
+        and 0 < offsets <= draws / 2
+    )
 
 
 def _cut(out: dict[str, Any], n: int, spec: ModelSpec) -> dict[str, Any]:
@@ -87,10 +107,10 @@ def _cut(out: dict[str, Any], n: int, spec: ModelSpec) -> dict[str, Any]:
 
 def _run_with_progress(spec, args, settings, prior_samples, method):
     """The fit with progress on stderr: NUTS in stages with a bar between compiled chunks
-    (:mod:`bayes_scaling.engine.staged`); Laplace draws, and NUTS with a pilot run
-    (``SamplerSettings.pilot``), as the fused program with phase messages."""
+    (:mod:`bayes_scaling.engine.staged`); Laplace draws, and NUTS with a pilot run or a choice
+    half-way (``SamplerSettings.pilot``), as the fused program with phase messages."""
     progress = Progress()
-    staged = method == "nuts" and not settings.pilot  # a pilot's two runs: one program
+    staged = method == "nuts" and not settings.pilot  # a pilot's or a choice's runs: one program
     size = int(np.shape(args[2])[0])
     key = (
         "staged" if staged else "executable",
@@ -113,11 +133,11 @@ def _run_with_progress(spec, args, settings, prior_samples, method):
         _remember(key, programs)
     if staged:
         return run_staged(programs, settings, args, prior_samples, progress)
-    doing = (
-        "drawing from the Laplace approximation"
-        if method != "nuts"
-        else "sampling (a pilot run, then the chains)"
-    )
+    doing = {
+        "laplace": "drawing from the Laplace approximation",
+        True: "sampling (a pilot run, then the chains)",
+        "auto": "sampling (re-whitened half-way through warmup where the groups call for it)",
+    }["laplace" if method != "nuts" else settings.pilot]
     with progress.phase(doing):
         return jax.block_until_ready(programs(*args))
 
@@ -144,6 +164,9 @@ def run_many(
     set, as :func:`run_fit` does.
     """
     settings = SamplerSettings() if settings is None else settings
+    if settings.pilot == "auto":
+        # many sets in one program: no choice half-way (under vmap a cond runs both branches)
+        settings = dataclasses.replace(settings, pilot=False)
     if batching not in BATCHINGS:
         raise ValueError(f"batching must be one of {', '.join(BATCHINGS)}; got {batching!r}")
     if not xs:

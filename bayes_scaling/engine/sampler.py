@@ -7,7 +7,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from bayes_scaling.engine.centring import (
@@ -16,11 +15,10 @@ from bayes_scaling.engine.centring import (
     _ScaledOffsets,
     offset_information,
 )
+from bayes_scaling.engine.chains import _nuts
 from bayes_scaling.engine.settings import (
     CENTRING_MIN_GROUPS,
     METHODS,
-    PILOT_SHRINK,
-    START_SCALE,
     TRACE_COUNTS,
     SamplerSettings,
 )
@@ -44,216 +42,6 @@ def _counted(spec: ModelSpec):
 
     model.spec = spec  # type: ignore[attr-defined]
     return model
-
-
-def _kernel(potential, d: int, settings: SamplerSettings):
-    """numpyro's NUTS kernel for ``potential``: ``init(key, z0) -> state`` and ``sample_kernel``.
-
-    numpyro's ``init_kernel`` sets the adaptation schedule that ``sample_kernel`` reads, so a
-    program that only runs ``sample_kernel`` on a given state calls ``init`` once first (its
-    result is unused and compiled away). With ``settings.trajectory_length`` set, the kernel is
-    static HMC with a jittered trajectory instead (see :func:`_jittered`).
-    """
-    from numpyro.infer.hmc import hmc
-
-    static = settings.static_length()
-    init_kernel, sample_kernel = hmc(potential, algo="NUTS" if static is None else "HMC")
-
-    def init(key, z0):
-        z0 = jnp.where(jnp.isfinite(potential(z0)), z0, jnp.zeros_like(z0))
-        length = {} if static is None else {"trajectory_length": static}
-        return init_kernel(
-            z0,
-            settings.num_warmup,
-            dense_mass=settings.dense_for(d),
-            target_accept_prob=settings.target_accept_prob,
-            max_tree_depth=settings.max_tree_depth,
-            rng_key=key,
-            **length,
-        )
-
-    return init, sample_kernel if static is None else _jittered(sample_kernel, settings)
-
-
-def _jittered(sample_kernel, settings: SamplerSettings):
-    """Static HMC whose trajectory length is drawn afresh each iteration.
-
-    The length is uniform on [0.5, 1.5] times ``settings.trajectory_length`` (in the whitened
-    coordinates, where the posterior's scales are near 1), so that no fixed length resonates
-    with a direction's period, and is capped at ``2 ** max_tree_depth - 1`` leapfrog steps, the
-    most a NUTS tree takes. Every set and chain then does about the same work per iteration,
-    which is what many sets in lockstep need (:func:`bayes_scaling.engine.run_many`).
-    """
-    mean = settings.static_length() or 0.0
-    most_steps = 2**settings.max_tree_depth - 1
-
-    def step(state):
-        key, sub = jax.random.split(state.rng_key)
-        length = mean * jax.random.uniform(sub, minval=0.5, maxval=1.5, dtype=state.z.dtype)
-        length = jnp.minimum(length, most_steps * state.adapt_state.step_size)
-        return sample_kernel(state._replace(rng_key=key, trajectory_length=length))
-
-    return step
-
-
-def _recorded(sample_kernel):
-    """One NUTS iteration as a scan step: the new state and what is kept of it."""
-
-    def step(s, _):
-        s = sample_kernel(s)  # adapts while s.i < num_warmup
-        return s, (s.z, s.diverging, s.num_steps, s.energy, s.potential_energy, s.accept_prob)
-
-    return step
-
-
-def _chain_starts(rng_key, settings: SamplerSettings, d: int, dtype):
-    """Per-chain keys and starting points (independent Laplace draws in whitened coordinates)."""
-    key_chains, key_start = jax.random.split(rng_key)
-    keys = jax.random.split(key_chains, settings.num_chains)
-    starts = START_SCALE * jax.random.normal(key_start, (settings.num_chains, d), dtype=dtype)
-    return keys, starts
-
-
-def _map_chains(fn, method: str, *xs):
-    """``fn`` applied to every chain's slice of ``xs`` as ``method`` asks."""
-    if method == "vectorized":
-        return jax.vmap(fn)(*xs)
-    if method == "parallel":
-        return _parallel_chains(fn, *xs)
-    return jax.lax.map(lambda a: fn(*a), xs)
-
-
-def _sampler_stats(out, step_size) -> tuple[Any, dict[str, Any]]:
-    """The draws and the ``stats`` dict from the recorded iterations (C, S, ...)."""
-    z, diverging, num_steps, energy, pe, accept = out
-    stats = {
-        "diverging": diverging,
-        "num_steps": num_steps,
-        "energy": energy,
-        "potential_energy": pe,
-        "accept_prob": accept,
-        "step_size": step_size,
-    }
-    return z, stats
-
-
-def _pooled_step_size(states):
-    """The chains' states after warmup, every chain at the smallest step size any of them adapted.
-
-    For static HMC (``SamplerSettings.trajectory_length`` set). Each chain's step-size adaptation
-    is a noisy estimate from its own warmup; on a hierarchical posterior a chain that adapted
-    where the population scales are small may take a step too long for their upper tail, where
-    its acceptance collapses and it sticks (gadre's three corpora, 2 of 10 seeds: one chain
-    accepting 0.67-0.82, R-hat 1.03-1.06). The smallest step suits what every chain has seen,
-    and with a fixed trajectory length all chains then do the same work per draw, so that
-    chains side by side on several devices finish together.
-    """
-    step = states.adapt_state.step_size
-    pooled = jnp.full_like(step, jnp.min(step))
-    return states._replace(adapt_state=states.adapt_state._replace(step_size=pooled))
-
-
-def _nuts(potential, d: int, rng_key, settings: SamplerSettings, dtype):
-    """Run the chains in whitened coordinates; returns per-chain arrays of shape (C, S, ...).
-
-    NUTS runs each chain's warmup and draws in one scan; static HMC runs every chain's warmup,
-    then pools the step sizes (:func:`_pooled_step_size`), then the draws. With
-    ``settings.pilot`` a pilot run comes first (:func:`_piloted`)."""
-    if settings.pilot:
-        return _piloted(potential, d, rng_key, settings, dtype)
-    init, sample_kernel = _kernel(potential, d, settings)
-    W, S = settings.num_warmup, settings.num_samples
-    method = settings.resolved_chain_method()
-    keys, starts = _chain_starts(rng_key, settings, d, dtype)
-
-    if settings.static_length() is None:
-
-        def one_chain(key, z0):
-            state = init(key, z0)
-            # one scan over warmup and draws: the kernel is traced and compiled once
-            last, out = jax.lax.scan(_recorded(sample_kernel), state, None, length=W + S)
-            return tuple(a[W:] for a in out), last.adapt_state.step_size
-
-        out, step_size = _map_chains(one_chain, method, keys, starts)
-        return _sampler_stats(out, step_size)
-
-    def warm(key, z0):
-        state = init(key, z0)
-        return jax.lax.scan(lambda s, _: (sample_kernel(s), None), state, None, length=W)[0]
-
-    def draw(state):
-        init(jax.random.PRNGKey(0), jnp.zeros(d, dtype))  # numpyro's schedule; result unused
-        last, out = jax.lax.scan(_recorded(sample_kernel), state, None, length=S)
-        return out, last.adapt_state.step_size
-
-    states = _pooled_step_size(_map_chains(warm, method, keys, starts))
-    out, step_size = _map_chains(draw, method, states)
-    return _sampler_stats(out, step_size)
-
-
-def _pilot_whitening(draws, dtype):
-    """The mean and a lower-triangular factor ``L`` of the pooled covariance of pilot draws
-    ``(n, d)``, its correlations shrunk by ``PILOT_SHRINK`` towards none (``L L^T`` then has
-    the draws' variances on its diagonal and is positive definite)."""
-    d = draws.shape[1]
-    mean = draws.mean(0)
-    cov = jnp.cov(draws.T).reshape(d, d)
-    sd = jnp.sqrt(jnp.maximum(jnp.diag(cov), jnp.finfo(dtype).tiny))
-    corr = (1 - PILOT_SHRINK) * cov / (sd[:, None] * sd[None, :]) + PILOT_SHRINK * jnp.eye(
-        d, dtype=dtype
-    )
-    return mean, sd[:, None] * jnp.linalg.cholesky(corr)
-
-
-def _piloted(potential, d: int, rng_key, settings: SamplerSettings, dtype):
-    """``settings.pilot``: a pilot run, then the chains in coordinates ``v`` whitened by it.
-
-    The pilot runs ``W1`` warmup iterations and keeps ``K1`` draws per chain
-    (:meth:`SamplerSettings.pilot_phases`); the chains' pooled draws give ``z = m + L v``
-    (:func:`_pilot_whitening`), and the chains start afresh in ``v`` (dispersed about the
-    pilot's mean) for ``W2`` warmup iterations and the draws. A linear map, so the posterior is
-    unchanged; the draws are returned in ``z``, as without a pilot, with the second run's
-    statistics."""
-    w1, k1, w2 = settings.pilot_phases()
-    first = dataclasses.replace(settings, num_warmup=w1, num_samples=k1, pilot=False)
-    second = dataclasses.replace(settings, num_warmup=w2, pilot=False)
-    key_pilot, key_draws = jax.random.split(rng_key)
-    pilot_z, _ = _nuts(potential, d, key_pilot, first, dtype)
-    mean, factor = _pilot_whitening(pilot_z.reshape(-1, d), dtype)
-
-    def potential_v(v):  # an elementwise product and a sum: no dot call in the leapfrog loop
-        return potential(mean + (factor * v[None, :]).sum(1))
-
-    v, stats = _nuts(potential_v, d, key_draws, second, dtype)
-    return mean + jnp.einsum("ij,csj->csi", factor, v), stats
-
-
-def _chain_devices(num_chains: int) -> int:
-    """How many local devices the chains split over: the most that divides them evenly."""
-    devices = len(jax.local_devices())
-    return max(k for k in range(1, min(devices, num_chains) + 1) if num_chains % k == 0)
-
-
-def _parallel_chains(one_chain, *xs):
-    """Chains split over the local devices with ``shard_map`` (sequential within a device).
-
-    Each of ``xs`` is an array or a pytree of arrays (a sampler state) with the chains first."""
-    from jax.sharding import Mesh
-    from jax.sharding import PartitionSpec as P
-
-    devices = jax.local_devices()
-    n = _chain_devices(jax.tree.leaves(xs[0])[0].shape[0])
-    if n == 1:
-        return jax.lax.map(lambda a: one_chain(*a), xs)
-    mesh = Mesh(np.array(devices[:n]), ("chain",))
-
-    def block(*local):
-        return jax.lax.map(lambda a: one_chain(*a), local)
-
-    specs = tuple(P("chain") for _ in xs)
-    return jax.shard_map(block, mesh=mesh, in_specs=specs, out_specs=P("chain"), check_vma=False)(
-        *xs
-    )
 
 
 def _structure(model, args, rng_key):
@@ -486,7 +274,10 @@ def program(spec: ModelSpec, settings: SamplerSettings, prior_samples: int, meth
             potential_z = _whitened_potential(
                 f["potential"], f["centring"], f["mode_w"], f["scale_w"]
             )
-            z, stats = _nuts(potential_z, d, f["k_fit"], settings, mode.dtype)
+            ties = ()
+            if settings.pilot == "auto":
+                ties = tuple((b[0], b[2]) for b in _pooled_blocks(spec, f["info"]))
+            z, stats = _nuts(potential_z, d, f["k_fit"], settings, mode.dtype, ties)
         else:
             z, stats = _independent_draws(f["potential"], mode, scale, f["k_fit"], C, S)
         samples, log_lik = _draws_out(

@@ -29,6 +29,15 @@ START_SCALE = 1.0
 # SamplerSettings.pilot: the pilot's correlations are shrunk this far towards none, so that a
 # pilot of a few hundred draws cannot make the whitening singular
 PILOT_SHRINK = 0.1
+# SamplerSettings(pilot="auto"): a grouped run re-whitens half-way through warmup only where
+# some population location's correlation with one of its groups' offsets is beyond this in size
+# in the chains' draws so far (0.92 to 0.97 on 2 to 15 simulated and Porian groups, where the
+# pilot halved the time; 0.64 to 0.71 on gadre's three corpora, where re-whitening cost time and
+# ESS: benchmarks/RESULTS.md, benchmarks/probe_gate.py)
+PILOT_TIE = 0.85
+# and only from this many groups (on two simulated groups the re-whitened run mixed worse on
+# two seeds of three), with at least two of those draws per group offset
+PILOT_MIN_GROUPS = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,20 +121,25 @@ class SamplerSettings:
         are the exception: with the groups pooled strongly they carry one curve's ridge, and
         whitening them together took about a third of the leapfrog steps off gadre's
         three-corpus fit.
-    pilot : bool, default False
-        True: a pilot run first, then the chains in coordinates whitened by what it drew. The
-        pilot takes 30% of ``num_warmup`` as warmup and 20% as kept draws per chain; the
-        coordinates are then moved by the Cholesky factor of the chains' pooled covariance of
-        those draws (correlations shrunk by ``PILOT_SHRINK`` towards none), and the chains
-        warm up again for 60% of ``num_warmup`` before the ``num_samples`` draws. For
-        hierarchical fits whose groups' own data are strong: there each population location is
-        tied linearly to its groups' offsets (posterior correlations of -0.85 to -0.97), which
-        no diagonal scale undoes, and the pilot about halved the time of three and six
-        simulated groups and of the 15 Porian settings, and converged on ten groups where the
-        default did not (``benchmarks/RESULTS.md``); on two groups, and where the groups are
-        pooled strongly and the ridge is curved (gadre's three corpora), it cost time and ESS,
-        so it is not the default. With ``progress_bar`` the fit runs as one program, with phase
-        messages only.
+    pilot : bool or "auto", default "auto"
+        Re-whitening of a hierarchical fit's coordinates by the chains' own draws. Where the
+        groups' own data are strong, each population location is tied linearly to its groups'
+        offsets (posterior correlations of -0.85 to -0.97), which no diagonal scale undoes, and
+        the step size shrinks to suit the tie. True: a pilot run first (30% of ``num_warmup``
+        as warmup and 20% as kept draws per chain), the coordinates then moved by the Cholesky
+        factor of the chains' pooled covariance of those draws (correlations shrunk by
+        ``PILOT_SHRINK`` towards none), and 60% of ``num_warmup`` more warmup before the
+        ``num_samples`` draws. ``"auto"`` (static HMC with at least ``PILOT_MIN_GROUPS`` groups,
+        at least two read draws per group offset; elsewhere it is False): the chains run the
+        first half of the usual warmup, and only where the pooled draws of its last fifth show
+        a location's correlation with one of its own offsets beyond ``PILOT_TIE`` in size are
+        the coordinates re-whitened by those draws, for 60% of ``num_warmup`` more warmup and
+        the draws; otherwise the chains go on as with False, draw for draw. Measured
+        (``benchmarks/RESULTS.md``): re-whitening about halved the time of three and six
+        simulated groups and the 15 Porian settings and converged ten groups where the plain
+        run did not; on gadre's three corpora it cost time and ESS, and there the correlation
+        read half-way is 0.64-0.71 (0.92-0.97 where it helps). With ``progress_bar``, a run with
+        a pilot or a choice half-way runs as one program, with phase messages only.
     """
 
     num_chains: int = 4
@@ -140,7 +154,7 @@ class SamplerSettings:
     offset_scaling: float = 0.5
     trajectory_length: float | str | None = "auto"
     whitening: str = "auto"
-    pilot: bool = False
+    pilot: bool | str = "auto"
 
     def __post_init__(self) -> None:
         for name in ("num_chains", "num_warmup", "num_samples"):
@@ -182,8 +196,8 @@ class SamplerSettings:
             raise ValueError(
                 f"whitening must be one of {', '.join(WHITENINGS)}; got {self.whitening!r}"
             )
-        if not isinstance(self.pilot, bool):
-            raise ValueError(f"pilot must be True or False; got {self.pilot!r}")
+        if not (isinstance(self.pilot, bool) or self.pilot == "auto"):
+            raise ValueError(f"pilot must be True, False or 'auto'; got {self.pilot!r}")
         if (
             isinstance(self.max_tree_depth, bool)
             or not isinstance(self.max_tree_depth, int)
@@ -209,6 +223,19 @@ class SamplerSettings:
         """
         w = self.num_warmup
         return round(0.3 * w), max(round(0.2 * w), 2), round(0.6 * w)
+
+    def gate_phases(self) -> tuple[int, int]:
+        """``pilot="auto"``: the warmup iterations after which a grouped run chooses whether to
+        re-whiten (half of ``num_warmup``), and how many of the last of them it reads.
+
+        Examples
+        --------
+        >>> SamplerSettings().gate_phases()
+        (250, 100)
+        """
+        w = self.num_warmup
+        half = w // 2
+        return half, min(half, max(round(0.2 * w), 2))
 
     def dense_for(self, d: int) -> bool:
         """Whether a ``d``-parameter model adapts a dense mass matrix."""

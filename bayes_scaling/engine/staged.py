@@ -28,19 +28,21 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayes_scaling.engine.progress import Progress
-from bayes_scaling.engine.sampler import (
-    _centring,
+from bayes_scaling.engine.chains import (
     _chain_starts,
-    _counted,
-    _draws_out,
     _kernel,
     _map_chains,
     _pooled_step_size,
-    _potential,
     _recorded,
-    _result,
     _sampler_stats,
+)
+from bayes_scaling.engine.progress import Progress
+from bayes_scaling.engine.sampler import (
+    _centring,
+    _counted,
+    _draws_out,
+    _potential,
+    _result,
     _setup,
     _structure,
     _whitened_potential,

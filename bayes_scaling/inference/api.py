@@ -114,7 +114,7 @@ def fit(
     method: str = "nuts",
     pad_to: int | None = None,
     trajectory_length: float | str | None = "auto",
-    pilot: bool = False,
+    pilot: bool | str = "auto",
 ):
     """Fit a scaling law by MCMC (or a Laplace approximation) and return ``InferenceData``.
 
@@ -179,13 +179,18 @@ def fit(
         (``benchmarks/RESULTS.md``). Where the posterior is far from its Gaussian approximation
         at the mode a fixed length can mix worse than NUTS: the diagnostics say so, and None
         brings NUTS back.
-    pilot : bool, default False
-        Run a short pilot first and sample in coordinates whitened by its draws
-        (``SamplerSettings.pilot``): for hierarchical fits whose groups' own data are strong,
-        where each population location is tied to its groups' offsets: about twice as fast on
-        3 and 6 simulated groups and the 15 Porian settings, slower on 2 groups and on
-        ``gadre-overtraining``'s strongly pooled corpora (``benchmarks/RESULTS.md``). Progress
-        then shows phases, not a bar.
+    pilot : bool or "auto", default "auto"
+        Whether the coordinates of a hierarchical fit are re-whitened by the covariance of
+        draws the sampler has already made (``SamplerSettings.pilot``). Where each group's data
+        are strong, each population location is tied to its groups' offsets and the sampler
+        crawls; re-whitening about halved the time on 3 and 6 simulated groups and the 15
+        Porian settings and converged ten groups where the plain run did not, but cost time and
+        mixing on ``gadre-overtraining``'s strongly pooled corpora (``benchmarks/RESULTS.md``).
+        ``"auto"``: from three groups up, the run looks at its draws half-way through warmup and
+        re-whitens only where a location's correlation with its own offsets exceeds 0.85, else
+        goes on unchanged (the run ``pilot=False`` makes, draw for draw). True: a short pilot
+        run first, always re-whitened; False: never. With ``progress_bar``, a fit where
+        ``"auto"`` applies or ``pilot=True`` shows phases, not a bar.
 
     Returns
     -------

@@ -119,15 +119,16 @@ def _sampler_advice(posterior: xr.Dataset) -> str:
 
 
 def _pilot_advice(posterior: xr.Dataset) -> str:
-    """For a hierarchical NUTS fit drawn without a pilot run, that one may help."""
+    """For a hierarchical NUTS fit whose coordinates were not re-whitened, that a pilot run may
+    help (``pilot`` 0 or absent: ``"auto"`` went on without, or none was asked for)."""
     if not posterior.sizes.get("group", 0) or posterior.attrs.get("pilot"):
         return ""
     if posterior.attrs.get("method", "nuts") != "nuts":
         return ""
     return (
         " Where each group has strong data of its own, the population locations are tied to "
-        "the groups' offsets and the sampler crawls: a pilot run that re-whitens the "
-        "coordinates (pilot=True) converged ten simulated groups where the default did not."
+        "the groups' offsets and the sampler crawls: re-whitening the coordinates by a pilot "
+        "run's draws (pilot=True) converged ten simulated groups where the plain run did not."
     )
 
 

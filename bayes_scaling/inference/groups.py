@@ -15,6 +15,7 @@ import xarray as xr
 from bayes_scaling import __version__
 from bayes_scaling import data as _data
 from bayes_scaling._warnings import warn
+from bayes_scaling.engine.settings import PILOT_TIE
 from bayes_scaling.inference.diagnostics import warn_diagnostics
 from bayes_scaling.inference.prepare import FitInputs
 from bayes_scaling.models import ModelSpec
@@ -40,7 +41,7 @@ def _groups_from_run(
     target_accept_prob: float | None = None,
     trajectory_length: float | None = None,
     whitening: str | None = None,
-    pilot: bool = False,
+    pilot: bool | str = False,
     *,
     warn: bool = True,
 ) -> dict[str, xr.Dataset]:
@@ -50,7 +51,9 @@ def _groups_from_run(
     (static HMC's mean trajectory length; None for NUTS) are recorded in the posterior's
     attributes, where the diagnostics warnings and the report read them; so is ``whitening``
     (the sampler's coordinates about the mode, ``"full"``, ``"diagonal"`` or ``"locations"``)
-    when given, and ``pilot`` (1) when a pilot run re-whitened them (``SamplerSettings.pilot``).
+    when given; ``pilot`` is 1 when a pilot run re-whitened them (``SamplerSettings(pilot=True)``)
+    or when the run's choice half-way through warmup did (``pilot="auto"``), 0 when that choice
+    went on without, and ``pilot_correlation`` is the correlation the choice read.
     ``warn=False`` leaves the diagnostics warnings to the caller (``fit_many``, which may
     replace a run before it is returned).
     """
@@ -64,8 +67,13 @@ def _groups_from_run(
         groups["posterior"].attrs["trajectory_length"] = float(trajectory_length)
     if method == "nuts" and whitening in ("full", "diagonal", "locations"):
         groups["posterior"].attrs["whitening"] = whitening
-    if method == "nuts" and pilot:
-        groups["posterior"].attrs["pilot"] = 1  # netCDF attributes take no booleans
+    # netCDF attributes take no booleans
+    if method == "nuts" and pilot is True:
+        groups["posterior"].attrs["pilot"] = 1
+    elif method == "nuts" and "pilot_correlation" in out["stats"]:
+        seen = float(np.asarray(out["stats"]["pilot_correlation"]))
+        groups["posterior"].attrs["pilot_correlation"] = seen
+        groups["posterior"].attrs["pilot"] = int(seen > PILOT_TIE)
     nc, nd = next(iter(samples.values())).shape[:2]
     site = f"log_{spec.law.target}"
     groups["log_likelihood"] = xr.Dataset(
