@@ -160,14 +160,38 @@ def _nuts(potential, d: int, rng_key, settings: SamplerSettings, dtype, ties=())
         state = init(key, z0)
         return jax.lax.scan(lambda s, _: (sample_kernel(s), None), state, None, length=W)[0]
 
-    def draw(state):
-        init(jax.random.PRNGKey(0), jnp.zeros(d, dtype))  # numpyro's schedule; result unused
-        last, out = jax.lax.scan(_recorded(sample_kernel), state, None, length=S)
-        return out, last.adapt_state.step_size
-
     states = _pooled_step_size(_map_chains(warm, method, keys, starts))
-    out, step_size = _map_chains(draw, method, states)
+    out, step_size = _map_chains(_resumed(init, sample_kernel, d, dtype, S), method, states)
     return _sampler_stats(out, step_size)
+
+
+def _resumed(init, sample_kernel, d: int, dtype, length: int, *, record: bool = True):
+    """One chain's ``length`` further iterations from a state an earlier scan left.
+
+    numpyro's ``init`` runs first for the adaptation schedule that ``sample_kernel`` reads (its
+    result is unused and compiled away). With ``record`` (the draws) it returns the recorded
+    iterations and the step size they ran at, else the last state (more warmup)."""
+
+    def run(state):
+        init(jax.random.PRNGKey(0), jnp.zeros(d, dtype))
+        step = _recorded(sample_kernel) if record else (lambda s, _: (sample_kernel(s), None))
+        last, out = jax.lax.scan(step, state, None, length=length)
+        return (out, last.adapt_state.step_size) if record else last
+
+    return run
+
+
+def _rewhitened(potential, d: int, rng_key, settings: SamplerSettings, dtype, draws):
+    """Chains started afresh in coordinates ``v`` with ``z = m + L v`` whitened by ``draws``
+    ``(n, d)`` (:func:`_pilot_whitening`), run with ``settings``; the draws are returned in
+    ``z``. A linear map, so the posterior is unchanged."""
+    mean, factor = _pilot_whitening(draws, dtype)
+
+    def potential_v(v):  # an elementwise product and a sum: no dot call in the leapfrog loop
+        return potential(mean + (factor * v[None, :]).sum(1))
+
+    v, stats = _nuts(potential_v, d, rng_key, settings, dtype)
+    return mean + jnp.einsum("ij,csj->csi", factor, v), stats
 
 
 def _pilot_whitening(draws, dtype):
@@ -201,7 +225,8 @@ def _gated(potential, d: int, rng_key, settings: SamplerSettings, dtype, ties):
     (:func:`_pilot_whitening`) and the chains start afresh there with 60% of ``num_warmup``
     as warmup (as after :func:`_piloted`'s pilot). Otherwise the same chains go on with the
     rest of the warmup and the draws: the run is the one ``pilot=False`` makes, draw for draw.
-    Returns the draws, the statistics and the correlation the choice read."""
+    Returns the draws and the statistics, with the correlation the choice read
+    (``pilot_correlation``) and whether it re-whitened (``pilot_rewhitened``)."""
     init, sample_kernel = _kernel(potential, d, settings)
     W = settings.num_warmup
     half, window = settings.gate_phases()
@@ -213,36 +238,24 @@ def _gated(potential, d: int, rng_key, settings: SamplerSettings, dtype, ties):
         state, out = jax.lax.scan(_recorded(sample_kernel), state, None, length=half)
         return state, out[0][half - window :]
 
-    def second_half(state):
-        init(jax.random.PRNGKey(0), jnp.zeros(d, dtype))  # numpyro's schedule; result unused
-        return jax.lax.scan(lambda s, _: (sample_kernel(s), None), state, None, length=W - half)[0]
-
-    def draw(state):
-        init(jax.random.PRNGKey(0), jnp.zeros(d, dtype))  # numpyro's schedule; result unused
-        last, out = jax.lax.scan(_recorded(sample_kernel), state, None, length=settings.num_samples)
-        return out, last.adapt_state.step_size
-
     states, seen = _map_chains(first_half, method, keys, starts)
     seen = seen.reshape(-1, d)
     tie = _location_tie(seen, ties)
 
     def go_on(_):
+        second_half = _resumed(init, sample_kernel, d, dtype, W - half, record=False)
         warmed = _pooled_step_size(_map_chains(second_half, method, states))
+        draw = _resumed(init, sample_kernel, d, dtype, settings.num_samples)
         out, step_size = _map_chains(draw, method, warmed)
         return _sampler_stats(out, step_size)
 
     def rewhitened(_):
-        mean, factor = _pilot_whitening(seen, dtype)
         again = dataclasses.replace(settings, num_warmup=settings.pilot_phases()[2], pilot=False)
+        return _rewhitened(potential, d, jax.random.fold_in(rng_key, 1), again, dtype, seen)
 
-        def potential_v(v):  # an elementwise product and a sum: no dot call in the leapfrog loop
-            return potential(mean + (factor * v[None, :]).sum(1))
-
-        v, stats = _nuts(potential_v, d, jax.random.fold_in(rng_key, 1), again, dtype)
-        return mean + jnp.einsum("ij,csj->csi", factor, v), stats
-
-    z, stats = jax.lax.cond(tie > PILOT_TIE, rewhitened, go_on, None)
-    return z, {**stats, "pilot_correlation": tie}
+    tied = tie > PILOT_TIE
+    z, stats = jax.lax.cond(tied, rewhitened, go_on, None)
+    return z, {**stats, "pilot_correlation": tie, "pilot_rewhitened": tied}
 
 
 def _piloted(potential, d: int, rng_key, settings: SamplerSettings, dtype):
@@ -259,13 +272,7 @@ def _piloted(potential, d: int, rng_key, settings: SamplerSettings, dtype):
     second = dataclasses.replace(settings, num_warmup=w2, pilot=False)
     key_pilot, key_draws = jax.random.split(rng_key)
     pilot_z, _ = _nuts(potential, d, key_pilot, first, dtype)
-    mean, factor = _pilot_whitening(pilot_z.reshape(-1, d), dtype)
-
-    def potential_v(v):  # an elementwise product and a sum: no dot call in the leapfrog loop
-        return potential(mean + (factor * v[None, :]).sum(1))
-
-    v, stats = _nuts(potential_v, d, key_draws, second, dtype)
-    return mean + jnp.einsum("ij,csj->csi", factor, v), stats
+    return _rewhitened(potential, d, key_draws, second, dtype, pilot_z.reshape(-1, d))
 
 
 def _chain_devices(num_chains: int) -> int:

@@ -15,7 +15,6 @@ import xarray as xr
 from bayes_scaling import __version__
 from bayes_scaling import data as _data
 from bayes_scaling._warnings import warn
-from bayes_scaling.engine.settings import PILOT_TIE
 from bayes_scaling.inference.diagnostics import warn_diagnostics
 from bayes_scaling.inference.prepare import FitInputs
 from bayes_scaling.models import ModelSpec
@@ -73,7 +72,7 @@ def _groups_from_run(
     elif method == "nuts" and "pilot_correlation" in out["stats"]:
         seen = float(np.asarray(out["stats"]["pilot_correlation"]))
         groups["posterior"].attrs["pilot_correlation"] = seen
-        groups["posterior"].attrs["pilot"] = int(seen > PILOT_TIE)
+        groups["posterior"].attrs["pilot"] = int(np.asarray(out["stats"]["pilot_rewhitened"]))
     nc, nd = next(iter(samples.values())).shape[:2]
     site = f"log_{spec.law.target}"
     groups["log_likelihood"] = xr.Dataset(
