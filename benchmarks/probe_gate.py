@@ -21,7 +21,6 @@ import argparse
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from bench_hierarchical import cases
 from probe_geometry import _arguments, _potential_z
@@ -46,10 +45,8 @@ def tie_statistic(data, seed: int, at: int, window: int) -> tuple[float, float, 
             return out[0][at - window :], out[2].mean()
 
         z, steps = jax.lax.map(lambda a: one_chain(*a), (keys, starts))
-        draws = z.reshape(-1, d)
-        corr = jnp.corrcoef(draws.T)
-        ties = [(b[0], b[2]) for b in _pooled_blocks(spec, f["info"])]
-        return jnp.max(jnp.stack([jnp.max(jnp.abs(corr[i, j])) for i, j in ties])), steps.mean()
+        ties = tuple((b[0], b[2]) for b in _pooled_blocks(spec, f["info"]))  # as program() has
+        return chains._location_tie(z.reshape(-1, d), ties), steps.mean()
 
     jitted = jax.jit(run)
     jax.block_until_ready(jitted(jax.random.PRNGKey(seed + 100)))
