@@ -462,6 +462,7 @@ def grouped_fit():
                 "B": "shared",
             },
             seed=1,
+            pilot=False,  # the sampler's choice half-way is tested in test_centring
             **SMALL,
         )
 
