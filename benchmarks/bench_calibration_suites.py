@@ -105,7 +105,10 @@ def _nu(value: float) -> dict:
 # ``priors`` and ``likelihood`` for the noise model). The first eight vary the discrepancy with the
 # default noise model (Student-t with nu learned under a Gamma(2, 0.1) prior): its form, then the
 # joint score and five cuts (0.5-0.9) in place of three; the rest vary the noise model (the
-# ``nu-`` ones fix nu, ``nu-gamma2-1`` learns it under Gamma(2, 1)).
+# ``nu-`` ones fix nu, ``nu-gamma2-1`` learns it under Gamma(2, 1)); ``laplace`` fits every model
+# by the Laplace approximation at the posterior mode in place of NUTS; ``E-wide`` and
+# ``amplitudes-wide`` widen the default priors of ``E`` (log scale 0.5 to 1.0) and of ``A`` and
+# ``B`` (3 to 8).
 FIVE_CUTS = (0.5, 0.6, 0.7, 0.8, 0.9)
 VARIANTS: dict[str, dict] = {
     "span-t3": {},
@@ -125,6 +128,16 @@ VARIANTS: dict[str, dict] = {
     "nu-1-span-t4": {"priors": _nu(1.0), "calibration": {"slope_df": 4.0}},
     "nu-gamma2-1": {
         "priors": {"noise": {"nu": {"dist": "gamma", "concentration": 2.0, "rate": 1.0}}}
+    },
+    "laplace": {"method": "laplace"},
+    "E-wide": {"priors": {"params": {"E": {"dist": "lognormal", "loc": 0.5, "scale": 1.0}}}},
+    "amplitudes-wide": {
+        "priors": {
+            "params": {
+                "A": {"dist": "lognormal", "loc": 6.0, "scale": 8.0},
+                "B": {"dist": "lognormal", "loc": 7.0, "scale": 8.0},
+            }
+        }
     },
 }
 DEFAULT_VARIANTS = ("span-t3", "span-t2", "span-t4", "span-normal", "efold-normal")
