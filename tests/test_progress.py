@@ -143,7 +143,7 @@ def test_cli_fit_progress_shows_a_percentage(tmp_path):
     load_dataset("demo")[["N", "D", "loss"]].to_csv(data, index=False)
     r = subprocess.run(
         [sys.executable, "-m", "bayes_scaling.cli", "fit", str(data), "--law", "chinchilla",
-         "--chains", "2", "--warmup", "30", "--samples", "20", "--progress",
+         "--chains", "2", "--warmup", "30", "--samples", "20", "--progress", "--discrepancy", "off",
          "--out", str(tmp_path / "f.nc")],
         capture_output=True, text=True, timeout=600, cwd=HERE,
     )  # fmt: skip
