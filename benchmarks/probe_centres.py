@@ -30,17 +30,16 @@ from bench_calibration_suites import CHECK_CASES
 
 from bayes_scaling import fit, get_law, posterior_draws
 from bayes_scaling.backtest.pointfit import point_fit
+from bayes_scaling.predict import predict
 
 LAW = get_law("chinchilla")
 NAMES = ("E", "A", "B", "alpha", "beta")
 
 
-def _median_prediction(draws: dict, covariates: dict, most: int = 400) -> np.ndarray:
-    """The median over (at most ``most``, evenly spaced) draws of the law at ``covariates``."""
-    n = len(draws["E"])
-    take = range(0, n, max(1, n // most))
-    law = [LAW.predict({k: np.asarray(draws[k])[i] for k in NAMES}, covariates) for i in take]
-    return np.median(np.stack([np.asarray(v) for v in law]), axis=0)
+def _median_prediction(idata, points: pd.DataFrame, group: str | None) -> np.ndarray:
+    """The posterior median of the law's mean at ``points`` (no discrepancy, no noise)."""
+    band = predict(idata, points, group=group, kind="law_mean", discrepancy=None, quantiles=(0.5,))
+    return band["law_mean_quantiles"].sel(quantile=0.5).to_numpy()
 
 
 def probe(folder: str, file: str, corpus: str | None, group: str | None, seed: int) -> dict:
@@ -64,18 +63,20 @@ def probe(folder: str, file: str, corpus: str | None, group: str | None, seed: i
         p: {"nuts": [], "laplace": [], "point_fit": []} for p in ("E", "beta")
     }
     for name, part in held.groupby("group"):
-        at = {"N": part["N"].to_numpy(), "D": part["D"].to_numpy()}
+        at = part[["N", "D"]].reset_index(drop=True)
+        covariates = {"N": at["N"].to_numpy(), "D": at["D"].to_numpy()}
         observed = part["loss"].to_numpy()
         own = train[train["group"] == name]
-        nuts_draws = posterior_draws(nuts, group=name if group else None)
-        laplace_draws = posterior_draws(laplace, group=name if group else None)
+        own_group = name if group else None
+        nuts_draws = posterior_draws(nuts, group=own_group)
+        laplace_draws = posterior_draws(laplace, group=own_group)
         best = {k: np.asarray(nuts_draws[k])[int(np.argmax(lp))] for k in NAMES}
         points = point_fit("chinchilla", {"N": own["N"], "D": own["D"]}, own["loss"])
         for key, prediction in (
-            ("posterior_median", _median_prediction(nuts_draws, at)),
-            ("highest_density_draw", LAW.predict(best, at)),
-            ("laplace_median", _median_prediction(laplace_draws, at)),
-            ("point_fit", points.predict(at)),
+            ("posterior_median", _median_prediction(nuts, at, own_group)),
+            ("highest_density_draw", LAW.predict(best, covariates)),
+            ("laplace_median", _median_prediction(laplace, at, own_group)),
+            ("point_fit", points.predict(covariates)),
         ):
             errors[key] += list(np.abs(np.asarray(prediction) / observed - 1))
         for p in ("E", "beta"):
