@@ -15,11 +15,13 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import pandas as pd
 import pytest
 
 from bayes_scaling import cli, inference
 from bayes_scaling.datasets import load_dataset
 from bayes_scaling.engine import SamplerSettings, run_fit
+from bayes_scaling.engine import staged as staged_module
 from bayes_scaling.engine.progress import Progress, bar_line
 from bayes_scaling.engine.staged import chunk_plan
 
@@ -102,6 +104,53 @@ def test_pilot_runs_as_one_program_with_phase_messages(demo_inputs, capsys):
         np.testing.assert_allclose(shown["samples"][k], v, rtol=1e-6, err_msg=k)
     err = capsys.readouterr().err
     assert "a pilot run, then the chains" in err and not PERCENT.search(err)
+
+
+def _three_groups():
+    """Power laws over compute for three groups whose irreducible loss differs (5% spread)."""
+    rng = np.random.default_rng(0)
+    C = np.geomspace(1e15, 1e21, 10)
+    rows = []
+    for g in range(3):
+        E = 1.8 * np.exp(0.05 * rng.standard_normal())
+        loss = (E + 1.5 * (C / 1e15) ** -0.3) * np.exp(0.01 * rng.standard_normal(C.size))
+        rows += [(f"g{g}", c, v) for c, v in zip(C, loss)]
+    data = pd.DataFrame(rows, columns=["run", "C", "loss"])
+    return inference.prepare(data, "power_law", group="run", pooling={"E": "pooled", "A": "shared", "alpha": "shared"})
+
+
+def test_choice_half_way_is_made_between_the_chunks(monkeypatch, capsys):
+    """A grouped run's choice half-way through warmup (``pilot="auto"``) in the staged fit: the
+    host reads the correlation between chunks. With the tie threshold above any correlation the
+    run is the one ``pilot=False`` makes, draw for draw; with it below every one, the chains go
+    on re-whitened, the statistics say so, and the bar counts the new plan to its end."""
+    inputs = _three_groups()
+    budget = dict(num_chains=2, num_warmup=40, num_samples=20, progress_bar=True)
+
+    def staged(tie, **options):
+        monkeypatch.setattr(staged_module, "PILOT_TIE", tie)
+        s = SamplerSettings(**budget, **options)
+        args = (inputs.spec, inputs.x, inputs.y, inputs.group_index, jax.random.PRNGKey(2), s)
+        return run_fit(*args, prior_samples=0)
+
+    plain = staged(0.85, pilot=False)
+    went_on = staged(2.0)
+    assert "pilot_correlation" not in plain["stats"]
+    assert 0 <= float(went_on["stats"]["pilot_correlation"]) <= 1
+    assert not went_on["stats"]["pilot_rewhitened"]
+    for k, v in plain["samples"].items():
+        np.testing.assert_array_equal(went_on["samples"][k], v, err_msg=k)
+    capsys.readouterr()
+
+    again = staged(-1.0)
+    assert again["stats"]["pilot_rewhitened"]
+    assert not np.array_equal(again["samples"]["E"], went_on["samples"]["E"])
+    assert again["samples"]["E"].shape == went_on["samples"]["E"].shape == (2, 20, 3)
+    assert np.all(np.isfinite(again["log_likelihood"]))
+    half, W2, S = 20, SamplerSettings(**budget).pilot_phases()[2], 20
+    err = capsys.readouterr().err
+    total = half + W2 + S
+    assert f"{total}/{total} iterations" in err and "re-whitening" in err, err
 
 
 def test_chunk_plan_covers_every_iteration_once():

@@ -72,6 +72,7 @@ class Progress:
     def __init__(self, enabled: bool = True) -> None:
         self.enabled = enabled
         self._width = 0  # length of the line a redrawing bar last wrote
+        self._total, self._done, self._t0 = 0, 0, time.perf_counter()
 
     def _write(self, text: str) -> None:
         stream = sys.stderr
@@ -84,6 +85,9 @@ class Progress:
         if not self.enabled:
             yield
             return
+        if self._width:  # a redrawn bar is on the line: the message goes below it
+            self._write("\n")
+            self._width = 0
         self._write(f"{text}... ")
         t0 = time.perf_counter()
         yield
@@ -94,16 +98,26 @@ class Progress:
         self._total, self._done, self._t0 = total, 0, time.perf_counter()
         self._width = 0
 
+    @property
+    def done(self) -> int:
+        """The iterations counted since :meth:`start_bar`."""
+        return self._done
+
+    def retotal(self, total: int) -> None:
+        """Count to ``total`` iterations from now on (a run that changed its plan midway)."""
+        self._total = total
+
     def advance(self, phase: str, iterations: int) -> None:
         """Count ``iterations`` more, done in ``phase``, and show the bar."""
+        self._done += iterations
         if not self.enabled:
             return
-        self._done += iterations
         line = bar_line(phase, self._done, self._total, time.perf_counter() - self._t0)
         if _redraws(sys.stderr):
             self._write("\r" + line.ljust(self._width))
             self._width = len(line)
             if self._done >= self._total:
                 self._write("\n")
+                self._width = 0
         else:
             self._write(line + "\n")

@@ -107,16 +107,19 @@ def _cut(out: dict[str, Any], n: int, spec: ModelSpec) -> dict[str, Any]:
 
 def _run_with_progress(spec, args, settings, prior_samples, method):
     """The fit with progress on stderr: NUTS in stages with a bar between compiled chunks
-    (:mod:`bayes_scaling.engine.staged`); Laplace draws, and NUTS with a pilot run or a choice
-    half-way (``SamplerSettings.pilot``), as the fused program with phase messages."""
+    (:mod:`bayes_scaling.engine.staged`; a grouped run's choice half-way is made between
+    them); Laplace draws, and NUTS with a pilot run (``SamplerSettings(pilot=True)``), as the
+    fused program with phase messages."""
     progress = Progress()
-    staged = method == "nuts" and not settings.pilot  # a pilot's or a choice's runs: one program
+    staged = method == "nuts" and settings.pilot is not True  # a pilot's runs: one program
     size = int(np.shape(args[2])[0])
+    # the staged programs are those of pilot=False; the choice half-way adds its own on the way
+    compile_key = dataclasses.replace(settings, pilot=False).compile_key() if staged else None
     key = (
         "staged" if staged else "executable",
         spec.structure,
         size,
-        settings.compile_key(),
+        compile_key or settings.compile_key(),
         int(prior_samples),
         method,
     )
@@ -136,7 +139,6 @@ def _run_with_progress(spec, args, settings, prior_samples, method):
     doing = {
         "laplace": "drawing from the Laplace approximation",
         True: "sampling (a pilot run, then the chains)",
-        "auto": "sampling (re-whitened half-way through warmup where the groups call for it)",
     }["laplace" if method != "nuts" else settings.pilot]
     with progress.phase(doing):
         return jax.block_until_ready(programs(*args))

@@ -73,9 +73,11 @@ class SamplerSettings:
         Show progress on stderr. False runs the fit as one compiled program. True runs the same
         computation in stages (:mod:`bayes_scaling.engine.staged`): the compilation and the
         mode search as phase messages, then NUTS in about 20 compiled chunks with a bar
-        (phase, percentage, iterations, elapsed and remaining time) between them. Laplace
-        draws and ``chain_method="parallel"`` show phase messages only. Not part of the
-        compiled-program key of the one-call program.
+        (phase, percentage, iterations, elapsed and remaining time) between them; a grouped
+        run's choice half-way through warmup (``pilot="auto"``) is then made by the host
+        between chunks, compiling only the branch it takes. Laplace draws and a pilot run
+        (``pilot=True``) show phase messages only. Not part of the compiled-program key of the
+        one-call program.
     partial_centring : bool, default False
         True: for pooled parameters with at least ``CENTRING_MIN_GROUPS`` (10) groups, let the
         sampler move in coordinates partially centred per group, by how strongly the group's
@@ -139,7 +141,8 @@ class SamplerSettings:
         simulated groups and the 15 Porian settings and converged ten groups where the plain
         run did not; on gadre's three corpora it cost time and ESS, and there the correlation
         read half-way is 0.64-0.71 (0.92-0.97 where it helps). With ``progress_bar``, a run with
-        a pilot or a choice half-way runs as one program, with phase messages only.
+        a pilot runs as one program, with phase messages only; the choice half-way shows the
+        bar, made between the staged fit's chunks.
     """
 
     num_chains: int = 4

@@ -17,10 +17,17 @@ runs the same kernel from the same state with the same keys as the fused program
 so the draws are those of the fused program (equal to float tolerance: XLA compiles the kernel
 into different programs, which may round differently). Between chunks the state stays on the
 device; per chunk the host waits for the chunk and copies its kept draws, a few milliseconds.
+
+A grouped run's choice half-way through warmup (``SamplerSettings(pilot="auto")``) is made by
+the host here: the chunks stop at the half, a small ``gate`` program reads the chains' draws of
+its last iterations, and the host either goes on with the same chunks (the run ``pilot=False``
+makes) or compiles the re-whitened chains' own ``restart`` and ``chunk`` programs and runs them.
+So only the branch that runs is compiled, and the bar runs through both.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -28,10 +35,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from bayes_scaling.engine.centring import _pooled_blocks
 from bayes_scaling.engine.chains import (
     _chain_starts,
     _kernel,
+    _location_tie,
     _map_chains,
+    _pilot_whitening,
     _pooled_step_size,
     _recorded,
     _sampler_stats,
@@ -47,7 +57,7 @@ from bayes_scaling.engine.sampler import (
     _structure,
     _whitened_potential,
 )
-from bayes_scaling.engine.settings import SamplerSettings
+from bayes_scaling.engine.settings import PILOT_TIE, SamplerSettings
 from bayes_scaling.models import ModelSpec
 
 NUM_CHUNKS = 20  # NUTS runs in about this many compiled calls, with a progress update after each
@@ -65,10 +75,16 @@ def chunk_plan(num_warmup: int, num_samples: int) -> tuple[int, list[tuple[str, 
 ('sampling', 8), ('sampling', 8), ('sampling', 8), ('sampling', 2)])
     """
     length = max(1, math.ceil((num_warmup + num_samples) / NUM_CHUNKS))
+    return length, _chunks(length, [("warmup", num_warmup), ("sampling", num_samples)])
+
+
+def _chunks(length: int, segments) -> list[tuple[str, int]]:
+    """Chunks of at most ``length`` iterations over ``segments`` ``(phase, iterations)``, none
+    across two segments."""
     plan = []
-    for phase, total in (("warmup", num_warmup), ("sampling", num_samples)):
+    for phase, total in segments:
         plan += [(phase, min(length, total - i)) for i in range(0, total, length)]
-    return length, plan
+    return plan
 
 
 def _rebuilt(model, spec: ModelSpec, settings: SamplerSettings, args, rng_key, ctx):
@@ -80,18 +96,42 @@ def _rebuilt(model, spec: ModelSpec, settings: SamplerSettings, args, rng_key, c
     return info, unravel, potential, centring
 
 
+def _again(settings: SamplerSettings) -> SamplerSettings:
+    """The settings of the re-whitened chains after the choice half-way (as
+    :func:`bayes_scaling.engine.chains._gated` runs them): 60% of ``num_warmup`` as warmup."""
+    return dataclasses.replace(settings, num_warmup=settings.pilot_phases()[2], pilot=False)
+
+
+def gates(settings: SamplerSettings) -> bool:
+    """Whether a staged run with ``settings`` (resolved) makes the choice half-way."""
+    return settings.pilot == "auto" and settings.static_length() is not None
+
+
 def staged_programs(spec: ModelSpec, settings: SamplerSettings, prior_samples: int):
-    """The un-jitted ``start``, ``chunk`` and ``finish`` programs of a staged NUTS fit.
+    """The un-jitted programs of a staged NUTS fit, by name.
 
     ``start(rng_key, x, y, group_index, mask, reference) -> (states, ctx, head)``;
     ``chunk(states, n, rng_key, x, y, group_index, mask, reference, ctx) -> (states, record)``
     runs ``n <= L`` iterations (``record``: per chain, ``L`` rows of which the first ``n`` are
     set); ``finish(z, rng_key, x, y, group_index, mask, reference, ctx) -> (samples, log_lik)``.
+    For the choice half-way (:func:`gates`) also ``gate(seen, rng_key, x, ...) -> correlation``
+    (the size of a location's largest correlation with its own offsets in the draws ``seen``,
+    ``(n, d)``), ``restart(seen, rng_key, x, ..., ctx) -> (states, moves)`` (the chains started
+    afresh in coordinates ``v`` whitened by ``seen``: ``z = moves["mean"] + moves["factor"] v``)
+    and ``chunk_again(states, n, rng_key, x, ..., ctx, moves)``, the re-whitened chains' chunk.
     """
     model = _counted(spec)
     target_site = f"log_{spec.law.target}"
     length, _ = chunk_plan(settings.num_warmup, settings.num_samples)
     method = settings.resolved_chain_method()
+    again = _again(settings)
+
+    def potential_of(args, rng_key, ctx):
+        _, _, potential, centring = _rebuilt(model, spec, settings, args, rng_key, ctx)
+        return _whitened_potential(potential, centring, ctx["mode_w"], ctx["scale_w"])
+
+    def moved(potential_z, moves):  # as chains._rewhitened: no dot call in the leapfrog loop
+        return lambda v: potential_z(moves["mean"] + (moves["factor"] * v[None, :]).sum(1))
 
     def start(rng_key, x, y, group_index, mask, reference):
         args = (x, y, group_index, mask, reference)
@@ -101,32 +141,41 @@ def staged_programs(spec: ModelSpec, settings: SamplerSettings, prior_samples: i
         init, _ = _kernel(potential_z, d, settings)
         keys, starts = _chain_starts(f["k_fit"], settings, d, f["mode"].dtype)
         states = _map_chains(init, method, keys, starts)
-        ctx = {"mode_w": f["mode_w"], "scale_w": f["scale_w"], "hessian": f["found"]["hessian"]}
+        ctx = {
+            "mode_w": f["mode_w"],
+            "scale_w": f["scale_w"],
+            "hessian": f["found"]["hessian"],
+            "k_fit": f["k_fit"],
+        }
         if f["information"] is not None:
             ctx["information"] = f["information"]
         return states, ctx, {"found": f["found"], "prior": f["prior"]}
 
-    def chunk(states, n, rng_key, x, y, group_index, mask, reference, ctx):
-        args = (x, y, group_index, mask, reference)
-        _, _, potential, centring = _rebuilt(model, spec, settings, args, rng_key, ctx)
-        potential_z = _whitened_potential(potential, centring, ctx["mode_w"], ctx["scale_w"])
-        d = ctx["mode_w"].shape[0]
-        init, sample_kernel = _kernel(potential_z, d, settings)
-        # sets numpyro's adaptation schedule for sample_kernel; the state itself is unused
-        init(jax.random.PRNGKey(0), jnp.zeros(d, ctx["mode_w"].dtype))
-        step = _recorded(sample_kernel)
+    def chunk_with(kernel_settings: SamplerSettings, rewhitened: bool):
+        def chunk(states, n, rng_key, x, y, group_index, mask, reference, ctx, moves=None):
+            args = (x, y, group_index, mask, reference)
+            potential = potential_of(args, rng_key, ctx)
+            if rewhitened:
+                potential = moved(potential, moves)
+            d = ctx["mode_w"].shape[0]
+            init, sample_kernel = _kernel(potential, d, kernel_settings)
+            # sets numpyro's adaptation schedule for sample_kernel; the state itself is unused
+            init(jax.random.PRNGKey(0), jnp.zeros(d, ctx["mode_w"].dtype))
+            step = _recorded(sample_kernel)
 
-        def one_chain(state):
-            shapes = jax.eval_shape(lambda s: step(s, None)[1], state)
-            record = jax.tree.map(lambda a: jnp.zeros((length, *a.shape), a.dtype), shapes)
+            def one_chain(state):
+                shapes = jax.eval_shape(lambda s: step(s, None)[1], state)
+                record = jax.tree.map(lambda a: jnp.zeros((length, *a.shape), a.dtype), shapes)
 
-            def body(i, carry):
-                s, rec = step(carry[0], None)
-                return s, jax.tree.map(lambda buf, r: buf.at[i].set(r), carry[1], rec)
+                def body(i, carry):
+                    s, rec = step(carry[0], None)
+                    return s, jax.tree.map(lambda buf, r: buf.at[i].set(r), carry[1], rec)
 
-            return jax.lax.fori_loop(0, n, body, (state, record))
+                return jax.lax.fori_loop(0, n, body, (state, record))
 
-        return _map_chains(one_chain, method, states)
+            return _map_chains(one_chain, method, states)
+
+        return chunk
 
     def finish(z, rng_key, x, y, group_index, mask, reference, ctx):
         args = (x, y, group_index, mask, reference)
@@ -135,21 +184,65 @@ def staged_programs(spec: ModelSpec, settings: SamplerSettings, prior_samples: i
             model, info, unravel, args, centring, ctx["mode_w"], ctx["scale_w"], z, target_site
         )
 
-    return start, chunk, finish
+    def gate(seen, rng_key, x, y, group_index, mask, reference):
+        args = (x, y, group_index, mask, reference)
+        info, _ = _structure(model, args, jax.random.split(rng_key, 3)[0])
+        return _location_tie(seen, tuple((b[0], b[2]) for b in _pooled_blocks(spec, info)))
+
+    def restart(seen, rng_key, x, y, group_index, mask, reference, ctx):
+        args = (x, y, group_index, mask, reference)
+        d, dtype = ctx["mode_w"].shape[0], ctx["mode_w"].dtype
+        mean, factor = _pilot_whitening(seen, dtype)
+        moves = {"mean": mean, "factor": factor}
+        init, _ = _kernel(moved(potential_of(args, rng_key, ctx), moves), d, again)
+        keys, starts = _chain_starts(jax.random.fold_in(ctx["k_fit"], 1), again, d, dtype)
+        return _map_chains(init, method, keys, starts), moves
+
+    return {
+        "start": start,
+        "chunk": chunk_with(settings, False),
+        "finish": finish,
+        "gate": gate,
+        "restart": restart,
+        "chunk_again": chunk_with(again, True),
+    }
+
+
+class StagedPrograms:
+    """The compiled programs of a staged fit (:func:`compile_staged`); the re-whitened chains'
+    ``restart`` and ``chunk_again`` are compiled when a run first needs them."""
+
+    def __init__(self, functions: dict[str, Any], compiled: dict[str, Any]) -> None:
+        self._functions = functions
+        self._compiled = compiled
+
+    def get(self, name: str, *args):
+        """The compiled program ``name``, compiled now for ``args`` if it has not been."""
+        if name not in self._compiled:
+            self._compiled[name] = jax.jit(self._functions[name]).trace(*args).lower().compile()
+        return self._compiled[name]
+
+    def __iter__(self):  # start, chunk, finish
+        return iter([self._compiled[k] for k in ("start", "chunk", "finish")])
 
 
 def compile_staged(spec: ModelSpec, settings: SamplerSettings, prior_samples: int, args):
-    """The three programs compiled for the shapes of ``args`` (``rng_key, x, y, ...``)."""
-    start, chunk, finish = staged_programs(spec, settings, prior_samples)
-    traced_start = jax.jit(start).trace(*args)
+    """The programs compiled for the shapes of ``args`` (``rng_key, x, y, ...``): ``start``,
+    ``chunk`` and ``finish``. They do not depend on ``settings.pilot``: a run that makes the
+    choice half-way compiles its ``gate`` (a fraction of a second) and, where it re-whitens,
+    the re-whitened chains' programs when it gets there."""
+    functions = staged_programs(spec, settings, prior_samples)
+    traced_start = jax.jit(functions["start"]).trace(*args)
     states, ctx, _ = traced_start.out_info
     n = jax.ShapeDtypeStruct((), jnp.int32)
-    traced_chunk = jax.jit(chunk).trace(states, n, *args, ctx)
-    z = jax.ShapeDtypeStruct(
-        (settings.num_chains, settings.num_samples, ctx["mode_w"].shape[0]), states.z.dtype
-    )
-    traced_finish = jax.jit(finish).trace(z, *args, ctx)
-    return tuple(t.lower().compile() for t in (traced_start, traced_chunk, traced_finish))
+    traced = {
+        "start": traced_start,
+        "chunk": jax.jit(functions["chunk"]).trace(states, n, *args, ctx),
+    }
+    d = ctx["mode_w"].shape[0]
+    z = jax.ShapeDtypeStruct((settings.num_chains, settings.num_samples, d), states.z.dtype)
+    traced["finish"] = jax.jit(functions["finish"]).trace(z, *args, ctx)
+    return StagedPrograms(functions, {k: t.lower().compile() for k, t in traced.items()})
 
 
 def _placed(program, *args):
@@ -159,28 +252,74 @@ def _placed(program, *args):
     return jax.device_put(args, tuple(program.input_shardings[0]))
 
 
-def run_staged(programs, settings: SamplerSettings, args, prior_samples: int, progress: Progress):
+def run_staged(
+    programs: StagedPrograms,
+    settings: SamplerSettings,
+    args,
+    prior_samples: int,
+    progress: Progress,
+):
     """Run compiled staged programs (:func:`compile_staged`) with a bar between chunks.
+
+    With the choice half-way (:func:`gates`), the chunks stop after half of the warmup, the
+    ``gate`` program reads the draws of its last iterations, and where a location is tied to
+    its offsets (beyond ``PILOT_TIE``) the chains start afresh in re-whitened coordinates
+    (``restart``, ``chunk_again``) for the rest; the draws come back in the sampler's usual
+    coordinates, with ``pilot_correlation`` and ``pilot_rewhitened`` in the statistics, as
+    from the fused program.
 
     Returns the output dict of the fused program (arrays on the host or the device).
     """
     start, chunk, finish = programs
     with progress.phase("finding the posterior mode and starting the chains"):
         states, ctx, head = jax.block_until_ready(start(*args))
-    _, plan = chunk_plan(settings.num_warmup, settings.num_samples)
+    W, S = settings.num_warmup, settings.num_samples
+    length, plan = chunk_plan(W, S)
+    gated = gates(settings)
+    if gated:
+        half, window = settings.gate_phases()
+        segments = [("warmup", half - window), ("read", window), ("warmup", W - half)]
+        plan = _chunks(length, [*segments, ("sampling", S)])
     kept: list[Any] = []
-    progress.start_bar(settings.num_warmup + settings.num_samples)
-    for phase, n in plan:
+    seen: list[np.ndarray] = []
+    moves: tuple[Any, ...] = ()
+    extra: dict[str, Any] = {}
+    progress.start_bar(W + S)
+    i = 0
+    while i < len(plan):
+        phase, n = plan[i]
+        i += 1
         if phase == "sampling" and not kept and settings.static_length() is not None:
             states = _pooled_step_size(states)  # as the fused program does after warmup
-        states, record = chunk(*_placed(chunk, states, jnp.asarray(n, jnp.int32), *args, ctx))
+        n_arg = jnp.asarray(n, jnp.int32)
+        states, record = chunk(*_placed(chunk, states, n_arg, *args, ctx, *moves))
         if phase == "sampling":
             kept.append(jax.tree.map(lambda a, n=n: np.asarray(a)[:, :n], record))
+        elif phase == "read":
+            seen.append(np.asarray(record[0])[:, :n])
         else:
             jax.block_until_ready(states)
-        progress.advance(phase, n)
+        progress.advance("warmup" if phase == "read" else phase, n)
+        if phase == "read" and (i == len(plan) or plan[i][0] != "read"):
+            draws = np.concatenate(seen, axis=1).reshape(-1, seen[0].shape[-1])
+            gate = programs.get("gate", draws, *args)
+            tie = np.asarray(gate(*_placed(gate, draws, *args)))
+            extra = {"pilot_correlation": tie, "pilot_rewhitened": np.asarray(tie > PILOT_TIE)}
+            if tie > PILOT_TIE:
+                again = _again(settings)
+                with progress.phase("re-whitening by the chains' draws (compiling)"):
+                    restart = programs.get("restart", draws, *args, ctx)
+                    states, moved = restart(*_placed(restart, draws, *args, ctx))
+                    chunk = programs.get("chunk_again", states, n_arg, *args, ctx, moved)
+                moves = (moved,)
+                plan = plan[:i] + _chunks(length, [("warmup", again.num_warmup), ("sampling", S)])
+                progress.retotal(progress.done + again.num_warmup + S)
     out = tuple(np.concatenate([k[i] for k in kept], axis=1) for i in range(len(kept[0])))
     z, stats = _sampler_stats(out, np.asarray(states.adapt_state.step_size))
+    if moves:
+        mean, factor = (np.asarray(moves[0][k]) for k in ("mean", "factor"))
+        z = mean + np.einsum("ij,csj->csi", factor, z)
+    stats.update(extra)
     with progress.phase("computing the outputs"):
         samples, log_lik = jax.block_until_ready(finish(*_placed(finish, z, *args, ctx)))
     return _result(samples, stats, log_lik, head["found"], head["prior"], prior_samples)

@@ -189,8 +189,9 @@ def fit(
         ``"auto"``: from three groups up, the run looks at its draws half-way through warmup and
         re-whitens only where a location's correlation with its own offsets exceeds 0.85, else
         goes on unchanged (the run ``pilot=False`` makes, draw for draw). True: a short pilot
-        run first, always re-whitened; False: never. With ``progress_bar``, a fit where
-        ``"auto"`` applies or ``pilot=True`` shows phases, not a bar.
+        run first, always re-whitened; False: never. With ``progress_bar``, a fit with
+        ``pilot=True`` shows phases, not a bar; where ``"auto"`` applies the bar runs on
+        through the choice (which then compiles only the branch it takes).
 
     Returns
     -------
