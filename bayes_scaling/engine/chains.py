@@ -250,7 +250,7 @@ def _gated(potential, d: int, rng_key, settings: SamplerSettings, dtype, ties):
         return _sampler_stats(out, step_size)
 
     def rewhitened(_):
-        again = dataclasses.replace(settings, num_warmup=settings.pilot_phases()[2], pilot=False)
+        again = settings.rewhitened()
         return _rewhitened(potential, d, jax.random.fold_in(rng_key, 1), again, dtype, seen)
 
     tied = tie > PILOT_TIE
@@ -267,9 +267,9 @@ def _piloted(potential, d: int, rng_key, settings: SamplerSettings, dtype):
     pilot's mean) for ``W2`` warmup iterations and the draws. A linear map, so the posterior is
     unchanged; the draws are returned in ``z``, as without a pilot, with the second run's
     statistics."""
-    w1, k1, w2 = settings.pilot_phases()
+    w1, k1, _ = settings.pilot_phases()
     first = dataclasses.replace(settings, num_warmup=w1, num_samples=k1, pilot=False)
-    second = dataclasses.replace(settings, num_warmup=w2, pilot=False)
+    second = settings.rewhitened()
     key_pilot, key_draws = jax.random.split(rng_key)
     pilot_z, _ = _nuts(potential, d, key_pilot, first, dtype)
     return _rewhitened(potential, d, key_draws, second, dtype, pilot_z.reshape(-1, d))

@@ -227,6 +227,17 @@ class SamplerSettings:
         w = self.num_warmup
         return round(0.3 * w), max(round(0.2 * w), 2), round(0.6 * w)
 
+    def rewhitened(self) -> SamplerSettings:
+        """The settings of the chains that start afresh in re-whitened coordinates, after a
+        pilot run or the choice half-way: 60% of ``num_warmup`` as their warmup.
+
+        Examples
+        --------
+        >>> SamplerSettings().rewhitened().num_warmup
+        300
+        """
+        return dataclasses.replace(self, num_warmup=self.pilot_phases()[2], pilot=False)
+
     def gate_phases(self) -> tuple[int, int]:
         """``pilot="auto"``: the warmup iterations after which a grouped run chooses whether to
         re-whiten (half of ``num_warmup``), and how many of the last of them it reads.

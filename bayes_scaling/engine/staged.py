@@ -27,7 +27,6 @@ So only the branch that runs is compiled, and the bar runs through both.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
@@ -96,12 +95,6 @@ def _rebuilt(model, spec: ModelSpec, settings: SamplerSettings, args, rng_key, c
     return info, unravel, potential, centring
 
 
-def _again(settings: SamplerSettings) -> SamplerSettings:
-    """The settings of the re-whitened chains after the choice half-way (as
-    :func:`bayes_scaling.engine.chains._gated` runs them): 60% of ``num_warmup`` as warmup."""
-    return dataclasses.replace(settings, num_warmup=settings.pilot_phases()[2], pilot=False)
-
-
 def gates(settings: SamplerSettings) -> bool:
     """Whether a staged run with ``settings`` (resolved) makes the choice half-way."""
     return settings.pilot == "auto" and settings.static_length() is not None
@@ -124,7 +117,7 @@ def staged_programs(spec: ModelSpec, settings: SamplerSettings, prior_samples: i
     target_site = f"log_{spec.law.target}"
     length, _ = chunk_plan(settings.num_warmup, settings.num_samples)
     method = settings.resolved_chain_method()
-    again = _again(settings)
+    again = settings.rewhitened()
 
     def potential_of(args, rng_key, ctx):
         _, _, potential, centring = _rebuilt(model, spec, settings, args, rng_key, ctx)
@@ -306,7 +299,7 @@ def run_staged(
             tie = np.asarray(gate(*_placed(gate, draws, *args)))
             extra = {"pilot_correlation": tie, "pilot_rewhitened": np.asarray(tie > PILOT_TIE)}
             if tie > PILOT_TIE:
-                again = _again(settings)
+                again = settings.rewhitened()
                 with progress.phase("re-whitening by the chains' draws (compiling)"):
                     restart = programs.get("restart", draws, *args, ctx)
                     states, moved = restart(*_placed(restart, draws, *args, ctx))
