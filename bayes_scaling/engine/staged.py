@@ -100,6 +100,76 @@ def gates(settings: SamplerSettings) -> bool:
     return settings.pilot == "auto" and settings.static_length() is not None
 
 
+def _potential_z(model, spec: ModelSpec, settings: SamplerSettings, args, rng_key, ctx):
+    """The potential of the whitened sampler coordinates ``z`` that ``start`` set up (``ctx``)."""
+    _, _, potential, centring = _rebuilt(model, spec, settings, args, rng_key, ctx)
+    return _whitened_potential(potential, centring, ctx["mode_w"], ctx["scale_w"])
+
+
+def _moved(potential_z, moves):
+    """The potential of re-whitened coordinates ``v``, ``z = mean + factor v`` (as
+    :func:`bayes_scaling.engine.chains._rewhitened`: no dot call in the leapfrog loop)."""
+    return lambda v: potential_z(moves["mean"] + (moves["factor"] * v[None, :]).sum(1))
+
+
+def _chunk_program(model, spec: ModelSpec, settings: SamplerSettings, kernel: SamplerSettings):
+    """``chunk(states, n, rng_key, x, y, group_index, mask, reference, ctx, moves=None)``: up to
+    ``L`` iterations of the kernel that ``kernel`` sets up, in ``z`` or, given ``moves``, in
+    re-whitened coordinates."""
+    length, _ = chunk_plan(settings.num_warmup, settings.num_samples)
+    method = settings.resolved_chain_method()
+
+    def chunk(states, n, rng_key, x, y, group_index, mask, reference, ctx, moves=None):
+        args = (x, y, group_index, mask, reference)
+        potential = _potential_z(model, spec, settings, args, rng_key, ctx)
+        if moves is not None:
+            potential = _moved(potential, moves)
+        d = ctx["mode_w"].shape[0]
+        init, sample_kernel = _kernel(potential, d, kernel)
+        # sets numpyro's adaptation schedule for sample_kernel; the state itself is unused
+        init(jax.random.PRNGKey(0), jnp.zeros(d, ctx["mode_w"].dtype))
+        step = _recorded(sample_kernel)
+
+        def one_chain(state):
+            shapes = jax.eval_shape(lambda s: step(s, None)[1], state)
+            record = jax.tree.map(lambda a: jnp.zeros((length, *a.shape), a.dtype), shapes)
+
+            def body(i, carry):
+                s, rec = step(carry[0], None)
+                return s, jax.tree.map(lambda buf, r: buf.at[i].set(r), carry[1], rec)
+
+            return jax.lax.fori_loop(0, n, body, (state, record))
+
+        return _map_chains(one_chain, method, states)
+
+    return chunk
+
+
+def _choice_programs(model, spec: ModelSpec, settings: SamplerSettings) -> dict[str, Any]:
+    """The programs of the choice half-way: ``gate``, ``restart`` and ``chunk_again`` (see
+    :func:`staged_programs`)."""
+    method = settings.resolved_chain_method()
+    again = settings.rewhitened()
+
+    def gate(seen, rng_key, x, y, group_index, mask, reference):
+        args = (x, y, group_index, mask, reference)
+        info, _ = _structure(model, args, jax.random.split(rng_key, 3)[0])
+        return _location_tie(seen, tuple((b[0], b[2]) for b in _pooled_blocks(spec, info)))
+
+    def restart(seen, rng_key, x, y, group_index, mask, reference, ctx):
+        args = (x, y, group_index, mask, reference)
+        d, dtype = ctx["mode_w"].shape[0], ctx["mode_w"].dtype
+        mean, factor = _pilot_whitening(seen, dtype)
+        moves = {"mean": mean, "factor": factor}
+        potential = _moved(_potential_z(model, spec, settings, args, rng_key, ctx), moves)
+        init, _ = _kernel(potential, d, again)
+        keys, starts = _chain_starts(jax.random.fold_in(ctx["k_fit"], 1), again, d, dtype)
+        return _map_chains(init, method, keys, starts), moves
+
+    chunk_again = _chunk_program(model, spec, settings, again)
+    return {"gate": gate, "restart": restart, "chunk_again": chunk_again}
+
+
 def staged_programs(spec: ModelSpec, settings: SamplerSettings, prior_samples: int):
     """The un-jitted programs of a staged NUTS fit, by name.
 
@@ -115,16 +185,7 @@ def staged_programs(spec: ModelSpec, settings: SamplerSettings, prior_samples: i
     """
     model = _counted(spec)
     target_site = f"log_{spec.law.target}"
-    length, _ = chunk_plan(settings.num_warmup, settings.num_samples)
     method = settings.resolved_chain_method()
-    again = settings.rewhitened()
-
-    def potential_of(args, rng_key, ctx):
-        _, _, potential, centring = _rebuilt(model, spec, settings, args, rng_key, ctx)
-        return _whitened_potential(potential, centring, ctx["mode_w"], ctx["scale_w"])
-
-    def moved(potential_z, moves):  # as chains._rewhitened: no dot call in the leapfrog loop
-        return lambda v: potential_z(moves["mean"] + (moves["factor"] * v[None, :]).sum(1))
 
     def start(rng_key, x, y, group_index, mask, reference):
         args = (x, y, group_index, mask, reference)
@@ -144,32 +205,6 @@ def staged_programs(spec: ModelSpec, settings: SamplerSettings, prior_samples: i
             ctx["information"] = f["information"]
         return states, ctx, {"found": f["found"], "prior": f["prior"]}
 
-    def chunk_with(kernel_settings: SamplerSettings, rewhitened: bool):
-        def chunk(states, n, rng_key, x, y, group_index, mask, reference, ctx, moves=None):
-            args = (x, y, group_index, mask, reference)
-            potential = potential_of(args, rng_key, ctx)
-            if rewhitened:
-                potential = moved(potential, moves)
-            d = ctx["mode_w"].shape[0]
-            init, sample_kernel = _kernel(potential, d, kernel_settings)
-            # sets numpyro's adaptation schedule for sample_kernel; the state itself is unused
-            init(jax.random.PRNGKey(0), jnp.zeros(d, ctx["mode_w"].dtype))
-            step = _recorded(sample_kernel)
-
-            def one_chain(state):
-                shapes = jax.eval_shape(lambda s: step(s, None)[1], state)
-                record = jax.tree.map(lambda a: jnp.zeros((length, *a.shape), a.dtype), shapes)
-
-                def body(i, carry):
-                    s, rec = step(carry[0], None)
-                    return s, jax.tree.map(lambda buf, r: buf.at[i].set(r), carry[1], rec)
-
-                return jax.lax.fori_loop(0, n, body, (state, record))
-
-            return _map_chains(one_chain, method, states)
-
-        return chunk
-
     def finish(z, rng_key, x, y, group_index, mask, reference, ctx):
         args = (x, y, group_index, mask, reference)
         info, unravel, _, centring = _rebuilt(model, spec, settings, args, rng_key, ctx)
@@ -177,27 +212,12 @@ def staged_programs(spec: ModelSpec, settings: SamplerSettings, prior_samples: i
             model, info, unravel, args, centring, ctx["mode_w"], ctx["scale_w"], z, target_site
         )
 
-    def gate(seen, rng_key, x, y, group_index, mask, reference):
-        args = (x, y, group_index, mask, reference)
-        info, _ = _structure(model, args, jax.random.split(rng_key, 3)[0])
-        return _location_tie(seen, tuple((b[0], b[2]) for b in _pooled_blocks(spec, info)))
-
-    def restart(seen, rng_key, x, y, group_index, mask, reference, ctx):
-        args = (x, y, group_index, mask, reference)
-        d, dtype = ctx["mode_w"].shape[0], ctx["mode_w"].dtype
-        mean, factor = _pilot_whitening(seen, dtype)
-        moves = {"mean": mean, "factor": factor}
-        init, _ = _kernel(moved(potential_of(args, rng_key, ctx), moves), d, again)
-        keys, starts = _chain_starts(jax.random.fold_in(ctx["k_fit"], 1), again, d, dtype)
-        return _map_chains(init, method, keys, starts), moves
-
+    chunk = _chunk_program(model, spec, settings, settings)
     return {
         "start": start,
-        "chunk": chunk_with(settings, False),
+        "chunk": chunk,
         "finish": finish,
-        "gate": gate,
-        "restart": restart,
-        "chunk_again": chunk_with(again, True),
+        **_choice_programs(model, spec, settings),
     }
 
 
