@@ -235,6 +235,10 @@ class StagedPrograms:
             self._compiled[name] = jax.jit(self._functions[name]).trace(*args).lower().compile()
         return self._compiled[name]
 
+    def __contains__(self, name: str) -> bool:
+        """Whether the program ``name`` has been compiled."""
+        return name in self._compiled
+
     def __iter__(self):  # start, chunk, finish
         return iter([self._compiled[k] for k in ("start", "chunk", "finish")])
 
@@ -320,7 +324,8 @@ def run_staged(
             extra = {"pilot_correlation": tie, "pilot_rewhitened": np.asarray(tie > PILOT_TIE)}
             if tie > PILOT_TIE:
                 again = settings.rewhitened()
-                with progress.phase("re-whitening by the chains' draws (compiling)"):
+                compiling = "" if "chunk_again" in programs else " (compiling its programs)"
+                with progress.phase(f"re-whitening by the chains' draws{compiling}"):
                     restart = programs.get("restart", draws, *args, ctx)
                     states, moved = restart(*_placed(restart, draws, *args, ctx))
                     chunk = programs.get("chunk_again", states, n_arg, *args, ctx, moved)
