@@ -44,6 +44,12 @@ def _pooled_blocks(spec: ModelSpec, info) -> list[tuple]:
     return blocks
 
 
+def _location_ties(spec: ModelSpec, info) -> tuple:
+    """Each pooled parameter's (location position, offset positions), as the choice half-way
+    reads them (:func:`bayes_scaling.engine.chains._location_tie`)."""
+    return tuple((b[0], b[2]) for b in _pooled_blocks(spec, info))
+
+
 class _PartialCentring:
     """Per-group partial centring of pooled parameters, chosen at the mode.
 

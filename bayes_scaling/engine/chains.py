@@ -186,12 +186,14 @@ def _rewhitened(potential, d: int, rng_key, settings: SamplerSettings, dtype, dr
     ``(n, d)`` (:func:`_pilot_whitening`), run with ``settings``; the draws are returned in
     ``z``. A linear map, so the posterior is unchanged."""
     mean, factor = _pilot_whitening(draws, dtype)
-
-    def potential_v(v):  # an elementwise product and a sum: no dot call in the leapfrog loop
-        return potential(mean + (factor * v[None, :]).sum(1))
-
-    v, stats = _nuts(potential_v, d, rng_key, settings, dtype)
+    v, stats = _nuts(_moved(potential, mean, factor), d, rng_key, settings, dtype)
     return mean + jnp.einsum("ij,csj->csi", factor, v), stats
+
+
+def _moved(potential, mean, factor):
+    """The potential of re-whitened coordinates ``v``, with ``z = mean + factor v``: an
+    elementwise product and a sum, no dot call in the leapfrog loop."""
+    return lambda v: potential(mean + (factor * v[None, :]).sum(1))
 
 
 def _pilot_whitening(draws, dtype):

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from bayes_scaling.engine.centring import (
+    _location_ties,
     _PartialCentring,
     _pooled_blocks,
     _ScaledOffsets,
@@ -276,7 +277,7 @@ def program(spec: ModelSpec, settings: SamplerSettings, prior_samples: int, meth
             )
             ties = ()
             if settings.pilot == "auto":
-                ties = tuple((b[0], b[2]) for b in _pooled_blocks(spec, f["info"]))
+                ties = _location_ties(spec, f["info"])
             z, stats = _nuts(potential_z, d, f["k_fit"], settings, mode.dtype, ties)
         else:
             z, stats = _independent_draws(f["potential"], mode, scale, f["k_fit"], C, S)

@@ -34,12 +34,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayes_scaling.engine.centring import _pooled_blocks
+from bayes_scaling.engine.centring import _location_ties
 from bayes_scaling.engine.chains import (
     _chain_starts,
     _kernel,
     _location_tie,
     _map_chains,
+    _moved,
     _pilot_whitening,
     _pooled_step_size,
     _recorded,
@@ -106,12 +107,6 @@ def _potential_z(model, spec: ModelSpec, settings: SamplerSettings, args, rng_ke
     return _whitened_potential(potential, centring, ctx["mode_w"], ctx["scale_w"])
 
 
-def _moved(potential_z, moves):
-    """The potential of re-whitened coordinates ``v``, ``z = mean + factor v`` (as
-    :func:`bayes_scaling.engine.chains._rewhitened`: no dot call in the leapfrog loop)."""
-    return lambda v: potential_z(moves["mean"] + (moves["factor"] * v[None, :]).sum(1))
-
-
 def _chunk_program(model, spec: ModelSpec, settings: SamplerSettings, kernel: SamplerSettings):
     """``chunk(states, n, rng_key, x, y, group_index, mask, reference, ctx, moves=None)``: up to
     ``L`` iterations of the kernel that ``kernel`` sets up, in ``z`` or, given ``moves``, in
@@ -123,7 +118,7 @@ def _chunk_program(model, spec: ModelSpec, settings: SamplerSettings, kernel: Sa
         args = (x, y, group_index, mask, reference)
         potential = _potential_z(model, spec, settings, args, rng_key, ctx)
         if moves is not None:
-            potential = _moved(potential, moves)
+            potential = _moved(potential, moves["mean"], moves["factor"])
         d = ctx["mode_w"].shape[0]
         init, sample_kernel = _kernel(potential, d, kernel)
         # sets numpyro's adaptation schedule for sample_kernel; the state itself is unused
@@ -154,14 +149,14 @@ def _choice_programs(model, spec: ModelSpec, settings: SamplerSettings) -> dict[
     def gate(seen, rng_key, x, y, group_index, mask, reference):
         args = (x, y, group_index, mask, reference)
         info, _ = _structure(model, args, jax.random.split(rng_key, 3)[0])
-        return _location_tie(seen, tuple((b[0], b[2]) for b in _pooled_blocks(spec, info)))
+        return _location_tie(seen, _location_ties(spec, info))
 
     def restart(seen, rng_key, x, y, group_index, mask, reference, ctx):
         args = (x, y, group_index, mask, reference)
         d, dtype = ctx["mode_w"].shape[0], ctx["mode_w"].dtype
         mean, factor = _pilot_whitening(seen, dtype)
         moves = {"mean": mean, "factor": factor}
-        potential = _moved(_potential_z(model, spec, settings, args, rng_key, ctx), moves)
+        potential = _moved(_potential_z(model, spec, settings, args, rng_key, ctx), mean, factor)
         init, _ = _kernel(potential, d, again)
         keys, starts = _chain_starts(jax.random.fold_in(ctx["k_fit"], 1), again, d, dtype)
         return _map_chains(init, method, keys, starts), moves
