@@ -28,7 +28,7 @@ from statistics import NormalDist
 
 import numpy as np
 
-__all__ = ["ess_bulk", "ess_tail", "rhat_rank", "summary_rows"]
+__all__ = ["ess_bulk", "ess_tail", "rhat_and_ess_bulk", "rhat_rank", "summary_rows"]
 
 MIN_DRAWS = 4  # split chains need at least two draws per half
 _NORMAL_PPF = np.frompyfunc(NormalDist().inv_cdf, 1, 1)
@@ -48,7 +48,7 @@ def _split_chains(ary: np.ndarray) -> np.ndarray:
 def _rank_average(values: np.ndarray) -> np.ndarray:
     """Ranks 1..n of the flattened values, ties given their average rank (``rankdata``)."""
     flat = values.ravel()
-    order = np.argsort(flat, kind="mergesort")
+    order = np.argsort(flat)  # the order among ties does not change their average rank
     inverse = np.empty(flat.size, dtype=np.intp)
     inverse[order] = np.arange(flat.size)
     ordered = flat[order]
@@ -106,12 +106,42 @@ def rhat_rank(ary) -> float:
     >>> bool(abs(rhat_rank(x) - 1) < 0.01)
     True
     """
+    return rhat_and_ess_bulk(ary)[0]
+
+
+def rhat_and_ess_bulk(ary) -> tuple[float, float]:
+    """:func:`rhat_rank` and :func:`ess_bulk` of one quantity's draws, computed together.
+
+    Both read the z-scaled split chains; this computes them once (what a fit's diagnostics
+    and the summary table need for every quantity).
+
+    Parameters
+    ----------
+    ary : array_like, shape (chain, draw)
+        Posterior draws of one scalar quantity.
+
+    Returns
+    -------
+    tuple of float
+        ``(rhat_rank(ary), ess_bulk(ary))``, each NaN where that function gives NaN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).standard_normal((4, 500))
+    >>> rhat_and_ess_bulk(x) == (rhat_rank(x), ess_bulk(x))
+    True
+    """
     ary = np.atleast_2d(np.asarray(ary, dtype=float))
-    if _invalid(ary, min_chains=2):
-        return float("nan")
+    if _invalid(ary, min_chains=1):
+        return float("nan"), float("nan")
     split = _split_chains(ary)
+    scaled = _z_scale(split)
+    ess = _ess(scaled)
+    if ary.shape[0] < 2:
+        return float("nan"), ess
     folded = np.abs(split - np.median(split))
-    return max(_rhat(_z_scale(split)), _rhat(_z_scale(folded)))
+    return max(_rhat(scaled), _rhat(_z_scale(folded))), ess
 
 
 def _next_fast_len(target: int) -> int:
@@ -194,10 +224,7 @@ def ess_bulk(ary) -> float:
     >>> bool(1500 < ess_bulk(x) < 2500)
     True
     """
-    ary = np.atleast_2d(np.asarray(ary, dtype=float))
-    if _invalid(ary, min_chains=1):
-        return float("nan")
-    return _ess(_z_scale(_split_chains(ary)))
+    return rhat_and_ess_bulk(ary)[1]
 
 
 def ess_tail(ary, prob: tuple[float, float] = (0.05, 0.95)) -> float:
@@ -255,8 +282,7 @@ def summary_rows(
             row = {"mean": float(flat.mean()), "sd": float(flat.std(ddof=1))}
             for q, qv in zip(quantiles, np.quantile(flat, quantiles), strict=True):
                 row[f"q{round(q * 100):02d}"] = float(qv)
-            row["r_hat"] = rhat_rank(draws)
-            row["ess_bulk"] = ess_bulk(draws)
+            row["r_hat"], row["ess_bulk"] = rhat_and_ess_bulk(draws)
             row["ess_tail"] = ess_tail(draws)
             rows[row_name] = row
     return rows

@@ -67,6 +67,16 @@ def timed(fn, *args, **kwargs):
     return out, time.perf_counter() - t
 
 
+def timed_median(fn, *args, repeats: int = 3, **kwargs):
+    """The last call's result and the median seconds of ``repeats`` calls (seeds 0, 1, ...):
+    one second call on a shared 2-core machine moves by tens of percent."""
+    seconds = []
+    for seed in range(repeats):
+        out, s = timed(fn, *args, seed=seed, **kwargs)
+        seconds.append(s)
+    return out, float(np.median(seconds))
+
+
 def synthetic_chinchilla(n: int, seed: int, groups: int = 0) -> pd.DataFrame:
     """Points on the Epoch design's (N, D) range from the Epoch refit, 1% Student-t(4) noise."""
     rng = np.random.default_rng(seed)
@@ -96,7 +106,8 @@ def gradient_seconds(curves: list[pd.DataFrame], repeats: int = 2000) -> float:
     """Seconds per value-and-gradient of the summed potential of all curves (power law, the
     package's priors), vectorised over curves and run in a compiled loop: the arithmetic that
     any sampler of these K posteriors pays per leapfrog step, without the sampler's own work."""
-    from bayes_scaling.engine import _counted, _potential, _structure, bucket_size, pad_inputs
+    from bayes_scaling.engine import bucket_size, pad_inputs
+    from bayes_scaling.engine.sampler import _counted, _potential, _structure
 
     inputs = [inference.prepare(c, "power_law") for c in curves]
     size = bucket_size(max(len(c) for c in curves))
@@ -315,22 +326,22 @@ def main(argv=None) -> int:
         res["fit_many"] = {}
         one_df = small_curve(0)
         _, t1 = timed(inference.fit, one_df, "power_law", seed=1, prior_samples=0, **budget)
-        one, t_one = timed(inference.fit, one_df, "power_law", seed=0, prior_samples=0, **budget)
+        one, t_one = timed_median(inference.fit, one_df, "power_law", prior_samples=0, **budget)
         steps = float(one.sample_stats["n_steps"].mean())
         res["fit_many"]["one_fit"] = dict(first_s=t1, second_s=t_one, steps=steps)
-        say(f"one small curve   : first {t1:6.1f} s, second {t_one:5.2f} s, {steps:.1f} leapfrog steps per draw")
+        say(f"one small curve   : first {t1:6.1f} s, second {t_one:5.2f} s (median of 3), {steps:.1f} leapfrog steps per draw")
         for K in ([10, 100] if not args.quick else [10, 30]):
             curves = [small_curve(k) for k in range(K)]
             row = res["fit_many"][K] = {}
             for batching in ("vmap", "joint"):
                 _, f1 = timed(inference.fit_many, curves, "power_law", seed=1, batching=batching, **budget)
-                fits, f2 = timed(inference.fit_many, curves, "power_law", seed=0, batching=batching, **budget)
+                fits, f2 = timed_median(inference.fit_many, curves, "power_law", batching=batching, **budget)
                 worst = min(min_ess(f.posterior, ["E", "A", "alpha"]) for f in fits)
                 div = sum(int(f.sample_stats["diverging"].sum()) for f in fits)
                 row[batching] = dict(first_s=f1, second_s=f2, ratio_second=f2 / t_one, ratio_first=f1 / t1,
                                      worst_min_ess=worst, divergences=div)
                 say(f"fit_many K={K:4d} {batching:5s}: first {f1:6.1f} s ({f1 / t1:.1f}x one first fit), second "
-                    f"{f2:6.2f} s ({f2 / t_one:.1f}x one compiled fit), worst min ESS {worst:.0f}, {div} divergences")
+                    f"{f2:6.2f} s (median of 3; {f2 / t_one:.1f}x one compiled fit), worst min ESS {worst:.0f}, {div} divergences")
             # the arithmetic floor: K sets' gradients alone, vectorised, for one fit's leapfrog count
             g = gradient_seconds(curves)
             floor = g * steps * budget["num_chains"] * (budget["num_warmup"] + budget["num_samples"]) / len(jax.local_devices())

@@ -49,6 +49,8 @@ def test_equal_to_arviz(draws):
     for key, value in expected.items():
         np.testing.assert_allclose(got[key], float(value), rtol=1e-10, atol=0, equal_nan=True,
                                    err_msg=key)
+    # the two computed together (a fit's diagnostics, the summary table) are the same numbers
+    np.testing.assert_array_equal(convergence.rhat_and_ess_bulk(draws), (got["rhat"], got["bulk"]))
 
 
 def test_summary_rows_per_group():

@@ -276,6 +276,7 @@ def test_jittered_hmc_draws_the_nuts_posterior():
         assert 0.75 < new.std() / ref.std() < 1.25, name
     steps = hmc.sample_stats["n_steps"].values
     assert len(np.unique(steps)) > 3 and steps.max() <= 2**10 - 1
+    assert not np.array_equal(steps[0], steps[1])  # one fit: each chain draws its own lengths
     assert hmc.posterior.attrs["trajectory_length"] == 3.0
     assert "trajectory_length" not in nuts.posterior.attrs  # one curve: NUTS by default
     # static HMC's chains share the smallest adapted step size; NUTS's chains keep their own
@@ -292,6 +293,11 @@ def test_fit_many_takes_a_trajectory_length():
     for (df, true), idata in zip(sets, fits):
         assert idata.posterior.attrs["trajectory_length"] == 3.0  # a length asked: no refits
         assert "refitted" not in idata.posterior.attrs
+        # the sets read one schedule of lengths (SamplerSettings.shared_jitter) and a set's
+        # chains share one step size after warmup: its chains take the same steps draw for draw
+        steps = idata.sample_stats["n_steps"].values
+        np.testing.assert_array_equal(steps[0], steps[1])
+        assert len(np.unique(steps)) > 3
         draws = idata.posterior["alpha"].values.ravel()
         assert abs(np.median(draws) - true["alpha"]) < 4 * draws.std()
 

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayes_scaling.engine.settings import (
+    JITTER_SCHEDULE_SEED,
     PILOT_SHRINK,
     PILOT_TIE,
     START_SCALE,
@@ -54,14 +55,19 @@ def _jittered(sample_kernel, settings: SamplerSettings):
     The length is uniform on [0.5, 1.5] times ``settings.trajectory_length`` (in the whitened
     coordinates, where the posterior's scales are near 1), so that no fixed length resonates
     with a direction's period, and is capped at ``2 ** max_tree_depth - 1`` leapfrog steps, the
-    most a NUTS tree takes. Every set and chain then does about the same work per iteration,
-    which is what many sets in lockstep need (:func:`bayes_scaling.engine.run_many`).
+    most a NUTS tree takes. Each chain draws it with its own key, or, with
+    ``settings.shared_jitter``, every chain (and every data set of a vectorised run) reads it
+    from one schedule indexed by the iteration, so that sets in lockstep do alike work
+    (:func:`bayes_scaling.engine.run_many`).
     """
     mean = settings.static_length() or 0.0
     most_steps = 2**settings.max_tree_depth - 1
+    schedule = jax.random.PRNGKey(JITTER_SCHEDULE_SEED)
 
     def step(state):
         key, sub = jax.random.split(state.rng_key)
+        if settings.shared_jitter:
+            sub = jax.random.fold_in(schedule, state.i)
         length = mean * jax.random.uniform(sub, minval=0.5, maxval=1.5, dtype=state.z.dtype)
         length = jnp.minimum(length, most_steps * state.adapt_state.step_size)
         return sample_kernel(state._replace(rng_key=key, trajectory_length=length))

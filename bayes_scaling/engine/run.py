@@ -169,6 +169,10 @@ def run_many(
     if settings.pilot == "auto":
         # many sets in one program: no choice half-way (under vmap a cond runs both branches)
         settings = dataclasses.replace(settings, pilot=False)
+    if settings.static_length() is not None:
+        # sets in lockstep wait for the longest trajectory of each iteration: one schedule
+        # of lengths for all of them (SamplerSettings.shared_jitter)
+        settings = dataclasses.replace(settings, shared_jitter=True)
     if batching not in BATCHINGS:
         raise ValueError(f"batching must be one of {', '.join(BATCHINGS)}; got {batching!r}")
     if not xs:

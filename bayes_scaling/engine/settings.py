@@ -38,6 +38,8 @@ PILOT_TIE = 0.85
 # and only from this many groups (on two simulated groups the re-whitened run mixed worse on
 # two seeds of three), with at least two of those draws per group offset
 PILOT_MIN_GROUPS = 3
+# the key of the trajectory-length schedule that ``shared_jitter`` gives every chain and set
+JITTER_SCHEDULE_SEED = 20261206
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +145,14 @@ class SamplerSettings:
         read half-way is 0.64-0.71 (0.92-0.97 where it helps). With ``progress_bar``, a run with
         a pilot runs as one program, with phase messages only; the choice half-way shows the
         bar, made between the staged fit's chunks.
+    shared_jitter : bool, default False
+        Static HMC only: every chain draws its trajectory lengths from one schedule, the same
+        for every chain (and, in :func:`bayes_scaling.engine.run_many`, every data set), in
+        place of each chain's own. The schedule is a fixed pseudo-random sequence indexed by
+        the iteration (``JITTER_SCHEDULE_SEED``), independent of the draws, so each chain still
+        leaves its posterior invariant. Data sets sampled in lockstep then differ in leapfrog
+        steps only through their step sizes, and none waits for another's long draw of the
+        length: ``run_many`` sets it (``benchmarks/RESULTS.md``).
     """
 
     num_chains: int = 4
@@ -158,6 +168,7 @@ class SamplerSettings:
     trajectory_length: float | str | None = "auto"
     whitening: str = "auto"
     pilot: bool | str = "auto"
+    shared_jitter: bool = False
 
     def __post_init__(self) -> None:
         for name in ("num_chains", "num_warmup", "num_samples"):
@@ -275,6 +286,7 @@ class SamplerSettings:
             self.trajectory_length,
             self.whitening,
             self.pilot,
+            self.shared_jitter,
         )
 
 

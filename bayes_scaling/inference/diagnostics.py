@@ -40,9 +40,10 @@ def diagnostics(posterior: xr.Dataset, sample_stats: xr.Dataset, names=None) -> 
         rest = [d for d in v.dims if d not in ("chain", "draw")]
         draws = v.transpose("chain", "draw", *rest).values
         for chains in draws.reshape(*draws.shape[:2], -1).transpose(2, 0, 1):
-            ess.append(convergence.ess_bulk(chains))
+            r, e = convergence.rhat_and_ess_bulk(chains)
+            ess.append(e)
             if posterior.sizes["chain"] > 1:
-                rhat.append(convergence.rhat_rank(chains))
+                rhat.append(r)
     return {
         "max_rhat": _extreme(np.max, np.asarray(rhat)),
         "min_ess": _extreme(np.min, np.asarray(ess)),
