@@ -312,11 +312,14 @@ def fit_many(
         NUTS, in a second compiled call, for the sets that did not converge (divergences,
         R-hat > 1.01 or bulk ESS < 400); a set keeps its NUTS refit when that converged or has
         the lower max R-hat, and the refit's ``posterior.attrs["refitted"]`` says why it was
-        run. In lockstep every set waits for the longest NUTS tree of the iteration, and a
-        fixed length makes the sets' work alike: on a 2-core CPU, 100 small power-law curves
-        took 3.00 s against NUTS's 4.74 s, and seven real training sets converged with static
-        HMC (bulk ESS >= 1,111) where NUTS left four under 1,000 and one at R-hat 1.02, in
-        11.3 s against 8.7 s (``benchmarks/RESULTS.md``).
+        run. In lockstep every set waits for the longest NUTS tree of the iteration; with a
+        fixed length, which every set reads from one schedule, the sets' work is alike.
+        Measured on a 2-core CPU (``benchmarks/RESULTS.md``): 100 small power-law curves took
+        3.00 s against NUTS's 4.74 s, and 2.84 s once the sets shared one schedule (median of
+        three calls, a slower hour); seven real training sets converged with static HMC (bulk
+        ESS >= 1,111) where NUTS left four under 1,000 and one at R-hat 1.02, in 11.3 s
+        against 8.7 s, on that seed; on other seeds some real set fell short of 400 bulk ESS
+        with either sampler, as the warnings then say.
     progress_bar : bool, default False
         Say on stderr when the fits start and how long they took (the sets run as one
         compiled call, so there is no bar).
