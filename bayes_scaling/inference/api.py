@@ -334,6 +334,14 @@ def fit_many(
     ValueError
         For no data sets, an unknown method or an unknown batching.
 
+    Warns
+    -----
+    RuntimeWarning
+        For each set whose kept draws did not converge (divergences, R-hat > 1.01, bulk ESS
+        < 400), what to try, starting with the set's name (``data set 'key'``, or ``data set
+        3 of 15`` for a sequence); where the NUTS refit did no better, the set keeps its
+        static-HMC draws and its ``posterior.attrs["nuts_refit"]`` says so.
+
     Examples
     --------
     >>> from bayes_scaling import inference, datasets
@@ -384,8 +392,11 @@ def fit_many(
     if auto:
         _refit_unconverged(inputs, fits, checks, (key, settings, prior_samples, method, batching))
     if method == "nuts":
-        for f, d in zip(fits, checks, strict=True):
-            warn_diagnostics(f.posterior, f.sample_stats, found=d)
+        for k, (f, d) in enumerate(zip(fits, checks, strict=True)):
+            subject = (
+                f"data set {names[k]!r}" if names is not None else f"data set {k} of {len(fits)}"
+            )
+            warn_diagnostics(f.posterior, f.sample_stats, found=d, subject=subject)
     return dict(zip(names, fits, strict=True)) if names is not None else fits
 
 
@@ -456,6 +467,12 @@ def _better_of(static, static_d, nuts, nuts_d):
     one, else the one with the lower max R-hat (both are draws of the same posterior); the
     NUTS refit's ``posterior`` records why it was run (attribute ``refitted``)."""
     if not _converged(nuts_d) and not nuts_d["max_rhat"] < static_d["max_rhat"]:
+        static.posterior.attrs["nuts_refit"] = (
+            f"fit_many refitted this set with NUTS, which did no better (max R-hat "
+            f"{nuts_d['max_rhat']:.3f}, min bulk ESS {nuts_d['min_ess']:.0f}, "
+            f"{nuts_d['divergences']} divergences), and kept these draws: more warmup and "
+            "draws (num_warmup, num_samples) are what is left to try"
+        )
         return static, static_d
     nuts.posterior.attrs["refitted"] = (
         f"static HMC (trajectory_length={MANY_TRAJECTORY_LENGTH:g}) did not converge "

@@ -66,16 +66,26 @@ def converged(d: dict[str, float]) -> bool:
 
 
 def warn_diagnostics(
-    posterior: xr.Dataset, stats: xr.Dataset, spec=None, *, found: dict | None = None
+    posterior: xr.Dataset,
+    stats: xr.Dataset,
+    spec=None,
+    *,
+    found: dict | None = None,
+    subject: str = "",
 ) -> None:
     """Warnings, each with what to try, for divergences, R-hat > 1.01 and bulk ESS < 400.
 
     ``spec`` (the model spec) is accepted for callers that pass it; the checks do not need it.
     ``found``: the :func:`diagnostics` of this posterior where the caller has them already.
+    ``subject`` names the fit at the start of each warning (``fit_many``: which data set).
     The NUTS target the fit ran at (the posterior's ``target_accept_prob`` attribute, where
     recorded) makes the divergence advice name a higher one, or say there is none.
     """
     d = diagnostics(posterior, stats) if found is None else found
+
+    def _warn(message: str) -> None:
+        warn(f"{subject}: {message}" if subject else message, RuntimeWarning)
+
     if np.isnan(d["min_ess"]):
         _warn(
             f"{posterior.sizes['draw']} draws per chain are too few to estimate R-hat or the "
@@ -109,10 +119,16 @@ def warn_diagnostics(
 
 
 def _sampler_advice(posterior: xr.Dataset) -> str:
-    """For a fit drawn by static HMC, that NUTS is the other sampler to try."""
+    """For a fit drawn by static HMC, that NUTS is the other sampler to try, or, where
+    ``fit_many`` tried it on this set already (attribute ``nuts_refit``), how that went."""
     length = posterior.attrs.get("trajectory_length")
     if length is None:
         return ""
+    if posterior.attrs.get("nuts_refit"):
+        return (
+            f" This fit ran static HMC with a fixed mean trajectory length ({length:g}); "
+            f"{posterior.attrs['nuts_refit']}."
+        )
     return (
         f" This fit ran static HMC with a fixed mean trajectory length ({length:g}); NUTS "
         "(trajectory_length=None) adapts each trajectory and may mix better here."
@@ -198,7 +214,3 @@ def _pooling_advice(posterior: xr.Dataset) -> str:
         f"population of {param!r} over {groups} groups, which they pin down poorly; if "
         f"{param!r} need not differ between groups, share it (pooling={{'{param}': 'shared'}})."
     )
-
-
-def _warn(message: str) -> None:
-    warn(message, RuntimeWarning)
