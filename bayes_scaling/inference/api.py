@@ -338,9 +338,10 @@ def fit_many(
     -----
     RuntimeWarning
         For each set whose kept draws did not converge (divergences, R-hat > 1.01, bulk ESS
-        < 400), what to try, starting with the set's name (``data set 'key'``, or ``data set
-        3 of 15`` for a sequence); where the NUTS refit did no better, the set keeps its
-        static-HMC draws and its ``posterior.attrs["nuts_refit"]`` says so.
+        < 400), what to try, naming the set after the figure (``max R-hat is 1.016 (> 1.01)
+        for data set 'key'``, or ``data set 3 of 15`` for a sequence); where the NUTS refit
+        did no better, the set keeps its static-HMC draws and its
+        ``posterior.attrs["nuts_refit"]`` says so.
 
     Examples
     --------

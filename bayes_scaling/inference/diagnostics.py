@@ -77,44 +77,47 @@ def warn_diagnostics(
 
     ``spec`` (the model spec) is accepted for callers that pass it; the checks do not need it.
     ``found``: the :func:`diagnostics` of this posterior where the caller has them already.
-    ``subject`` names the fit at the start of each warning (``fit_many``: which data set).
+    ``subject`` names the fit in each warning, after its figure (``fit_many``: which data set),
+    so that the messages still start as filters expect them (``"max R-hat"``, ...).
     The NUTS target the fit ran at (the posterior's ``target_accept_prob`` attribute, where
     recorded) makes the divergence advice name a higher one, or say there is none.
     """
     d = diagnostics(posterior, stats) if found is None else found
-
-    def _warn(message: str) -> None:
-        warn(f"{subject}: {message}" if subject else message, RuntimeWarning)
+    where = f" for {subject}" if subject else ""
 
     if np.isnan(d["min_ess"]):
-        _warn(
-            f"{posterior.sizes['draw']} draws per chain are too few to estimate R-hat or the "
-            "effective sample size (at least 4 needed): convergence is unchecked. Draw more "
-            "samples (num_samples)."
+        warn(
+            f"{posterior.sizes['draw']} draws per chain{where} are too few to estimate R-hat "
+            "or the effective sample size (at least 4 needed): convergence is unchecked. Draw "
+            "more samples (num_samples).",
+            RuntimeWarning,
         )
     if d["divergences"]:
         target = posterior.attrs.get("target_accept_prob")
         advice = divergence_advice(target, posterior.sizes.get("group", 0))
-        _warn(
-            f"{d['divergences']} divergent transitions: the posterior has regions the sampler "
-            f"cannot explore reliably. {advice}"
+        warn(
+            f"{d['divergences']} divergent transitions{where}: the posterior has regions the "
+            f"sampler cannot explore reliably. {advice}",
+            RuntimeWarning,
         )
     if d["max_rhat"] > MAX_RHAT:
-        _warn(
-            f"max R-hat is {d['max_rhat']:.3f} (> {MAX_RHAT:g}): chains disagree. Run more "
-            "warmup and samples (num_warmup, num_samples), check for "
+        warn(
+            f"max R-hat is {d['max_rhat']:.3f} (> {MAX_RHAT:g}){where}: chains disagree. Run "
+            "more warmup and samples (num_warmup, num_samples), check for "
             "multimodality, or use more informative priors."
             + _pooling_advice(posterior)
             + _sampler_advice(posterior)
-            + _pilot_advice(posterior)
+            + _pilot_advice(posterior),
+            RuntimeWarning,
         )
     if d["min_ess"] < MIN_ESS:
-        _warn(
-            f"min effective sample size is {d['min_ess']:.0f} (< {MIN_ESS}): tail quantiles are "
-            "unreliable. Draw more samples or chains (num_samples, num_chains)."
+        warn(
+            f"min effective sample size is {d['min_ess']:.0f} (< {MIN_ESS}){where}: tail "
+            "quantiles are unreliable. Draw more samples or chains (num_samples, num_chains)."
             + _pooling_advice(posterior)
             + _sampler_advice(posterior)
-            + _pilot_advice(posterior)
+            + _pilot_advice(posterior),
+            RuntimeWarning,
         )
 
 
