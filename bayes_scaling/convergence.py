@@ -28,7 +28,14 @@ from statistics import NormalDist
 
 import numpy as np
 
-__all__ = ["ess_bulk", "ess_tail", "rhat_and_ess_bulk", "rhat_rank", "summary_rows"]
+__all__ = [
+    "ess_bulk",
+    "ess_tail",
+    "rhat_and_ess_bulk",
+    "rhat_and_ess_bulk_many",
+    "rhat_rank",
+    "summary_rows",
+]
 
 MIN_DRAWS = 4  # split chains need at least two draws per half
 _NORMAL_PPF = np.frompyfunc(NormalDist().inv_cdf, 1, 1)
@@ -36,26 +43,35 @@ _NORMAL_PPF = np.frompyfunc(NormalDist().inv_cdf, 1, 1)
 
 def _invalid(ary: np.ndarray, min_chains: int) -> bool:
     """arviz's ``_not_valid``: NaN anywhere, too few chains or too few draws."""
-    return bool(np.isnan(ary).any()) or ary.shape[0] < min_chains or ary.shape[1] < MIN_DRAWS
+    return bool(np.isnan(ary).any()) or ary.shape[-2] < min_chains or ary.shape[-1] < MIN_DRAWS
 
 
 def _split_chains(ary: np.ndarray) -> np.ndarray:
-    """Each chain's first and last halves as separate chains (a middle draw of odd ones dropped)."""
-    half = ary.shape[1] // 2
-    return np.vstack((ary[:, :half], ary[:, -half:]))
+    """Each chain's first and last halves as separate chains (a middle draw of odd ones dropped);
+    ``ary`` is ``(..., chain, draw)``."""
+    half = ary.shape[-1] // 2
+    return np.concatenate((ary[..., :half], ary[..., -half:]), axis=-2)
 
 
 def _rank_average(values: np.ndarray) -> np.ndarray:
-    """Ranks 1..n of the flattened values, ties given their average rank (``rankdata``)."""
-    flat = values.ravel()
-    order = np.argsort(flat)  # the order among ties does not change their average rank
-    inverse = np.empty(flat.size, dtype=np.intp)
-    inverse[order] = np.arange(flat.size)
-    ordered = flat[order]
-    first = np.r_[True, ordered[1:] != ordered[:-1]]
-    dense = np.cumsum(first)[inverse]
-    bounds = np.r_[np.nonzero(first)[0], first.size]
-    return 0.5 * (bounds[dense] + bounds[dense - 1] + 1)
+    """Ranks 1..n within each row of a ``(series, n)`` array, ties given their average rank
+    (``rankdata`` per row)."""
+    rows, n = values.shape
+    order = np.argsort(values, axis=1)  # the order among ties does not change their average rank
+    ordered = np.take_along_axis(values, order, axis=1)
+    position = np.broadcast_to(np.arange(n), (rows, n))
+    differs = ordered[:, 1:] != ordered[:, :-1]
+    if differs.all():  # no ties (continuous draws): the ranks are the positions
+        average = position + 1.0
+    else:
+        opens = np.concatenate((np.ones((rows, 1), bool), differs), axis=1)  # a run of ties starts
+        closes = np.concatenate((differs, np.ones((rows, 1), bool)), axis=1)  # ... and ends
+        first = np.maximum.accumulate(np.where(opens, position, 0), axis=1)
+        last = np.minimum.accumulate(np.where(closes, position, n)[:, ::-1], axis=1)[:, ::-1]
+        average = 0.5 * (first + last) + 1
+    ranks = np.empty((rows, n))
+    np.put_along_axis(ranks, order, average, axis=1)
+    return ranks
 
 
 @lru_cache(maxsize=8)
@@ -70,19 +86,19 @@ def _normal_scores(n: int) -> np.ndarray:
 
 
 def _z_scale(ary: np.ndarray) -> np.ndarray:
-    """Normal scores of the pooled ranks (Blom's offset 3/8)."""
-    rank = _rank_average(ary)
+    """Normal scores of each series' pooled ranks (Blom's offset 3/8); ``(series, chain, draw)``."""
+    rank = _rank_average(ary.reshape(ary.shape[0], -1))
     index = np.rint(2 * rank - 2).astype(np.intp)
-    return _normal_scores(rank.size)[index].reshape(ary.shape)
+    return _normal_scores(rank.shape[1])[index].reshape(ary.shape)
 
 
-def _rhat(ary: np.ndarray) -> float:
-    """Classic R-hat of a (chain, draw) array."""
-    num_draws = ary.shape[1]
-    between = num_draws * np.var(ary.mean(axis=1), ddof=1)
-    within = np.mean(np.var(ary, axis=1, ddof=1))
+def _rhat(ary: np.ndarray) -> np.ndarray:
+    """Classic R-hat of each series of a ``(series, chain, draw)`` array."""
+    num_draws = ary.shape[-1]
+    between = num_draws * np.var(ary.mean(axis=-1), axis=-1, ddof=1)
+    within = np.mean(np.var(ary, axis=-1, ddof=1), axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        return float(np.sqrt((between / within + num_draws - 1) / num_draws))
+        return np.sqrt((between / within + num_draws - 1) / num_draws)
 
 
 def rhat_rank(ary) -> float:
@@ -112,8 +128,9 @@ def rhat_rank(ary) -> float:
 def rhat_and_ess_bulk(ary) -> tuple[float, float]:
     """:func:`rhat_rank` and :func:`ess_bulk` of one quantity's draws, computed together.
 
-    Both read the z-scaled split chains; this computes them once (what a fit's diagnostics
-    and the summary table need for every quantity).
+    Both read the z-scaled split chains; this computes them once (the summary table needs
+    both for every quantity). :func:`rhat_and_ess_bulk_many` does the same for many
+    quantities at once.
 
     Parameters
     ----------
@@ -133,15 +150,52 @@ def rhat_and_ess_bulk(ary) -> tuple[float, float]:
     True
     """
     ary = np.atleast_2d(np.asarray(ary, dtype=float))
-    if _invalid(ary, min_chains=1):
-        return float("nan"), float("nan")
-    split = _split_chains(ary)
+    rhat, ess = rhat_and_ess_bulk_many(ary[None])
+    return float(rhat[0]), float(ess[0])
+
+
+def rhat_and_ess_bulk_many(draws) -> tuple[np.ndarray, np.ndarray]:
+    """Rank-normalised split R-hat and bulk ESS of many quantities in one vectorised pass.
+
+    What a fit's convergence check needs for every parameter: each quantity's numbers equal
+    :func:`rhat_rank` and :func:`ess_bulk` of its own draws (to rounding).
+
+    Parameters
+    ----------
+    draws : array_like, shape (quantity, chain, draw)
+        Posterior draws of each scalar quantity, on one draw grid.
+
+    Returns
+    -------
+    rhat, ess : ndarray, shape (quantity,)
+        NaN as in :func:`rhat_rank` and :func:`ess_bulk`: for too few chains or draws, and for
+        a quantity with a NaN draw (the other quantities are unaffected).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).standard_normal((3, 4, 500))
+    >>> x[2, 0, 0] = np.nan
+    >>> rhat, ess = rhat_and_ess_bulk_many(x)
+    >>> bool(np.all(abs(rhat[:2] - 1) < 0.01)), bool(np.isnan(ess[2]))
+    (True, True)
+    """
+    ary = np.asarray(draws, dtype=float)
+    if ary.ndim != 3:
+        raise ValueError(f"draws must have shape (quantity, chain, draw); got {ary.shape}")
+    rhat = np.full(ary.shape[0], np.nan)
+    ess = np.full(ary.shape[0], np.nan)
+    valid = ~np.isnan(ary).any(axis=(1, 2))
+    if ary.shape[-1] < MIN_DRAWS or not valid.any():
+        return rhat, ess
+    split = _split_chains(ary[valid])
     scaled = _z_scale(split)
-    ess = _ess(scaled)
-    if ary.shape[0] < 2:
-        return float("nan"), ess
-    folded = np.abs(split - np.median(split))
-    return max(_rhat(scaled), _rhat(_z_scale(folded))), ess
+    ess[valid] = _ess(scaled)
+    if ary.shape[1] >= 2:
+        folded = np.abs(split - np.median(split, axis=(1, 2), keepdims=True))
+        plain, fold = _rhat(scaled), _rhat(_z_scale(folded))
+        rhat[valid] = np.where(fold > plain, fold, plain)  # Python's max(plain, fold)
+    return rhat, ess
 
 
 def _next_fast_len(target: int) -> int:
@@ -158,50 +212,49 @@ def _next_fast_len(target: int) -> int:
 
 
 def _autocov(ary: np.ndarray) -> np.ndarray:
-    """Autocovariance of each chain at every lag, by FFT."""
-    n = ary.shape[1]
+    """Autocovariance of each chain at every lag, by FFT (along the last axis)."""
+    n = ary.shape[-1]
     m = _next_fast_len(2 * n)
-    centred = ary - ary.mean(axis=1, keepdims=True)
-    spectrum = np.fft.rfft(centred, n=m, axis=1)
+    centred = ary - ary.mean(axis=-1, keepdims=True)
+    spectrum = np.fft.rfft(centred, n=m, axis=-1)
     spectrum *= np.conjugate(spectrum)
-    return np.fft.irfft(spectrum, n=m, axis=1)[:, :n] / n
+    return np.fft.irfft(spectrum, n=m, axis=-1)[..., :n] / n
 
 
-def _ess(ary: np.ndarray) -> float:
-    """ESS of a (chain, draw) array: Geyer's initial monotone sequence over the chains."""
-    ary = np.asarray(ary, dtype=float)
-    if np.isnan(ary).any():
-        return float("nan")
-    if np.max(ary) - np.min(ary) < np.finfo(float).resolution:
-        return float(ary.size)
-    num_chains, num_draws = ary.shape
-    acov = _autocov(ary)
-    mean_var = np.mean(acov[:, 0]) * num_draws / (num_draws - 1.0)
+def _ess(ary: np.ndarray) -> np.ndarray:
+    """ESS of each series of a ``(series, chain, draw)`` array without NaN: Geyer's initial
+    monotone sequence of the autocorrelations over the chains.
+
+    Geyer's sequence is read in pairs of lags ``(2k, 2k + 1)``: the pairs are summed while each
+    sum stays positive (at most up to lag ``draw - 2``), each pair's sum made no larger than the
+    one before, and the first lag of the pair that stopped the sum is added on its own where it
+    is positive (or where that pair's sum is zero).
+    """
+    series, num_chains, num_draws = ary.shape
+    acov = _autocov(ary).mean(axis=1)  # (series, lag): averaged over the chains
+    mean_var = acov[:, 0] * num_draws / (num_draws - 1.0)
     var_plus = mean_var * (num_draws - 1.0) / num_draws
     if num_chains > 1:
-        var_plus += np.var(ary.mean(axis=1), ddof=1)
-    rho = np.zeros(num_draws)
-    rho[0], even = 1.0, 1.0
-    odd = rho[1] = 1.0 - (mean_var - np.mean(acov[:, 1])) / var_plus
-    t = 1
-    while t < num_draws - 3 and even + odd > 0.0:  # Geyer's initial positive sequence
-        even = 1.0 - (mean_var - np.mean(acov[:, t + 1])) / var_plus
-        odd = 1.0 - (mean_var - np.mean(acov[:, t + 2])) / var_plus
-        if even + odd >= 0:
-            rho[t + 1], rho[t + 2] = even, odd
-        t += 2
-    max_t = t - 2
-    if even > 0:
-        rho[max_t + 1] = even
-    t = 1
-    while t <= max_t - 2:  # ... made monotone
-        if rho[t + 1] + rho[t + 2] > rho[t - 1] + rho[t]:
-            rho[t + 1] = rho[t + 2] = (rho[t - 1] + rho[t]) / 2.0
-        t += 2
+        var_plus = var_plus + np.var(ary.mean(axis=-1), axis=-1, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = 1.0 - (mean_var[:, None] - acov) / var_plus[:, None]
+    rho[:, 0] = 1.0
+    last_pair = (num_draws - 3) // 2  # the last pair of lags the sum may reach
+    pairs = max(last_pair, 0) + 1
+    pair_sums = rho[:, 0 : 2 * pairs : 2] + rho[:, 1 : 2 * pairs : 2]
+    stops = ~(pair_sums > 0)
+    first_stop = np.where(stops.any(axis=1), stops.argmax(axis=1), pairs)
+    end = np.clip(np.minimum(first_stop, last_pair), 0, None)  # pairs 0 .. end - 1 are summed
+    monotone = np.minimum.accumulate(pair_sums, axis=1)
+    summed = np.where(np.arange(pairs) < end[:, None], monotone, 0.0).sum(axis=1)
+    rows = np.arange(series)
+    tail = rho[rows, 2 * end]
+    tail = np.where((pair_sums[rows, end] >= 0) | (tail > 0), tail, 0.0)
     size = num_chains * num_draws
-    tau = -1.0 + 2.0 * np.sum(rho[: max_t + 1]) + np.sum(rho[max_t + 1 : max_t + 2])
-    tau = max(tau, 1 / np.log10(size))
-    return float("nan") if np.isnan(rho).any() else float(size / tau)
+    tau = np.maximum(-1.0 + 2.0 * summed + tail, 1 / np.log10(size))
+    ess = np.where(np.isnan(rho[:, 1]), np.nan, size / tau)
+    constant = np.ptp(ary.reshape(series, -1), axis=1) < np.finfo(float).resolution
+    return np.where(constant, float(size), ess)
 
 
 def ess_bulk(ary) -> float:
@@ -245,11 +298,9 @@ def ess_tail(ary, prob: tuple[float, float] = (0.05, 0.95)) -> float:
     ary = np.atleast_2d(np.asarray(ary, dtype=float))
     if _invalid(ary, min_chains=1):
         return float("nan")
-    values = []
-    for p in prob:
-        quantile = np.quantile(ary, p)  # type 7, as arviz's mquantiles(alphap=1, betap=1)
-        values.append(_ess(_split_chains((ary <= quantile).astype(float))))
-    return min(values)
+    quantiles = np.quantile(ary, prob)  # type 7, as arviz's mquantiles(alphap=1, betap=1)
+    indicators = (ary[None] <= np.reshape(quantiles, (-1, 1, 1))).astype(float)
+    return float(np.min(_ess(_split_chains(indicators))))
 
 
 def summary_rows(

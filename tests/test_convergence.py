@@ -60,3 +60,30 @@ def test_summary_rows_per_group():
     assert list(rows["sigma"]) == ["mean", "sd", "q05", "q50", "q95", "r_hat", "ess_bulk", "ess_tail"]
     assert rows["E[a]"] == rows["sigma"]
     assert rows["E[b]"]["mean"] == pytest.approx(draws[..., 1].mean())
+
+
+@pytest.mark.parametrize("num_draws", [4, 5, 6, 7, 9, 40])
+def test_short_chains_equal_to_arviz(num_draws):
+    # the draw counts where Geyer's pairs of lags run into the end of the chain
+    import arviz as az
+
+    for seed in range(5):
+        draws = _chains(10 + seed, 3, num_draws, rho=0.9)
+        np.testing.assert_allclose(convergence.ess_bulk(draws), az.ess(draws, method="bulk"),
+                                   rtol=1e-10)
+        np.testing.assert_allclose(convergence.rhat_rank(draws), az.rhat(draws, method="rank"),
+                                   rtol=1e-10)
+
+
+def test_many_quantities_at_once_equal_one_at_a_time():
+    quantities = np.stack([_chains(20 + k, 4, 300, rho=r) for k, r in enumerate([0.0, 0.5, 0.95, -0.4])]
+                          + [np.round(_chains(30, 4, 300), 1), np.ones((4, 300))])
+    quantities[1, 2, 7] = np.nan  # a NaN spoils its own quantity only
+    rhat, ess = convergence.rhat_and_ess_bulk_many(quantities)
+    for k, draws in enumerate(quantities):
+        np.testing.assert_allclose((rhat[k], ess[k]), convergence.rhat_and_ess_bulk(draws),
+                                   rtol=1e-12, equal_nan=True)
+    assert np.isnan(rhat[1]) and np.isnan(ess[1])
+    assert np.isfinite(rhat[[0, 2, 3, 4]]).all() and ess[5] == 4 * 300
+    with pytest.raises(ValueError, match="quantity, chain, draw"):
+        convergence.rhat_and_ess_bulk_many(quantities[0])

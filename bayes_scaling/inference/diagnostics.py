@@ -32,21 +32,19 @@ def diagnostics(posterior: xr.Dataset, sample_stats: xr.Dataset, names=None) -> 
     """
     names = list(names or posterior.data_vars)
     divergences = int(sample_stats["diverging"].sum())
-    if posterior.sizes["draw"] < MIN_DRAWS_PER_CHAIN:
+    if posterior.sizes["draw"] < MIN_DRAWS_PER_CHAIN or not names:
         return {"max_rhat": float("nan"), "min_ess": float("nan"), "divergences": divergences}
-    rhat, ess = [], []
+    quantities = []
     for name in names:
-        v = posterior[name]
-        rest = [d for d in v.dims if d not in ("chain", "draw")]
-        draws = v.transpose("chain", "draw", *rest).values
-        for chains in draws.reshape(*draws.shape[:2], -1).transpose(2, 0, 1):
-            r, e = convergence.rhat_and_ess_bulk(chains)
-            ess.append(e)
-            if posterior.sizes["chain"] > 1:
-                rhat.append(r)
+        v = posterior[name].variable
+        if v.dims[:2] != ("chain", "draw"):
+            v = v.transpose("chain", "draw", ...)
+        draws = v.values
+        quantities.append(draws.reshape(*draws.shape[:2], -1).transpose(2, 0, 1))
+    rhat, ess = convergence.rhat_and_ess_bulk_many(np.concatenate(quantities))
     return {
-        "max_rhat": _extreme(np.max, np.asarray(rhat)),
-        "min_ess": _extreme(np.min, np.asarray(ess)),
+        "max_rhat": _extreme(np.max, rhat),
+        "min_ess": _extreme(np.min, ess),
         "divergences": divergences,
     }
 
