@@ -132,7 +132,7 @@ def _pooled_step_size(states):
     return states._replace(adapt_state=states.adapt_state._replace(step_size=pooled))
 
 
-def _nuts(potential, d: int, rng_key, settings: SamplerSettings, dtype, ties=()):
+def _nuts(potential, d: int, rng_key, settings: SamplerSettings, dtype, ties=(), coordinates=None):
     """Run the chains in whitened coordinates; returns per-chain arrays of shape (C, S, ...).
 
     NUTS runs each chain's warmup and draws in one scan; static HMC runs every chain's warmup,
@@ -141,11 +141,11 @@ def _nuts(potential, d: int, rng_key, settings: SamplerSettings, dtype, ties=())
     ``ties`` (each pooled parameter's location position and its offsets' positions, as
     :func:`bayes_scaling.engine.centring._pooled_blocks` gives them), static HMC looks at its
     own warmup half-way and re-whitens only where a location is tied to its offsets
-    (:func:`_gated`)."""
+    (:func:`_gated`). ``coordinates``: where re-whitened chains move (:func:`_rewhitened`)."""
     if settings.pilot is True:
-        return _piloted(potential, d, rng_key, settings, dtype)
+        return _piloted(potential, d, rng_key, settings, dtype, coordinates)
     if settings.pilot == "auto" and ties and settings.static_length() is not None:
-        return _gated(potential, d, rng_key, settings, dtype, ties)
+        return _gated(potential, d, rng_key, settings, dtype, ties, coordinates)
     init, sample_kernel = _kernel(potential, d, settings)
     W, S = settings.num_warmup, settings.num_samples
     method = settings.resolved_chain_method()
@@ -187,13 +187,25 @@ def _resumed(init, sample_kernel, d: int, dtype, length: int, *, record: bool = 
     return run
 
 
-def _rewhitened(potential, d: int, rng_key, settings: SamplerSettings, dtype, draws):
+def _rewhitened(
+    potential, d: int, rng_key, settings: SamplerSettings, dtype, draws, coordinates=None
+):
     """Chains started afresh in coordinates ``v`` with ``z = m + L v`` whitened by ``draws``
     ``(n, d)`` (:func:`_pilot_whitening`), run with ``settings``; the draws are returned in
-    ``z``. A linear map, so the posterior is unchanged."""
+    ``z``. A linear map, so the posterior is unchanged.
+
+    With ``coordinates`` (:class:`bayes_scaling.engine.sampler.RewhitenedCoordinates`) the
+    whitening and the chains are in its coordinates ``y`` in place of ``z`` (its potential
+    replaces ``potential``), and the draws are mapped back to ``z``."""
+    if coordinates is not None:
+        potential = coordinates.potential
+        draws = jax.vmap(coordinates.to_y)(draws)
     mean, factor = _pilot_whitening(draws, dtype)
     v, stats = _nuts(_moved(potential, mean, factor), d, rng_key, settings, dtype)
-    return mean + jnp.einsum("ij,csj->csi", factor, v), stats
+    y = mean + jnp.einsum("ij,csj->csi", factor, v)
+    if coordinates is not None:
+        y = jax.vmap(jax.vmap(coordinates.to_z))(y)
+    return y, stats
 
 
 def _moved(potential, mean, factor):
@@ -223,7 +235,7 @@ def _location_tie(draws, ties):
     return jnp.max(jnp.stack([jnp.max(jnp.abs(corr[loc, offsets])) for loc, offsets in ties]))
 
 
-def _gated(potential, d: int, rng_key, settings: SamplerSettings, dtype, ties):
+def _gated(potential, d: int, rng_key, settings: SamplerSettings, dtype, ties, coordinates=None):
     """``pilot="auto"``: static HMC's run, re-whitened half-way through warmup where it must be.
 
     The chains run the first half of the usual warmup (:meth:`SamplerSettings.gate_phases`);
@@ -259,14 +271,15 @@ def _gated(potential, d: int, rng_key, settings: SamplerSettings, dtype, ties):
 
     def rewhitened(_):
         again = settings.rewhitened()
-        return _rewhitened(potential, d, jax.random.fold_in(rng_key, 1), again, dtype, seen)
+        key = jax.random.fold_in(rng_key, 1)
+        return _rewhitened(potential, d, key, again, dtype, seen, coordinates)
 
     tied = tie > PILOT_TIE
     z, stats = jax.lax.cond(tied, rewhitened, go_on, None)
     return z, {**stats, "pilot_correlation": tie, "pilot_rewhitened": tied}
 
 
-def _piloted(potential, d: int, rng_key, settings: SamplerSettings, dtype):
+def _piloted(potential, d: int, rng_key, settings: SamplerSettings, dtype, coordinates=None):
     """``settings.pilot``: a pilot run, then the chains in coordinates ``v`` whitened by it.
 
     The pilot runs ``W1`` warmup iterations and keeps ``K1`` draws per chain
@@ -280,7 +293,8 @@ def _piloted(potential, d: int, rng_key, settings: SamplerSettings, dtype):
     second = settings.rewhitened()
     key_pilot, key_draws = jax.random.split(rng_key)
     pilot_z, _ = _nuts(potential, d, key_pilot, first, dtype)
-    return _rewhitened(potential, d, key_draws, second, dtype, pilot_z.reshape(-1, d))
+    draws = pilot_z.reshape(-1, d)
+    return _rewhitened(potential, d, key_draws, second, dtype, draws, coordinates)
 
 
 def _chain_devices(num_chains: int) -> int:

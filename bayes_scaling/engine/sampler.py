@@ -28,6 +28,7 @@ from bayes_scaling.engine.whitening import (
     location_whitening,
     matvec,
     scaled,
+    unscaled,
 )
 from bayes_scaling.laplace import find_map, whitening
 from bayes_scaling.models import ModelSpec, build_model
@@ -182,6 +183,42 @@ def _whitened_potential(potential, centring, mode_w, scale_w):
     return lambda z: potential_w(mode_w + scaled(scale_w, z))
 
 
+class RewhitenedCoordinates:
+    """Where the chains of a re-whitened grouped fit move: the pooled parameters' offsets
+    rescaled with ``SamplerSettings.rewhitened_offset_scaling`` in place of
+    ``offset_scaling`` (see :class:`bayes_scaling.engine.centring._ScaledOffsets`).
+
+    ``to_y`` maps the first run's whitened coordinates ``z`` (``w = mode_w + scale_w z`` and
+    ``centring`` from ``w`` to the model's ``u``) to these coordinates ``y``, ``to_z`` maps
+    back, and ``potential`` is the potential of ``y`` (with its log Jacobian), so that chains
+    whose draws of ``y`` are mapped back by ``to_z`` draw the same posterior.
+    """
+
+    def __init__(self, potential, centring: _ScaledOffsets, mode_w, scale_w, power: float):
+        self.centring, self.mode_w, self.scale_w = centring, mode_w, scale_w
+        self.rescaled = _ScaledOffsets(centring.blocks, centring.information, power)
+        self.potential = _potential_w(potential, self.rescaled)
+
+    def to_y(self, z):
+        return self.rescaled.to_w(self.centring.to_u(self.mode_w + scaled(self.scale_w, z))[0])
+
+    def to_z(self, y):
+        w = self.centring.to_w(self.rescaled.to_u(y)[0])
+        return unscaled(self.scale_w, w - self.mode_w)
+
+
+def rewhitened_coordinates(settings: SamplerSettings, potential, centring, mode_w, scale_w):
+    """The coordinates of a grouped fit's re-whitened chains (:class:`RewhitenedCoordinates`),
+    or None where they are the first run's: no rescaled offsets, no re-whitening, or the same
+    power for both."""
+    if not isinstance(centring, _ScaledOffsets) or not centring.blocks or not settings.pilot:
+        return None
+    if float(settings.rewhitened_offset_scaling) == centring.power:
+        return None
+    power = float(settings.rewhitened_offset_scaling)
+    return RewhitenedCoordinates(potential, centring, mode_w, scale_w, power)
+
+
 def _setup(
     model, spec: ModelSpec, settings: SamplerSettings, method: str, prior_samples: int, args, key
 ):
@@ -278,7 +315,10 @@ def program(spec: ModelSpec, settings: SamplerSettings, prior_samples: int, meth
             ties = ()
             if settings.pilot == "auto":
                 ties = _location_ties(spec, f["info"])
-            z, stats = _nuts(potential_z, d, f["k_fit"], settings, mode.dtype, ties)
+            coordinates = rewhitened_coordinates(
+                settings, f["potential"], f["centring"], f["mode_w"], f["scale_w"]
+            )
+            z, stats = _nuts(potential_z, d, f["k_fit"], settings, mode.dtype, ties, coordinates)
         else:
             z, stats = _independent_draws(f["potential"], mode, scale, f["k_fit"], C, S)
         samples, log_lik = _draws_out(

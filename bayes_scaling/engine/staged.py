@@ -56,6 +56,7 @@ from bayes_scaling.engine.sampler import (
     _setup,
     _structure,
     _whitened_potential,
+    rewhitened_coordinates,
 )
 from bayes_scaling.engine.settings import PILOT_TIE, SamplerSettings
 from bayes_scaling.models import ModelSpec
@@ -107,6 +108,19 @@ def _potential_z(model, spec: ModelSpec, settings: SamplerSettings, args, rng_ke
     return _whitened_potential(potential, centring, ctx["mode_w"], ctx["scale_w"])
 
 
+def _rewhitened_potential(model, spec: ModelSpec, settings: SamplerSettings, args, rng_key, ctx):
+    """The potential the re-whitened chains move in, before their whitening by the draws, and
+    the map of the first run's ``z`` to its coordinates and back (None where they are ``z``:
+    :func:`bayes_scaling.engine.sampler.rewhitened_coordinates`)."""
+    _, _, potential, centring = _rebuilt(model, spec, settings, args, rng_key, ctx)
+    coordinates = rewhitened_coordinates(
+        settings, potential, centring, ctx["mode_w"], ctx["scale_w"]
+    )
+    if coordinates is None:
+        return _whitened_potential(potential, centring, ctx["mode_w"], ctx["scale_w"]), None
+    return coordinates.potential, coordinates
+
+
 def _chunk_program(model, spec: ModelSpec, settings: SamplerSettings, kernel: SamplerSettings):
     """``chunk(states, n, rng_key, x, y, group_index, mask, reference, ctx, moves=None)``: up to
     ``L`` iterations of the kernel that ``kernel`` sets up, in ``z`` or, given ``moves``, in
@@ -116,8 +130,10 @@ def _chunk_program(model, spec: ModelSpec, settings: SamplerSettings, kernel: Sa
 
     def chunk(states, n, rng_key, x, y, group_index, mask, reference, ctx, moves=None):
         args = (x, y, group_index, mask, reference)
-        potential = _potential_z(model, spec, settings, args, rng_key, ctx)
-        if moves is not None:
+        if moves is None:
+            potential = _potential_z(model, spec, settings, args, rng_key, ctx)
+        else:
+            potential = _rewhitened_potential(model, spec, settings, args, rng_key, ctx)[0]
             potential = _moved(potential, moves["mean"], moves["factor"])
         d = ctx["mode_w"].shape[0]
         init, sample_kernel = _kernel(potential, d, kernel)
@@ -141,7 +157,7 @@ def _chunk_program(model, spec: ModelSpec, settings: SamplerSettings, kernel: Sa
 
 
 def _choice_programs(model, spec: ModelSpec, settings: SamplerSettings) -> dict[str, Any]:
-    """The programs of the choice half-way: ``gate``, ``restart`` and ``chunk_again`` (see
+    """The programs of the choice half-way: ``gate``, ``restart``, ``chunk_again`` and ``back`` (see
     :func:`staged_programs`)."""
     method = settings.resolved_chain_method()
     again = settings.rewhitened()
@@ -154,15 +170,24 @@ def _choice_programs(model, spec: ModelSpec, settings: SamplerSettings) -> dict[
     def restart(seen, rng_key, x, y, group_index, mask, reference, ctx):
         args = (x, y, group_index, mask, reference)
         d, dtype = ctx["mode_w"].shape[0], ctx["mode_w"].dtype
+        potential, coordinates = _rewhitened_potential(model, spec, settings, args, rng_key, ctx)
+        if coordinates is not None:
+            seen = jax.vmap(coordinates.to_y)(seen)
         mean, factor = _pilot_whitening(seen, dtype)
         moves = {"mean": mean, "factor": factor}
-        potential = _moved(_potential_z(model, spec, settings, args, rng_key, ctx), mean, factor)
-        init, _ = _kernel(potential, d, again)
+        init, _ = _kernel(_moved(potential, mean, factor), d, again)
         keys, starts = _chain_starts(jax.random.fold_in(ctx["k_fit"], 1), again, d, dtype)
         return _map_chains(init, method, keys, starts), moves
 
+    def back(draws, rng_key, x, y, group_index, mask, reference, ctx):
+        args = (x, y, group_index, mask, reference)
+        coordinates = _rewhitened_potential(model, spec, settings, args, rng_key, ctx)[1]
+        if coordinates is None:
+            return draws
+        return jax.vmap(jax.vmap(coordinates.to_z))(draws)
+
     chunk_again = _chunk_program(model, spec, settings, again)
-    return {"gate": gate, "restart": restart, "chunk_again": chunk_again}
+    return {"gate": gate, "restart": restart, "chunk_again": chunk_again, "back": back}
 
 
 def staged_programs(spec: ModelSpec, settings: SamplerSettings, prior_samples: int):
@@ -176,7 +201,10 @@ def staged_programs(spec: ModelSpec, settings: SamplerSettings, prior_samples: i
     (the size of a location's largest correlation with its own offsets in the draws ``seen``,
     ``(n, d)``), ``restart(seen, rng_key, x, ..., ctx) -> (states, moves)`` (the chains started
     afresh in coordinates ``v`` whitened by ``seen``: ``z = moves["mean"] + moves["factor"] v``)
-    and ``chunk_again(states, n, rng_key, x, ..., ctx, moves)``, the re-whitened chains' chunk.
+    and ``chunk_again(states, n, rng_key, x, ..., ctx, moves)``, the re-whitened chains' chunk,
+    with ``back(y, rng_key, x, ..., ctx)``, which maps their draws (``moves["mean"] +
+    moves["factor"] v``) back to ``z`` where they move in coordinates of their own
+    (:func:`bayes_scaling.engine.sampler.rewhitened_coordinates`).
     """
     model = _counted(spec)
     target_site = f"log_{spec.law.target}"
@@ -331,7 +359,9 @@ def run_staged(
     z, stats = _sampler_stats(out, np.asarray(states.adapt_state.step_size))
     if moves:
         mean, factor = (np.asarray(moves[0][k]) for k in ("mean", "factor"))
-        z = mean + np.einsum("ij,csj->csi", factor, z)
+        y = mean + np.einsum("ij,csj->csi", factor, z)
+        back = programs.get("back", y, *args, ctx)
+        z = np.asarray(back(*_placed(back, y, *args, ctx)))
     stats.update(extra)
     with progress.phase("computing the outputs"):
         samples, log_lik = jax.block_until_ready(finish(*_placed(finish, z, *args, ctx)))

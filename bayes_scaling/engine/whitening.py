@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.linalg
 import numpy as np
 
 from bayes_scaling.laplace import MAX_CURVATURE, MIN_CURVATURE, whitening
@@ -51,6 +52,13 @@ class LocationBlock:
         index = np.asarray(self.index)
         return (self.diagonal * z).at[index].add(matvec(self.block, z[index]))
 
+    def solve(self, w):
+        """The ``z`` with ``self(z) == w`` (the block is lower triangular)."""
+        index = np.asarray(self.index)
+        z = w / self.diagonal.at[index].set(1.0)
+        block = jax.scipy.linalg.solve_triangular(self.block, w[index], lower=True)
+        return z.at[index].set(block)
+
 
 def scaled(scale, z):
     """``scale(z)``: ``scale @ z`` for a whitening matrix, ``scale * z`` for a diagonal one kept
@@ -59,6 +67,13 @@ def scaled(scale, z):
     if isinstance(scale, LocationBlock):
         return scale(z)
     return scale * z if scale.ndim == 1 else matvec(scale, z)
+
+
+def unscaled(scale, w):
+    """The inverse of :func:`scaled`: the ``z`` with ``scaled(scale, z) == w``."""
+    if isinstance(scale, LocationBlock):
+        return scale.solve(w)
+    return w / scale if scale.ndim == 1 else jnp.linalg.solve(scale, w)
 
 
 def diagonal_whitening(hessian):
