@@ -103,8 +103,9 @@ class SamplerSettings:
         The power ``p`` of ``offset_scaling`` for chains that start afresh in re-whitened
         coordinates (``pilot``): those are the fits whose groups' own data are strong, where
         more of the offsets' narrowing in the population scales' upper tail is worth taking out
-        (on three and six simulated groups, 0.75 in place of 0.5 about halved the re-whitened
-        chains' leapfrog steps per draw, ``benchmarks/RESULTS.md``), while on weakly separated
+        (on three and six simulated groups, 0.75 in place of 0.5 cut the re-whitened chains'
+        leapfrog steps per draw by a quarter to a half, and the benchmark's grouped fits that
+        re-whiten took 8-30% less time, ``benchmarks/RESULTS.md``), while on weakly separated
         groups such as gadre's corpora, which go on without re-whitening, 0.5 keeps the
         population scales mixing. The re-whitened chains move in those coordinates and their
         draws are mapped back, so the posterior is unchanged. Between 0 and 1.
