@@ -5,7 +5,8 @@ nutpie (when installed), plus scaling with data size, group count and batched fi
     python benchmarks/bench_sampling.py --quick    # reduced sizes (about 10 min)
 
 Prints a table and writes the figures as JSON (``--out``, default
-``benchmarks/results-<device>.json``). Every figure comes from this one run on this machine;
+``benchmarks/results-<device>.json`` for a full run; a run with ``--skip`` writes only where
+``--out`` says, so that it does not replace the recorded full run). Every figure comes from this one run on this machine;
 ratios compare within the run. ESS is ArviZ's bulk ESS, min over E, A, B, alpha, beta. Times are
 wall-clock seconds of a second call (compiled programs cached) unless marked "first".
 Needs the published data (``BAYES_SCALING_DATA`` or ``../shared/datasets``).
@@ -369,6 +370,9 @@ def main(argv=None) -> int:
             f"{m}: " + ", ".join(f"{k} cover {v['coverage90']:.2f} width {v['mean_width']:.3g}" for k, v in c.items())
             for m, c in cover.items()))
 
+    if skip and not args.out:
+        say("a partial run (--skip): figures not written (give --out to keep them)")
+        return 0
     out = Path(args.out or Path(__file__).with_name(f"results-{jax.default_backend()}{'-quick' if args.quick else ''}.json"))
     out.write_text(json.dumps(res, indent=2, default=float))
     say(f"wrote {out}")
