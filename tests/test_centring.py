@@ -1,5 +1,6 @@
 """Partial centring of pooled parameters and the choice of mass matrix (bayes_scaling.engine)."""
 
+import dataclasses
 import warnings
 from functools import partial
 
@@ -144,7 +145,9 @@ def test_diagonal_whitening_scaled_offsets_and_the_default_leave_the_posterior_u
     whitened by the full Hessian (no offset scaling): the offsets rescaled with the population
     scale and scaled by the Hessian's diagonal, and the default (rescaled offsets, population
     locations whitened together, re-whitened half-way through warmup where a location is tied
-    to its offsets, as it is here). Each samples the reference's posterior
+    to its offsets, as it is here), and the default with the whole run at the re-whitened
+    chains' power (``tied_offsets_above`` below this data's figure). Each samples the
+    reference's posterior
     (:func:`_assert_one_posterior`); one reference fit serves every comparison. The
     re-whitening is the same map with ``pilot=True`` (a pilot run's draws in place of the
     warmup's); its draws are compared on a Gaussian below. 2 x 1,000 draws: the spread of
@@ -155,14 +158,19 @@ def test_diagonal_whitening_scaled_offsets_and_the_default_leave_the_posterior_u
         "reference": {"whitening": "full", "offset_scaling": 0.0, "pilot": False},
         "diagonal": {"whitening": "diagonal", "offset_scaling": 0.5, "pilot": False},
         "default": {},
+        # the threshold below this data's figure: the whole run at the re-whitened power
+        "tied": {"tied_offsets_above": 1e-6},
     }
     fits = _short_fits(inputs, 5, variants, num_samples=1000)
     assert fits["diagonal"].attrs["whitening"] == "diagonal"
     assert fits["default"].attrs["whitening"] == "locations"
     seen = fits["default"].attrs["pilot_correlation"]  # the default's choice half-way, recorded
     assert seen > engine.PILOT_TIE and fits["default"].attrs["pilot"] == 1
+    assert fits["default"].attrs["offset_scaling"] == 0.5  # the choice at the mode, recorded
+    assert fits["tied"].attrs["offset_scaling"] == 0.75
+    assert "offset_scaling" not in fits["reference"].attrs  # no choice without re-whitening
     names = ("E", "E_pop_loc", "E_pop_sd", "A", "alpha")
-    for variant in ("diagonal", "default"):
+    for variant in ("diagonal", "default", "tied"):
         _assert_one_posterior(fits[variant], fits["reference"], names, log_names=("E_pop_sd",))
 
 
@@ -197,8 +205,8 @@ def test_scaled_offsets_invert_and_their_log_jacobian_is_exact():
 
 
 def test_rewhitened_coordinates_invert_and_carry_the_density():
-    """The re-whitened chains' coordinates ``y`` (offsets rescaled with another power): ``to_z``
-    inverts ``to_y``, and the potential of ``y`` is the potential of ``z`` plus the log Jacobian
+    """The re-whitened chains' coordinates ``y`` (offsets rescaled with another power, in the
+    first run's whitened basis): ``to_z`` inverts ``to_y``, and the potential of ``y`` is the potential of ``z`` plus the log Jacobian
     of the map (up to a constant), so that draws of ``y`` mapped back are draws of ``z``. Every
     kind of ``scale_w``: a vector, a matrix and a location block."""
     from bayes_scaling.engine.sampler import RewhitenedCoordinates, _whitened_potential
@@ -230,7 +238,10 @@ def test_rewhitened_coordinates_invert_and_carry_the_density():
             log_jac = jnp.linalg.slogdet(jax.jacfwd(coords.to_y)(z))[1]
             gaps.append(float(coords.potential(y) - potential_z(z) - log_jac))
         np.testing.assert_allclose(gaps, gaps[0], atol=2e-3 * max(1.0, abs(gaps[0])))
-        assert not np.allclose(coords.to_y(zs[0]), mode_w + scaled(scale_w, zs[0]))  # a real change
+        assert not np.allclose(coords.to_y(zs[0]), zs[0], atol=1e-3)  # a real change
+        # at the first run's own power (as where a run chose it at the mode) the map is z itself
+        same = RewhitenedCoordinates(potential, centring, mode_w, scale_w, jnp.float32(0.5))
+        np.testing.assert_allclose(same.to_y(zs[0]), zs[0], rtol=1e-4, atol=1e-5)
 
 
 def test_offset_information_is_the_datas_curvature_at_scale_one():
@@ -268,6 +279,39 @@ def find_mode(potential, info):
 def test_bad_offset_scaling_is_refused(bad):
     with pytest.raises(ValueError, match="offset_scaling must be a number between 0 and 1"):
         engine.SamplerSettings(offset_scaling=bad)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, True, "high"])
+def test_bad_tied_offsets_threshold_is_refused(bad):
+    with pytest.raises(ValueError, match="tied_offsets_above must be a positive number or None"):
+        engine.SamplerSettings(tied_offsets_above=bad)
+
+
+def test_offset_tie_figure_is_the_median_spread_squared_information_at_its_largest():
+    """For each pooled parameter the median over groups of ``(sigma * std(z))**2 I_g`` at the
+    mode, and the largest over parameters; the choice of power compares it with the threshold
+    only where the run may re-whiten."""
+    from numpyro.distributions.transforms import ExpTransform
+
+    from bayes_scaling.engine.centring import offset_tie_figure
+    from bayes_scaling.engine.sampler import chooses_offset_power, offset_power
+
+    # two pooled parameters, three groups: [loc, log sd, z1, z2, z3] each
+    mode = jnp.asarray([0.0, np.log(0.5), 1.0, -1.0, 0.5, 0.0, np.log(2.0), 0.1, 0.2, 0.3])
+    blocks = [(0, 1, np.arange(2, 5), None, ExpTransform()), (5, 6, np.arange(7, 10), None, ExpTransform())]
+    information = jnp.asarray([[10.0, 100.0, 1000.0], [1.0, 2.0, 3.0]])
+    spreads = [0.5 * np.std([1.0, -1.0, 0.5]), 2.0 * np.std([0.1, 0.2, 0.3])]
+    expected = max(np.median(s**2 * np.asarray(i)) for s, i in zip(spreads, information.tolist()))
+    np.testing.assert_allclose(float(offset_tie_figure(blocks, information, mode)), expected, rtol=1e-5)
+    static = engine.SamplerSettings(pilot="auto", trajectory_length=3.0)
+    assert chooses_offset_power(static)
+    assert not chooses_offset_power(dataclasses.replace(static, tied_offsets_above=None))
+    assert not chooses_offset_power(dataclasses.replace(static, pilot=False))
+    assert not chooses_offset_power(dataclasses.replace(static, trajectory_length=None))  # NUTS
+    low = dataclasses.replace(static, tied_offsets_above=1.01 * expected)
+    high = dataclasses.replace(static, tied_offsets_above=0.99 * expected)
+    assert float(offset_power(low, blocks, information, mode)) == 0.5
+    assert float(offset_power(high, blocks, information, mode)) == 0.75
 
 
 def test_location_block_is_the_laplace_covariance_of_the_locations():

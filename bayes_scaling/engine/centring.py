@@ -116,6 +116,24 @@ def offset_information(blocks, potential, mode) -> jax.Array:
     return jnp.where(jnp.isfinite(information), jnp.maximum(information, 0.0), 0.0)
 
 
+def offset_tie_figure(blocks, information, mode) -> jax.Array:
+    """How strongly the groups' own data tie each pooled parameter's offsets, at its largest.
+
+    For each pooled parameter, the median over groups of ``s**2 I_g``: ``s`` the groups' spread
+    about their population location at the mode (the population scale times the standard
+    deviation of the offsets there) and ``I_g`` the information the group's data carry about
+    its value (:func:`offset_information`). Large where the groups' values are pinned down by
+    their own runs far more tightly than they differ: there the offsets' narrowing in the
+    population scales' upper tail is what sets the step size.
+    ``SamplerSettings.tied_offsets_above`` compares it with a threshold.
+    """
+    figures = []
+    for k, (_, si, zi, _, t_sd) in enumerate(blocks):
+        spread = t_sd(mode[si]) * jnp.std(mode[np.asarray(zi)])
+        figures.append(jnp.median(spread**2 * information[k]))
+    return jnp.max(jnp.stack(figures))
+
+
 class _ScaledOffsets:
     """The pooled parameters' non-centred offsets rescaled with the population scale.
 
@@ -137,7 +155,8 @@ class _ScaledOffsets:
 
         self.blocks = blocks
         self.information = information
-        self.power = float(power)
+        # a number, or a traced scalar where the run chooses it at the mode
+        self.power = power if isinstance(power, jax.Array) else float(power)
         self.location_index = np.asarray([li for li, _, _, _, _ in blocks], dtype=int)
         if not blocks:
             return

@@ -15,6 +15,7 @@ from bayes_scaling.engine.centring import (
     _pooled_blocks,
     _ScaledOffsets,
     offset_information,
+    offset_tie_figure,
 )
 from bayes_scaling.engine.chains import _nuts
 from bayes_scaling.engine.settings import (
@@ -144,17 +145,47 @@ def _scales_offsets(spec: ModelSpec, settings: SamplerSettings, method: str) -> 
 
 
 def _centring(
-    spec: ModelSpec, settings: SamplerSettings, method: str, info, hessian, information=None
+    spec: ModelSpec,
+    settings: SamplerSettings,
+    method: str,
+    info,
+    hessian,
+    information=None,
+    power=None,
 ):
     """The sampler's coordinates: partially centred, with the offsets rescaled (``information``
-    from :func:`offset_information`), or the model's own (identity without blocks)."""
+    from :func:`offset_information`, ``power`` from :func:`offset_power`, else
+    ``settings.offset_scaling``), or the model's own (identity without blocks)."""
     if _partially_centred(spec, settings, method):
         return _PartialCentring(_pooled_blocks(spec, info), hessian)
     if _scales_offsets(spec, settings, method) and information is not None:
         blocks = _pooled_blocks(spec, info)
         if blocks:
-            return _ScaledOffsets(blocks, information, settings.offset_scaling)
+            power = settings.offset_scaling if power is None else power
+            return _ScaledOffsets(blocks, information, power)
     return _PartialCentring([], hessian)
+
+
+def chooses_offset_power(settings: SamplerSettings) -> bool:
+    """Whether a grouped run with rescaled offsets chooses their power at the mode
+    (``SamplerSettings.tied_offsets_above``): only where it may re-whiten half-way."""
+    return (
+        settings.pilot == "auto"
+        and settings.tied_offsets_above is not None
+        and settings.static_length() is not None
+        and float(settings.rewhitened_offset_scaling) != float(settings.offset_scaling)
+    )
+
+
+def offset_power(settings: SamplerSettings, blocks, information, mode):
+    """The offsets' power for the whole run (a traced scalar): ``rewhitened_offset_scaling``
+    where :func:`bayes_scaling.engine.centring.offset_tie_figure` exceeds
+    ``settings.tied_offsets_above``, else ``offset_scaling``."""
+    threshold = settings.tied_offsets_above
+    assert threshold is not None  # chooses_offset_power(settings)
+    tied = offset_tie_figure(blocks, information, mode) > threshold
+    low, high = float(settings.offset_scaling), float(settings.rewhitened_offset_scaling)
+    return jnp.where(tied, high, low).astype(mode.dtype)
 
 
 def _potential_w(potential, centring):
@@ -185,26 +216,33 @@ def _whitened_potential(potential, centring, mode_w, scale_w):
 
 class RewhitenedCoordinates:
     """Where the chains of a re-whitened grouped fit move: the pooled parameters' offsets
-    rescaled with ``SamplerSettings.rewhitened_offset_scaling`` in place of
-    ``offset_scaling`` (see :class:`bayes_scaling.engine.centring._ScaledOffsets`).
+    rescaled with ``SamplerSettings.rewhitened_offset_scaling`` in place of the first run's
+    power (see :class:`bayes_scaling.engine.centring._ScaledOffsets`), in the first run's
+    whitened basis.
 
     ``to_y`` maps the first run's whitened coordinates ``z`` (``w = mode_w + scale_w z`` and
-    ``centring`` from ``w`` to the model's ``u``) to these coordinates ``y``, ``to_z`` maps
-    back, and ``potential`` is the potential of ``y`` (with its log Jacobian), so that chains
-    whose draws of ``y`` are mapped back by ``to_z`` draw the same posterior.
+    ``centring`` from ``w`` to the model's ``u``) to these coordinates ``y`` (``y = z`` where
+    both powers are the same), ``to_z`` maps back, and ``potential`` is the potential of ``y``
+    (with its log Jacobian, up to a constant), so that chains whose draws of ``y`` are mapped
+    back by ``to_z`` draw the same posterior.
     """
 
-    def __init__(self, potential, centring: _ScaledOffsets, mode_w, scale_w, power: float):
+    def __init__(self, potential, centring: _ScaledOffsets, mode_w, scale_w, power):
         self.centring, self.mode_w, self.scale_w = centring, mode_w, scale_w
         self.rescaled = _ScaledOffsets(centring.blocks, centring.information, power)
-        self.potential = _potential_w(potential, self.rescaled)
+        self.potential = _whitened_potential(potential, self.rescaled, mode_w, scale_w)
+
+    def _w(self, y):
+        return self.mode_w + scaled(self.scale_w, y)
+
+    def _y(self, w):
+        return unscaled(self.scale_w, w - self.mode_w)
 
     def to_y(self, z):
-        return self.rescaled.to_w(self.centring.to_u(self.mode_w + scaled(self.scale_w, z))[0])
+        return self._y(self.rescaled.to_w(self.centring.to_u(self._w(z))[0]))
 
     def to_z(self, y):
-        w = self.centring.to_w(self.rescaled.to_u(y)[0])
-        return unscaled(self.scale_w, w - self.mode_w)
+        return self._y(self.centring.to_w(self.rescaled.to_u(self._w(y))[0]))
 
 
 def rewhitened_coordinates(settings: SamplerSettings, potential, centring, mode_w, scale_w):
@@ -213,7 +251,10 @@ def rewhitened_coordinates(settings: SamplerSettings, potential, centring, mode_
     power for both."""
     if not isinstance(centring, _ScaledOffsets) or not centring.blocks or not settings.pilot:
         return None
-    if float(settings.rewhitened_offset_scaling) == centring.power:
+    # a power chosen at the mode is traced: the map is then built whichever it is (the
+    # identity where the run already moves at the re-whitened chains' power)
+    chosen = isinstance(centring.power, jax.Array)
+    if not chosen and float(settings.rewhitened_offset_scaling) == centring.power:
         return None
     power = float(settings.rewhitened_offset_scaling)
     return RewhitenedCoordinates(potential, centring, mode_w, scale_w, power)
@@ -231,7 +272,10 @@ def _setup(
     )
     blocks = _pooled_blocks(spec, info) if _scales_offsets(spec, settings, method) else []
     information = offset_information(blocks, potential, mode) if blocks else None
-    centring = _centring(spec, settings, method, info, found["hessian"], information)
+    power = None
+    if blocks and chooses_offset_power(settings):
+        power = offset_power(settings, blocks, information, mode)
+    centring = _centring(spec, settings, method, info, found["hessian"], information, power)
     mode_w = centring.to_w(mode)
     diagonal = settings.whitening in ("diagonal", "locations")
     if isinstance(centring, _ScaledOffsets) and diagonal:
@@ -259,6 +303,7 @@ def _setup(
         "prior": prior,
         "centring": centring,
         "information": information,
+        "offset_power": power,
         "mode_w": mode_w,
         "scale_w": scale_w,
         "k_fit": k_fit,
@@ -319,6 +364,8 @@ def program(spec: ModelSpec, settings: SamplerSettings, prior_samples: int, meth
                 settings, f["potential"], f["centring"], f["mode_w"], f["scale_w"]
             )
             z, stats = _nuts(potential_z, d, f["k_fit"], settings, mode.dtype, ties, coordinates)
+            if f["offset_power"] is not None:
+                stats = {**stats, "offset_scaling": f["offset_power"]}
         else:
             z, stats = _independent_draws(f["potential"], mode, scale, f["k_fit"], C, S)
         samples, log_lik = _draws_out(

@@ -93,7 +93,9 @@ def _rebuilt(model, spec: ModelSpec, settings: SamplerSettings, args, rng_key, c
     the whitening and centring found by ``start`` (``ctx``)."""
     info, unravel = _structure(model, args, jax.random.split(rng_key, 3)[0])
     potential = _potential(info, unravel, args)
-    centring = _centring(spec, settings, "nuts", info, ctx["hessian"], ctx.get("information"))
+    centring = _centring(
+        spec, settings, "nuts", info, ctx["hessian"], ctx.get("information"), ctx.get("power")
+    )
     return info, unravel, potential, centring
 
 
@@ -226,6 +228,8 @@ def staged_programs(spec: ModelSpec, settings: SamplerSettings, prior_samples: i
         }
         if f["information"] is not None:
             ctx["information"] = f["information"]
+        if f["offset_power"] is not None:
+            ctx["power"] = f["offset_power"]
         return states, ctx, {"found": f["found"], "prior": f["prior"]}
 
     def finish(z, rng_key, x, y, group_index, mask, reference, ctx):
@@ -363,6 +367,8 @@ def run_staged(
         back = programs.get("back", y, *args, ctx)
         z = np.asarray(back(*_placed(back, y, *args, ctx)))
     stats.update(extra)
+    if "power" in ctx:
+        stats["offset_scaling"] = np.asarray(ctx["power"])
     with progress.phase("computing the outputs"):
         samples, log_lik = jax.block_until_ready(finish(*_placed(finish, z, *args, ctx)))
     return _result(samples, stats, log_lik, head["found"], head["prior"], prior_samples)

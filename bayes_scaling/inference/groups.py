@@ -52,7 +52,9 @@ def _groups_from_run(
     (the sampler's coordinates about the mode, ``"full"``, ``"diagonal"`` or ``"locations"``)
     when given; ``pilot`` is 1 when a pilot run re-whitened them (``SamplerSettings(pilot=True)``)
     or when the run's choice half-way through warmup did (``pilot="auto"``), 0 when that choice
-    went on without, and ``pilot_correlation`` is the correlation the choice read.
+    went on without, and ``pilot_correlation`` is the correlation the choice read;
+    ``offset_scaling`` is the offsets' power where the run chose it at the mode
+    (``SamplerSettings.tied_offsets_above``).
     ``warn=False`` leaves the diagnostics warnings to the caller (``fit_many``, which may
     replace a run before it is returned).
     """
@@ -73,6 +75,9 @@ def _groups_from_run(
         seen = float(np.asarray(out["stats"]["pilot_correlation"]))
         groups["posterior"].attrs["pilot_correlation"] = seen
         groups["posterior"].attrs["pilot"] = int(np.asarray(out["stats"]["pilot_rewhitened"]))
+    if method == "nuts" and "offset_scaling" in out["stats"]:  # chosen at the mode
+        power = float(np.asarray(out["stats"]["offset_scaling"]))
+        groups["posterior"].attrs["offset_scaling"] = power
     nc, nd = next(iter(samples.values())).shape[:2]
     site = f"log_{spec.law.target}"
     groups["log_likelihood"] = xr.Dataset(
