@@ -158,7 +158,7 @@ def test_diagonal_whitening_scaled_offsets_and_the_default_leave_the_posterior_u
         "reference": {"whitening": "full", "offset_scaling": 0.0, "pilot": False},
         "diagonal": {"whitening": "diagonal", "offset_scaling": 0.5, "pilot": False},
         "default": {},
-        # the threshold below this data's figure: the whole run at the re-whitened power
+        # a threshold below this data's figure: the whole run at the re-whitened power
         "tied": {"tied_offsets_above": 1e-6},
     }
     fits = _short_fits(inputs, 5, variants, num_samples=1000)
@@ -166,9 +166,8 @@ def test_diagonal_whitening_scaled_offsets_and_the_default_leave_the_posterior_u
     assert fits["default"].attrs["whitening"] == "locations"
     seen = fits["default"].attrs["pilot_correlation"]  # the default's choice half-way, recorded
     assert seen > engine.PILOT_TIE and fits["default"].attrs["pilot"] == 1
-    assert fits["default"].attrs["offset_scaling"] == 0.5  # the choice at the mode, recorded
-    assert fits["tied"].attrs["offset_scaling"] == 0.75
-    assert "offset_scaling" not in fits["reference"].attrs  # no choice without re-whitening
+    assert fits["tied"].attrs["offset_scaling"] == 0.75  # the choice at the mode, recorded
+    assert "offset_scaling" not in fits["default"].attrs  # no choice by default
     names = ("E", "E_pop_loc", "E_pop_sd", "A", "alpha")
     for variant in ("diagonal", "default", "tied"):
         _assert_one_posterior(fits[variant], fits["reference"], names, log_names=("E_pop_sd",))
@@ -303,8 +302,9 @@ def test_offset_tie_figure_is_the_median_spread_squared_information_at_its_large
     spreads = [0.5 * np.std([1.0, -1.0, 0.5]), 2.0 * np.std([0.1, 0.2, 0.3])]
     expected = max(np.median(s**2 * np.asarray(i)) for s, i in zip(spreads, information.tolist()))
     np.testing.assert_allclose(float(offset_tie_figure(blocks, information, mode)), expected, rtol=1e-5)
-    static = engine.SamplerSettings(pilot="auto", trajectory_length=3.0)
+    static = engine.SamplerSettings(pilot="auto", trajectory_length=3.0, tied_offsets_above=2e3)
     assert chooses_offset_power(static)
+    assert not chooses_offset_power(engine.SamplerSettings(pilot="auto", trajectory_length=3.0))
     assert not chooses_offset_power(dataclasses.replace(static, tied_offsets_above=None))
     assert not chooses_offset_power(dataclasses.replace(static, pilot=False))
     assert not chooses_offset_power(dataclasses.replace(static, trajectory_length=None))  # NUTS

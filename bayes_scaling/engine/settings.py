@@ -109,19 +109,21 @@ class SamplerSettings:
         groups such as gadre's corpora, which go on without re-whitening, 0.5 keeps the
         population scales mixing. The re-whitened chains move in those coordinates and their
         draws are mapped back, so the posterior is unchanged. Between 0 and 1.
-    tied_offsets_above : float or None, default 2000.0
+    tied_offsets_above : float or None, default None
         Where a grouped run may re-whiten (``pilot="auto"`` in effect), a figure read at the
-        mode before sampling lets the groups whose own data are strong start in the
+        mode before sampling can let the groups whose own data are strong start in the
         re-whitened chains' coordinates: for each pooled parameter, the median over groups of
         ``s**2 I_g``, with ``s`` the groups' spread about their population location at the
         mode and ``I_g`` the information each group's data carry about its value
         (:func:`bayes_scaling.engine.centring.offset_tie_figure`). Where its largest value
         exceeds this threshold, the whole run uses ``rewhitened_offset_scaling`` in place of
-        ``offset_scaling``. The figure was 596 on gadre's three corpora, whose population
-        scales mix worse at 0.75 from the start, and 3,000-16,000 on the benchmark's
-        simulated groups, all 15 Porian settings and gadre's corpora scored on OpenLM's
-        validation loss, where the run at 0.75 was 20-50% faster (``benchmarks/RESULTS.md``).
-        None: never; the posterior is the same either way.
+        ``offset_scaling``; the power used is recorded in the posterior's attributes
+        (``offset_scaling``). None (the default): never. The figure was 596 on gadre's three
+        corpora, whose population scales mix worse at 0.75 from the start, and 3,000-16,000
+        on the benchmark's simulated groups and all 15 Porian settings; at a threshold of
+        2,000 the 15 Porian settings took 31 s against 39 s, but ten simulated groups fell
+        to a bulk ESS of 898 (``benchmarks/RESULTS.md``), so it is not the default. The
+        posterior is the same either way.
     trajectory_length : float, "auto" or None, default "auto"
         None runs NUTS. A number runs static HMC instead, each iteration's trajectory drawn
         uniformly between 0.5 and 1.5 times this length in the whitened coordinates (where the
@@ -189,7 +191,7 @@ class SamplerSettings:
     partial_centring: bool = False
     offset_scaling: float = 0.5
     rewhitened_offset_scaling: float = 0.75
-    tied_offsets_above: float | None = 2000.0
+    tied_offsets_above: float | None = None
     trajectory_length: float | str | None = "auto"
     whitening: str = "auto"
     pilot: bool | str = "auto"
