@@ -145,9 +145,7 @@ def test_diagonal_whitening_scaled_offsets_and_the_default_leave_the_posterior_u
     whitened by the full Hessian (no offset scaling): the offsets rescaled with the population
     scale and scaled by the Hessian's diagonal, and the default (rescaled offsets, population
     locations whitened together, re-whitened half-way through warmup where a location is tied
-    to its offsets, as it is here), and the default with the whole run at the re-whitened
-    chains' power (``tied_offsets_above`` below this data's figure). Each samples the
-    reference's posterior
+    to its offsets, as it is here). Each samples the reference's posterior
     (:func:`_assert_one_posterior`); one reference fit serves every comparison. The
     re-whitening is the same map with ``pilot=True`` (a pilot run's draws in place of the
     warmup's); its draws are compared on a Gaussian below. 2 x 1,000 draws: the spread of
@@ -158,18 +156,15 @@ def test_diagonal_whitening_scaled_offsets_and_the_default_leave_the_posterior_u
         "reference": {"whitening": "full", "offset_scaling": 0.0, "pilot": False},
         "diagonal": {"whitening": "diagonal", "offset_scaling": 0.5, "pilot": False},
         "default": {},
-        # a threshold below this data's figure: the whole run at the re-whitened power
-        "tied": {"tied_offsets_above": 1e-6},
     }
     fits = _short_fits(inputs, 5, variants, num_samples=1000)
     assert fits["diagonal"].attrs["whitening"] == "diagonal"
     assert fits["default"].attrs["whitening"] == "locations"
     seen = fits["default"].attrs["pilot_correlation"]  # the default's choice half-way, recorded
     assert seen > engine.PILOT_TIE and fits["default"].attrs["pilot"] == 1
-    assert fits["tied"].attrs["offset_scaling"] == 0.75  # the choice at the mode, recorded
-    assert "offset_scaling" not in fits["default"].attrs  # no choice by default
+    assert "offset_scaling" not in fits["default"].attrs  # no choice of power by default
     names = ("E", "E_pop_loc", "E_pop_sd", "A", "alpha")
-    for variant in ("diagonal", "default", "tied"):
+    for variant in ("diagonal", "default"):
         _assert_one_posterior(fits[variant], fits["reference"], names, log_names=("E_pop_sd",))
 
 
