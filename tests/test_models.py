@@ -117,6 +117,7 @@ def test_independent_parameters_have_no_new_group():
         inference.posterior_draws(idata, group="new")
 
 
+@pytest.mark.filterwarnings("ignore:.*divergent transitions:RuntimeWarning")  # 2 short chains: the layout is the test
 def test_normal_likelihood_and_prior_group():
     data = two_group_data().query("dataset == 'a'")
     idata = inference.fit(data, "chinchilla", likelihood="normal", seed=0, **SMALL)
