@@ -16,7 +16,7 @@ from pathlib import Path
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # The suite is bound by XLA compilation (about two thirds of its time on a 2-core CPU: a fitting
 # program takes 8-25 s to compile and runs for a few), so its programs are compiled with XLA's
-# backend optimisation level 0: the same operations, compiled in about 20% less time and run a
+# backend optimisation level 0: the same operations, compiled in 15-20% less time and run a
 # little slower. The rounding of the last bit can differ from a default build, so the draws of a
 # given seed differ from those a user gets with the same seed; the tests' statistical criteria
 # hold for either. Doctests, checks and benchmarks run with XLA's defaults.
