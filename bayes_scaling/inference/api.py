@@ -135,7 +135,8 @@ def fit(
     likelihood : {"student_t", "normal"}
         Likelihood of the log target; Student-t (degrees of freedom learned) is robust to outliers.
     num_chains : int, default 4
-        Chains (the defaults give bulk ESS well above 1000 for the Chinchilla law).
+        Chains. The warnings say when the draws fall short: on a few dozen runs the
+        defaults can leave a bulk ESS under 1,000 or a few divergent transitions.
     num_warmup : int, default 500
         Warmup iterations per chain.
     num_samples : int, default 1000
