@@ -48,6 +48,7 @@ _FLAG_WORDS = (
     (re.compile(r"\btarget_accept_prob\b"), "--target-accept"),
     (re.compile(r"trajectory_length=None"), "--trajectory-length nuts"),
     (re.compile(r"\bpilot=True"), "--pilot"),
+    (re.compile(r"\bpass group= "), "pass --group with "),
     (re.compile(r"n_range=\(low, high\)"), "--n-range LOW,HIGH"),
     (re.compile(r"compute_bounds=\(low, high\)"), "--compute-bounds LOW,HIGH"),
     (re.compile(r"derive_tokens=True"), "--derive-tokens"),

@@ -356,6 +356,10 @@ def test_cli_compare_and_contrast(tmp_path, two_group_fit, capsys):
     assert "unknown group ['c4']" in capsys.readouterr().err
     assert main(["contrast", str(path), "--param", "A"]) == 2
     assert "shared across groups" in capsys.readouterr().err
+    # a grouped fit drawn without a group: the error names the flag, not Python's argument
+    assert main(["plot", str(path), "--out", str(tmp_path / "fan.png")]) == 2
+    err = capsys.readouterr().err
+    assert "pass --group with one of them (or 'new')" in err and "group=" not in err
 
 
 # ------------------------------------------------------------------ loss-to-loss
