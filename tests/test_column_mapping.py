@@ -61,6 +61,9 @@ def test_predict_command_keeps_run_names(mapped_fit, tmp_path, capsys):
     assert cli.main([*args, "--out", str(out)]) == 0
     table = pd.read_csv(out)
     assert list(table.columns[:3]) == ["run", "params", "tokens"]
+    # a mean for the law only: a new run's loss under Student-t noise on the log scale has none
+    assert "law_mean_mean" in table and "new_run_q50" in table
+    assert "new_run_mean" not in table and "structural_mean_mean" not in table
     assert list(table["run"]) == ["small", "big"]
     printed = capsys.readouterr().out
     assert "small" in printed and "big" in printed

@@ -37,7 +37,10 @@ def cmd_predict(args) -> int:
     for kind in predict.KINDS:
         if kind not in ds:
             continue
-        out[f"{kind}_mean"] = ds[f"{kind}_mean"].values
+        # a mean only for the law: the Student-t noise and the discrepancy's t slope act on the
+        # log scale and give a new run's loss no finite mean (a draws' average would be noise)
+        if kind == "law_mean":
+            out[f"{kind}_mean"] = ds[f"{kind}_mean"].values
         for q in quantiles:
             out[f"{kind}_q{round(q * 100):02d}"] = ds[f"{kind}_quantiles"].sel(quantile=q).values
     if "distance" in ds:
