@@ -168,6 +168,9 @@ def test_grouped_report_has_contrasts_and_per_group_rows():
     row = re.search(r"<td>E</td><td>baseline - worse</td><td>(-[0-9.]+)</td>", text)
     assert row and abs(float(row.group(1)) + 0.03 * 1.817) < 0.005
     assert "<td>loss@C=1e+23</td>" in text
+    # the summary's headline rows say which group they are of (the first; the sections show all)
+    assert re.search(r"<td>loss at C = 1e\+23 FLOP, group baseline</td>", text)
+    assert re.search(r"<td>best split of 1e\+23 FLOP \(expected\), group baseline</td>", text)
 
 
 # --------------------------------------------------------------------------- real fit, CLI

@@ -60,7 +60,7 @@ def allocation_section(
         for a in allocations:
             d = a.to_dict()
             rows.append(allocation_row(g, d))
-            headline.setdefault("allocation", d)
+            headline.setdefault("allocation", {**d, "group": g})
         curves_by_target[g] = allocations
     if rows:
         header = _ALLOCATION_HEADER if groups else _ALLOCATION_HEADER[1:]

@@ -59,7 +59,7 @@ def extrapolation_section(
             section.blocks.append(f"No extrapolation table: {exc}")
             break
         rows.extend(table)
-        headline.setdefault("fan", head)
+        headline.setdefault("fan", {**head, "group": g})
     if rows:
         _fan_table(section, spec, rows, grouped=bool(groups), disc=disc)
         if "new" in targets:
@@ -178,6 +178,7 @@ def _exponent_blocks(fit, figs: Figures, section: Section, headline: dict, shown
         p_above = f"{float(np.mean(a > 0.5)):.2f}"
         rows.append((str(g or "all runs"), f"{q[1]:.3f}", f"{q[0]:.3f} – {q[2]:.3f}", p_above))
         headline.setdefault("a", (q[1], q[0], q[2]))
+        headline.setdefault("a_group", g)
     section.blocks.append(
         figs.make(
             "exponent",

@@ -241,16 +241,22 @@ def at_a_glance(
     section = Section("At a glance", "glance")
     items = [("diagnostics", _GLANCE_VERDICTS[diag_status])]
     if fan.get("fan"):
-        items.append(_fan_item(spec, fan["fan"]))
+        label, value = _fan_item(spec, fan["fan"])
+        items.append((label + _of_group(fan["fan"].get("group")), value))
     if frontier.get("a"):
         med, lo, hi = frontier["a"]
-        items.append(("compute-optimal exponent a", f"{med:.3f} (90% {lo:.3f}–{hi:.3f})"))
+        items.append(
+            (
+                "compute-optimal exponent a" + _of_group(frontier.get("a_group")),
+                f"{med:.3f} (90% {lo:.3f}–{hi:.3f})",
+            )
+        )
     if alloc.get("allocation"):
         d = alloc["allocation"]
         lo_n, hi_n = d["n_opt_interval"]
         items.append(
             (
-                f"best split of {sci(d['compute'])} FLOP ({d['risk']})",
+                f"best split of {sci(d['compute'])} FLOP ({d['risk']})" + _of_group(d.get("group")),
                 f"N = {sci(d['N'])}, D = {sci(d['D'])} ({d['tokens_per_param']:.1f} "
                 f"tokens/parameter); optimal N* 90% {sci(lo_n)}–{sci(hi_n)}",
             )
@@ -260,6 +266,13 @@ def at_a_glance(
     if problems:
         section.blocks.append("Diagnostics to look at: " + "; ".join(problems) + ".")
     return section
+
+
+def _of_group(group: str | None) -> str:
+    """A headline's group in a hierarchical fit's summary (the sections show every group)."""
+    if group is None:
+        return ""
+    return ", a new group" if group == "new" else f", group {group}"
 
 
 def _fan_item(spec, f: dict[str, Any]) -> tuple[str, str]:
