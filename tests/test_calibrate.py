@@ -159,6 +159,12 @@ def test_calibrate_refuses_a_bad_axis_and_cuts():
         B.calibrate(demo, "chinchilla", axis="steps")
     with pytest.raises(ValueError, match="quantiles in"):
         B.calibrate(demo, "chinchilla", cuts=[0.5, 1.5])
+    # no usable cut: too few runs overall, or cuts placed where too few are held out
+    with pytest.raises(ValueError, match=r"\(4 runs; cuts at quantiles 0.5, 0.6, 0.7, 0.8, 0.9\); "
+                       r"a calibration needs at least 17 runs$"):
+        B.calibrate(demo.iloc[:4], "chinchilla")
+    with pytest.raises(ValueError, match=r"cuts at quantiles 0.99\); place the cuts by hand"):
+        B.calibrate(demo, "chinchilla", cuts=[0.99])
 
 
 # --------------------------------------------------------------------------- the command line

@@ -127,3 +127,19 @@ def test_a_grouped_fit_that_mixes_badly_suggests_the_pilot_unless_it_ran_one():
     assert not any("pilot" in m for m in _messages(piloted))
     one_curve = _posterior("sigma").drop_vars(["alpha", "group"])
     assert not any("pilot" in m for m in _messages(one_curve))
+
+
+def test_cli_words_for_the_decisions_and_the_calibration():
+    """The messages of ``target`` and ``calibrate`` name the command line's flags there."""
+    target = ("target loss 0.5 is reached with probability at most 0.001 (at compute 1e+40 FLOP), "
+              "below prob=0.9; raise target_loss, lower prob or raise the upper compute bound "
+              "(compute_bounds=(low, high))")
+    assert cli_words(target).endswith(
+        "below --prob 0.9; raise --loss, lower --prob or raise the upper compute bound "
+        "(--compute-bounds LOW,HIGH)")
+    assert cli_words("place the cuts by hand (cuts=[...])") == (
+        "place the cuts by hand (--cuts Q1,Q2,...)")
+    assert cli_words("this fit has groups ['a']; pass group= one of them (or 'new')") == (
+        "this fit has groups ['a']; pass --group with one of them (or 'new')")
+    # a Python argument that merely ends in the same letters is left alone
+    assert cli_words("target_accept_prob=0.95") == "--target-accept 0.95"

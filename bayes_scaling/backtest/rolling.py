@@ -401,9 +401,16 @@ def _run_suite(suite: _Suite, quantiles: list[float]) -> dict[str, Any]:
         points.append(pw)
         base.append(base_are)
     if not cuts:
+        need = suite.min_train + suite.min_test
+        shown = ", ".join(f"{q:.3g}" for q in quantiles)
+        advice = (
+            f"a calibration needs at least {need} runs"
+            if len(suite.frame) < need
+            else "place the cuts by hand (cuts=[...])"
+        )
         raise ValueError(
             f"no cut along the axis left at least {suite.min_train} runs to fit and "
-            f"{suite.min_test} to predict ({len(suite.frame)} runs; cuts {quantiles}); "
-            "place the cuts by hand (cuts=[...])"
+            f"{suite.min_test} to predict ({len(suite.frame)} runs; cuts at quantiles {shown}); "
+            + advice
         )
     return {"cuts": cuts, "skipped": skipped, **_pooled(points, base)}
