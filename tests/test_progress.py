@@ -7,6 +7,7 @@ and NUTS amplifies that over the iterations. So with warmup only what precedes t
 (prior draws, mode) is compared exactly.
 """
 
+import importlib
 import io
 import re
 import subprocess
@@ -24,6 +25,8 @@ from bayes_scaling.engine import SamplerSettings, run_fit
 from bayes_scaling.engine import staged as staged_module
 from bayes_scaling.engine.progress import Progress, bar_line
 from bayes_scaling.engine.staged import chunk_plan
+
+run_module = importlib.import_module("bayes_scaling.engine.run")  # the module, not a function
 
 HERE = Path(__file__).resolve().parent
 PERCENT = re.compile(r"\b[0-9]+%")
@@ -151,6 +154,27 @@ def test_choice_half_way_is_made_between_the_chunks(monkeypatch, capsys):
     err = capsys.readouterr().err
     total = half + W2 + S
     assert f"{total}/{total} iterations" in err and "re-whitening" in err, err
+
+
+def test_a_run_that_chooses_half_way_runs_in_stages_without_showing_them(monkeypatch, capsys):
+    """Without progress, a grouped run that chooses half-way still runs in stages (only the
+    branch it takes is compiled): no one-call program is built, nothing is written to stderr,
+    and the draws are those of the same run shown with a bar."""
+    inputs = _three_groups()
+    budget = dict(num_chains=2, num_warmup=40, num_samples=20)
+    args = (inputs.spec, inputs.x, inputs.y, inputs.group_index, jax.random.PRNGKey(2))
+    shown = run_fit(*args, SamplerSettings(**budget, progress_bar=True), prior_samples=0)
+    capsys.readouterr()
+
+    def one_call_program(*_, **__):
+        raise AssertionError("the one-call program was compiled")
+
+    monkeypatch.setattr(run_module, "compiled", one_call_program)
+    silent = run_fit(*args, SamplerSettings(**budget), prior_samples=0)
+    assert capsys.readouterr().err == ""
+    assert 0 <= float(silent["stats"]["pilot_correlation"]) <= 1
+    for k, v in shown["samples"].items():
+        np.testing.assert_array_equal(silent["samples"][k], v, err_msg=k)
 
 
 def test_chunk_plan_covers_every_iteration_once():

@@ -53,7 +53,9 @@ def run_fit(
     xp, yp, gp, mask = pad_inputs(x, y, group_index, size)
     reference = {k: np.float32(v) for k, v in spec.reference_map.items()}
     args = (rng_key, xp, yp, gp, mask, reference)
-    if settings.progress_bar:
+    if settings.progress_bar or _chooses_half_way(settings, method):
+        # a run that chooses half-way runs in stages, shown or not: the stages compile only the
+        # branch it takes (the fused program compiles both)
         out = _run_with_progress(spec, args, settings, prior_samples, method)
         return _cut(jax.device_get(out), n, spec)
     fn = _from_program_file(spec, args, settings, prior_samples, method)
@@ -96,6 +98,11 @@ def _gates(spec: ModelSpec, settings: SamplerSettings, grouped: bool) -> bool:
     )
 
 
+def _chooses_half_way(settings: SamplerSettings, method: str) -> bool:
+    """Whether a resolved run chooses half-way through warmup whether to re-whiten."""
+    return method == "nuts" and settings.pilot == "auto"
+
+
 def _cut(out: dict[str, Any], n: int, spec: ModelSpec) -> dict[str, Any]:
     """The outputs with the padded rows dropped from the pointwise arrays."""
     out["log_likelihood"] = np.asarray(out["log_likelihood"])[..., :n]
@@ -106,11 +113,12 @@ def _cut(out: dict[str, Any], n: int, spec: ModelSpec) -> dict[str, Any]:
 
 
 def _run_with_progress(spec, args, settings, prior_samples, method):
-    """The fit with progress on stderr: NUTS in stages with a bar between compiled chunks
+    """The fit with progress on stderr (``settings.progress_bar``; else the same stages,
+    silent): NUTS in stages with a bar between compiled chunks
     (:mod:`bayes_scaling.engine.staged`; a grouped run's choice half-way is made between
     them); Laplace draws, and NUTS with a pilot run (``SamplerSettings(pilot=True)``), as the
     fused program with phase messages."""
-    progress = Progress()
+    progress = Progress(enabled=settings.progress_bar)
     staged = method == "nuts" and settings.pilot is not True  # a pilot's runs: one program
     size = int(np.shape(args[2])[0])
     # the staged programs are those of pilot=False; the choice half-way adds its own on the way
