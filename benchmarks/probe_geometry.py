@@ -150,7 +150,7 @@ def pilot(data, seed: int, w1: int, k1: int, w2: int) -> None:
         d, dtype = f["mode"].shape[0], f["mode"].dtype
         k1_, k2_ = jax.random.split(f["k_fit"])
         z1, stats1 = chains._nuts(potential, d, k1_, first, dtype)
-        mean, chol = chains._pilot_whitening(z1.reshape(-1, d), dtype)  # as SamplerSettings.pilot
+        mean, chol = chains._pilot_whitening(z1, dtype)  # as SamplerSettings.pilot
 
         def rewhitened(v):  # an elementwise product and a sum: no dot call in the leapfrog loop
             return potential(mean + (chol * v[None, :]).sum(1))

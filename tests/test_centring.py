@@ -419,3 +419,25 @@ def test_with_a_tie_the_run_is_re_whitened_and_draws_the_same_distribution(pilot
     assert np.all(np.abs(draws.mean(0)) < 0.2 * sd)
     assert np.all(np.abs(draws.std(0) / sd - 1) < 0.15)
     assert np.abs(np.corrcoef(draws.T)[0, 1:] - tie).max() < 0.05
+
+
+def test_pilot_whitening_reads_the_chains_spread_about_their_own_means():
+    """Chains read during warmup may sit apart; their distance is not the posterior's width.
+    The whitening's covariance is the chains' pooled covariance about their own means (its
+    correlations shrunk by ``PILOT_SHRINK``), its centre the mean of all draws."""
+    from bayes_scaling.engine.chains import PILOT_SHRINK, _pilot_whitening
+
+    rng = np.random.default_rng(0)
+    cov = np.array([[1.0, 0.8, 0.0], [0.8, 1.0, 0.0], [0.0, 0.0, 0.25]])
+    shifts = np.array([[-30.0, 0, 0], [-10, 0, 0], [10, 0, 0], [30, 0, 0]])  # chains apart on x0
+    draws = rng.multivariate_normal(np.zeros(3), cov, size=(4, 500)) + shifts[:, None, :]
+    mean, factor = jax.device_get(_pilot_whitening(jnp.asarray(draws, jnp.float32), jnp.float32))
+
+    within = (draws - draws.mean(1, keepdims=True)).reshape(-1, 3)
+    expected = within.T @ within / (4 * 499)
+    sd = np.sqrt(np.diag(expected))
+    corr = (1 - PILOT_SHRINK) * expected / np.outer(sd, sd) + PILOT_SHRINK * np.eye(3)
+    np.testing.assert_allclose(factor @ factor.T, np.outer(sd, sd) * corr, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(mean, draws.mean((0, 1)), atol=1e-4)
+    # about the common mean the first coordinate would read a variance of about 500, not 1
+    assert abs((factor @ factor.T)[0, 0] - 1.0) < 0.1 and draws[..., 0].var() > 400

@@ -191,15 +191,15 @@ def _rewhitened(
     potential, d: int, rng_key, settings: SamplerSettings, dtype, draws, coordinates=None
 ):
     """Chains started afresh in coordinates ``v`` with ``z = m + L v`` whitened by ``draws``
-    ``(n, d)`` (:func:`_pilot_whitening`), run with ``settings``; the draws are returned in
-    ``z``. A linear map, so the posterior is unchanged.
+    ``(C, n, d)`` of ``C`` chains (:func:`_pilot_whitening`), run with ``settings``; the draws
+    are returned in ``z``. A linear map, so the posterior is unchanged.
 
     With ``coordinates`` (:class:`bayes_scaling.engine.sampler.RewhitenedCoordinates`) the
     whitening and the chains are in its coordinates ``y`` in place of ``z`` (its potential
     replaces ``potential``), and the draws are mapped back to ``z``."""
     if coordinates is not None:
         potential = coordinates.potential
-        draws = jax.vmap(coordinates.to_y)(draws)
+        draws = jax.vmap(jax.vmap(coordinates.to_y))(draws)
     mean, factor = _pilot_whitening(draws, dtype)
     v, stats = _nuts(_moved(potential, mean, factor), d, rng_key, settings, dtype)
     y = mean + jnp.einsum("ij,csj->csi", factor, v)
@@ -215,12 +215,19 @@ def _moved(potential, mean, factor):
 
 
 def _pilot_whitening(draws, dtype):
-    """The mean and a lower-triangular factor ``L`` of the pooled covariance of pilot draws
-    ``(n, d)``, its correlations shrunk by ``PILOT_SHRINK`` towards none (``L L^T`` then has
-    the draws' variances on its diagonal and is positive definite)."""
-    d = draws.shape[1]
-    mean = draws.mean(0)
-    cov = jnp.cov(draws.T).reshape(d, d)
+    """The mean and a lower-triangular factor ``L`` of the covariance of pilot draws
+    ``(C, n, d)`` of ``C`` chains, its correlations shrunk by ``PILOT_SHRINK`` towards none
+    (``L L^T`` then has the draws' variances on its diagonal and is positive definite).
+
+    The covariance is the chains' pooled covariance about their own means. Chains read during
+    warmup may not have met yet; their distance apart is not the posterior's width, and in the
+    pooled covariance about the common mean it made a direction look wider than it is, so
+    that the re-whitened chains had to take steps a fifth as long (six simulated groups,
+    ``benchmarks/RESULTS.md``)."""
+    C, n, d = draws.shape
+    mean = draws.mean((0, 1))
+    within = (draws - draws.mean(1, keepdims=True)).reshape(C * n, d)
+    cov = within.T @ within / max(C * (n - 1), 1)
     sd = jnp.sqrt(jnp.maximum(jnp.diag(cov), jnp.finfo(dtype).tiny))
     corr = (1 - PILOT_SHRINK) * cov / (sd[:, None] * sd[None, :]) + PILOT_SHRINK * jnp.eye(
         d, dtype=dtype
@@ -259,8 +266,7 @@ def _gated(potential, d: int, rng_key, settings: SamplerSettings, dtype, ties, c
         return state, out[0][half - window :]
 
     states, seen = _map_chains(first_half, method, keys, starts)
-    seen = seen.reshape(-1, d)
-    tie = _location_tie(seen, ties)
+    tie = _location_tie(seen.reshape(-1, d), ties)
 
     def go_on(_):
         second_half = _resumed(init, sample_kernel, d, dtype, W - half, record=False)
@@ -293,8 +299,7 @@ def _piloted(potential, d: int, rng_key, settings: SamplerSettings, dtype, coord
     second = settings.rewhitened()
     key_pilot, key_draws = jax.random.split(rng_key)
     pilot_z, _ = _nuts(potential, d, key_pilot, first, dtype)
-    draws = pilot_z.reshape(-1, d)
-    return _rewhitened(potential, d, key_draws, second, dtype, draws, coordinates)
+    return _rewhitened(potential, d, key_draws, second, dtype, pilot_z, coordinates)
 
 
 def _chain_devices(num_chains: int) -> int:

@@ -174,7 +174,7 @@ def _choice_programs(model, spec: ModelSpec, settings: SamplerSettings) -> dict[
         d, dtype = ctx["mode_w"].shape[0], ctx["mode_w"].dtype
         potential, coordinates = _rewhitened_potential(model, spec, settings, args, rng_key, ctx)
         if coordinates is not None:
-            seen = jax.vmap(coordinates.to_y)(seen)
+            seen = jax.vmap(jax.vmap(coordinates.to_y))(seen)
         mean, factor = _pilot_whitening(seen, dtype)
         moves = {"mean": mean, "factor": factor}
         init, _ = _kernel(_moved(potential, mean, factor), d, again)
@@ -202,7 +202,8 @@ def staged_programs(spec: ModelSpec, settings: SamplerSettings, prior_samples: i
     For the choice half-way (:func:`gates`) also ``gate(seen, rng_key, x, ...) -> correlation``
     (the size of a location's largest correlation with its own offsets in the draws ``seen``,
     ``(n, d)``), ``restart(seen, rng_key, x, ..., ctx) -> (states, moves)`` (the chains started
-    afresh in coordinates ``v`` whitened by ``seen``: ``z = moves["mean"] + moves["factor"] v``)
+    afresh in coordinates ``v`` whitened by the same draws per chain, ``seen`` ``(C, n, d)``:
+    ``z = moves["mean"] + moves["factor"] v``)
     and ``chunk_again(states, n, rng_key, x, ..., ctx, moves)``, the re-whitened chains' chunk,
     with ``back(y, rng_key, x, ..., ctx)``, which maps their draws (``moves["mean"] +
     moves["factor"] v``) back to ``z`` where they move in coordinates of their own
@@ -345,7 +346,8 @@ def run_staged(
             jax.block_until_ready(states)
         progress.advance("warmup" if phase == "read" else phase, n)
         if phase == "read" and (i == len(plan) or plan[i][0] != "read"):
-            draws = np.concatenate(seen, axis=1).reshape(-1, seen[0].shape[-1])
+            per_chain = np.concatenate(seen, axis=1)  # (chains, draws, d)
+            draws = per_chain.reshape(-1, per_chain.shape[-1])
             gate = programs.get("gate", draws, *args)
             tie = np.asarray(gate(*_placed(gate, draws, *args)))
             extra = {"pilot_correlation": tie, "pilot_rewhitened": np.asarray(tie > PILOT_TIE)}
@@ -353,8 +355,8 @@ def run_staged(
                 again = settings.rewhitened()
                 compiling = "" if "chunk_again" in programs else " (compiling its programs)"
                 with progress.phase(f"re-whitening by the chains' draws{compiling}"):
-                    restart = programs.get("restart", draws, *args, ctx)
-                    states, moved = restart(*_placed(restart, draws, *args, ctx))
+                    restart = programs.get("restart", per_chain, *args, ctx)
+                    states, moved = restart(*_placed(restart, per_chain, *args, ctx))
                     chunk = programs.get("chunk_again", states, n_arg, *args, ctx, moved)
                 moves = (moved,)
                 plan = plan[:i] + _chunks(length, [("warmup", again.num_warmup), ("sampling", S)])
