@@ -161,8 +161,9 @@ class SamplerSettings:
         as warmup and 20% as kept draws per chain), the coordinates then moved by the Cholesky
         factor of the chains' pooled covariance of those draws, each chain's about its own
         mean (correlations shrunk by ``PILOT_SHRINK`` towards none), and 60% of
-        ``num_warmup`` more warmup before the ``num_samples`` draws. ``"auto"`` (static HMC with at least ``PILOT_MIN_GROUPS`` groups,
-        at least two read draws per group offset; elsewhere it is False): the chains run the
+        ``num_warmup`` more warmup before the ``num_samples`` draws. ``"auto"`` (static HMC
+        with at least ``PILOT_MIN_GROUPS`` groups, at least two read draws per group offset;
+        elsewhere it is False): the chains run the
         first half of the usual warmup, and only where the pooled draws of its last fifth show
         a location's correlation with one of its own offsets beyond ``PILOT_TIE`` in size are
         the coordinates re-whitened by those draws, for 60% of ``num_warmup`` more warmup and
