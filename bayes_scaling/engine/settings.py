@@ -163,10 +163,10 @@ class SamplerSettings:
         mean (correlations shrunk by ``PILOT_SHRINK`` towards none), and 60% of
         ``num_warmup`` more warmup before the ``num_samples`` draws. ``"auto"`` (static HMC
         with at least ``PILOT_MIN_GROUPS`` groups, at least two read draws per group offset;
-        elsewhere it is False): the chains run the
-        first half of the usual warmup, and only where the pooled draws of its last fifth show
-        a location's correlation with one of its own offsets beyond ``PILOT_TIE`` in size are
-        the coordinates re-whitened by those draws, for 60% of ``num_warmup`` more warmup and
+        elsewhere it is False): the chains run the first half of the usual warmup, and only
+        where the pooled draws of its last fifth show a location's correlation with one of its
+        own offsets beyond ``PILOT_TIE`` in size are the coordinates re-whitened by those
+        draws (each chain's about its own mean), for 60% of ``num_warmup`` more warmup and
         the draws; otherwise the chains go on as with False, draw for draw. Measured
         (``benchmarks/RESULTS.md``): re-whitening about halved the time of three and six
         simulated groups and the 15 Porian settings and converged ten groups where the plain
