@@ -337,3 +337,20 @@ def test_cli_allocate_reports_wasted_compute(demo_laplace, tmp_path, capsys):
     assert wasted["dollars"] is not None
     assert cli.main(["allocate", str(path), "--compute", "1e22"]) == 0
     assert "compute wasted against each draw's own optimum" in capsys.readouterr().out
+
+
+def test_cli_allocate_names_the_constraints_it_chose_under(demo_laplace, tmp_path, capsys):
+    from bayes_scaling.inference import save_fit
+
+    path = save_fit(demo_laplace[2], tmp_path / "fit.nc")
+    args = ["allocate", str(path), "--compute", "1e22", "--max-n", "5e9", "--unique-tokens", "1e11"]
+    assert cli.main([*args, "--repetition", "muennighoff", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert cli.main([*args, "--repetition", "muennighoff"]) == 0
+    text = capsys.readouterr().out
+    assert "parameters capped at 5e+09" in text
+    epochs = out["D"] / 1e11
+    assert epochs > 1  # 1e22 FLOP at N <= 5e9 needs more than 3.3e11 tokens
+    assert f"unique tokens capped at 1e+11: the choice reads them {epochs:.3g} times (epochs)" in text
+    assert cli.main(["allocate", str(path), "--compute", "1e22"]) == 0
+    assert "capped" not in capsys.readouterr().out

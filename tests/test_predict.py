@@ -394,7 +394,9 @@ def test_frontier_numeric_optimum_agrees_with_closed_form():
     params = {k: v * np.exp(0.05 * rng.standard_normal(50)) for k, v in EPOCH.items()}
     log_c6 = np.log(np.array([1e19, 1e22, 1e25]) / 6)
     closed = P._optimal_log_n(CHIN, params, log_c6)
-    numeric = P._optimal_log_n(dataclasses.replace(CHIN, name="chinchilla_copy", log_n_opt=None), params, log_c6)
+    numeric = P._optimal_log_n(
+        dataclasses.replace(CHIN, name="chinchilla_copy", log_n_opt=None), params, log_c6
+    )
     np.testing.assert_allclose(numeric, closed, atol=0.02)  # within 2% in N
 
 
@@ -491,6 +493,50 @@ def test_grouped_predict_needs_a_group_and_accepts_a_group_column(grouped_fit):
     pred = P.predict(grouped_fit, pts, discrepancy=None)
     med = pred["law_mean_quantiles"].sel(quantile=0.5).values
     assert med[1] > med[0] + 0.15  # g3's E is 0.25 above g0's
+
+
+def test_numeric_groups_read_as_numbers_and_are_named_by_value():
+    # groups by a numeric column (a sequence length, a model size) as a user writes them
+    sizes = {"g0": 3e8, "g1": 1.2e9, "g2": 8.5e7, "g3": 6e8}
+    data = grouped_data().assign(size=lambda f: f["dataset"].map(sizes))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="max R-hat", category=RuntimeWarning)
+        warnings.filterwarnings(
+            "ignore", message=".*divergent transitions", category=RuntimeWarning
+        )
+        fit = inference.fit(
+            data,
+            "chinchilla",
+            group="size",
+            pooling={
+                "E": "pooled",
+                "alpha": "shared",
+                "beta": "shared",
+                "A": "shared",
+                "B": "shared",
+            },
+            seed=1,
+            pilot=False,
+            **SMALL,
+        )
+    labels = inference.fit_spec(fit)["groups"]
+    assert list(labels) == ["85000000", "300000000", "600000000", "1200000000"]
+    e = fit.posterior["E"].median(("chain", "draw")).values
+    assert e[3] > e[0] + 0.15  # g3 (6e8) has E 0.25 above g0 (3e8), as in grouped_data
+    pts = pd.DataFrame({"N": [1e9], "D": [2e10]})
+    by_label = P.predict(fit, pts, group="600000000", discrepancy=None, seed=0)
+    for spelling in ("6e8", 6e8, "600000000.0"):
+        same = P.predict(fit, pts, group=spelling, discrepancy=None, seed=0)
+        np.testing.assert_array_equal(
+            same["law_mean_quantiles"].values, by_label["law_mean_quantiles"].values
+        )
+    # a points file's numeric group column names the same groups (not a new one)
+    column = P.predict(fit, pts.assign(group=[6e8]), discrepancy=None, seed=0)
+    np.testing.assert_array_equal(
+        column["law_mean_quantiles"].values, by_label["law_mean_quantiles"].values
+    )
+    with pytest.raises(ValueError, match="unknown group '7e8'"):
+        P.predict(fit, pts, group="7e8", discrepancy=None)
 
 
 @pytest.mark.filterwarnings("ignore:max R-hat:RuntimeWarning")  # small test budget

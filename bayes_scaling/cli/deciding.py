@@ -45,6 +45,7 @@ def cmd_allocate(args) -> int:
         f"{hi:.3g}",
         f"expected regret against the per-draw optimum: {out['regret']:.2g} nats",
     ]
+    lines[1:1] = _constraint_lines(out)
     wasted = out["wasted_compute"]
     if wasted is not None:
         frac = wasted["fraction_of_compute"]
@@ -66,6 +67,22 @@ def cmd_allocate(args) -> int:
         )
     _c.print_json_or_lines(out, args.json, lines)
     return 0
+
+
+def _constraint_lines(out: dict[str, Any]) -> list[str]:
+    """What bounded the choice, so the printed split is read with its constraints."""
+    limits = out.get("constraints") or {}
+    lines = []
+    if limits.get("max_n") is not None:
+        lines.append(f"parameters capped at {limits['max_n']:.3g}")
+    unique = limits.get("unique_tokens")
+    if unique is not None:
+        epochs = out["D"] / unique
+        lines.append(
+            f"unique tokens capped at {unique:.3g}: the choice reads them "
+            + (f"{epochs:.3g} times (epochs)" if epochs > 1 else f"once ({100 * epochs:.2g}% used)")
+        )
+    return lines
 
 
 def _decision_discrepancy(text: str):

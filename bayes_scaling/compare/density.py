@@ -17,8 +17,9 @@ from bayes_scaling.laws import LawSpec
 
 
 def _draws_for(fit, group: Any, labels: Sequence[str]) -> dict[str, np.ndarray]:
-    if group is not None and group not in labels:
-        group = "new"  # a group the fit has not seen: drawn from the population
+    if group is not None and labels:
+        # a group the fit has not seen: drawn from the population
+        group = _data.match_group(group, labels) or "new"
     return _inference.posterior_draws(fit, group)
 
 
@@ -27,7 +28,7 @@ def _per_group(
 ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]]:
     """For each group in ``frame``: its row positions, its draws and the law there ``(S, n_g)``."""
     keys = (
-        frame["group"].astype(str).to_numpy() if labels else np.full(len(frame), None, dtype=object)
+        _data.group_strings(frame["group"]) if labels else np.full(len(frame), None, dtype=object)
     )
     for g in pd.unique(keys):
         rows = np.flatnonzero(keys == g)

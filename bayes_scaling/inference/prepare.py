@@ -67,9 +67,9 @@ def prepare(
     x = {c: np.log(frame[c].to_numpy(dtype=float)) for c in spec_law.covariates}
     y = np.log(frame[spec_law.target].to_numpy(dtype=float))
     if group is not None:
-        codes, labels = pd.factorize(frame["group"], sort=True)
-        group_index = codes.astype(np.int32)
-        group_labels = tuple(str(v) for v in labels)
+        group_labels = tuple(_data.group_order(frame["group"]))
+        position = {label: i for i, label in enumerate(group_labels)}
+        group_index = np.array([position[str(v)] for v in frame["group"]], dtype=np.int32)
     else:
         group_index, group_labels = None, ()
     reference = tuple((c, float(np.round(x[c].mean(), 6))) for c in spec_law.covariates)

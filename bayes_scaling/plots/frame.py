@@ -7,6 +7,7 @@ import warnings
 
 import pandas as pd
 
+from bayes_scaling import data as _data
 from bayes_scaling import draws as _core
 from bayes_scaling.laws import LawSpec, get_law
 
@@ -56,9 +57,12 @@ def check_group(fit, group: str | None) -> str | None:
         return None
     if group is None:
         raise ValueError(f"this fit has groups {labels}; pass group= one of them (or 'new')")
-    if group != "new" and group not in labels:
+    if group == "new":
+        return group
+    label = _data.match_group(group, labels)
+    if label is None:
         raise ValueError(f"unknown group {group!r}; the fit's groups are {labels} (or 'new')")
-    return group
+    return label
 
 
 def over_n_and_d(spec: LawSpec) -> bool:

@@ -114,7 +114,7 @@ def _validate_points(
         if group is not None:
             labels = np.full(len(frame), str(group), dtype=object)
         elif "group" in frame.columns:
-            labels = frame["group"].astype(str).to_numpy(dtype=object)
+            labels = _data.group_strings(frame["group"])
     return out, frame.index, labels
 
 
@@ -135,8 +135,8 @@ def _log_mu_draws(fit, law: LawSpec, covariates, labels, *, seed: int = 0):
     if labels is None:
         mu_all, draws = _law_draws(fit, law, None, log_x, seed=seed)
         return mu_all, draws["sigma"], draws.get("nu") if student else None
-    known = set(info["groups"])
-    keys = np.asarray([g if g in known else "new" for g in labels], dtype=object)
+    known = list(info["groups"])
+    keys = np.asarray([_data.match_group(g, known) or "new" for g in labels], dtype=object)
     mu: np.ndarray | None = None
     sigma = nu = None
     for g in pd.unique(keys):

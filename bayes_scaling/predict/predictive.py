@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayes_scaling import data as _data
 from bayes_scaling import draws as _draws
 from bayes_scaling import inference as _inference
 from bayes_scaling.laws import LawSpec
@@ -35,7 +36,12 @@ def _check_group(info, points, group) -> bool:
         )
     if not grouped and group not in (None, "new"):
         raise ValueError(f"group={group!r} given, but this fit has no groups")
-    if grouped and group is not None and group != "new" and group not in info["groups"]:
+    if (
+        grouped
+        and group is not None
+        and group != "new"
+        and _data.match_group(group, info["groups"]) is None
+    ):
         raise ValueError(
             f"unknown group {group!r}; the fit's groups are {info['groups']} (or 'new' for an "
             "unseen group)"
