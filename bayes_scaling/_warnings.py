@@ -56,13 +56,22 @@ _FLAG_WORDS = (
     (re.compile(r"n_range=\(low, high\)"), "--n-range LOW,HIGH"),
     (re.compile(r"compute_bounds=\(low, high\)"), "--compute-bounds LOW,HIGH"),
     (re.compile(r"derive_tokens=True"), "--derive-tokens"),
-    (re.compile(r"pooling=\{'(\w+)': '(\w+)'\}"), r"--pool \1=\2"),
+    (re.compile(r"pooling=\{((?:'\w+': '\w+'(?:, )?)+)\}"), lambda m: _pool_flag(m.group(1))),
     (re.compile(r"columns=\{'your_name': 'canonical'\}"), "--map your_name=canonical"),
 )
 
 
+def _pool_flag(pairs: str) -> str:
+    """``'A': 'shared', 'alpha': 'shared'`` as ``--pool A=shared,alpha=shared``."""
+    return "--pool " + ",".join(f"{k}={v}" for k, v in re.findall(r"'(\w+)': '(\w+)'", pairs))
+
+
 def cli_words(message: str) -> str:
-    """A library message with its Python argument names replaced by the matching flags."""
+    """A library message with its Python argument names replaced by the matching flags.
+
+    >>> cli_words("share them (pooling={'alpha': 'shared', 'A': 'shared'})")
+    'share them (--pool alpha=shared,A=shared)'
+    """
     for pattern, flag in _FLAG_WORDS:
         message = pattern.sub(flag, message)
     return message

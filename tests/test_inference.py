@@ -362,3 +362,26 @@ def test_fit_many_refits_with_nuts_the_sets_static_hmc_leaves_unconverged(monkey
     assert all(" for data set 'c1': " in m for m in messages)
     assert any("which did no better" in m and "(num_warmup, num_samples)" in m for m in messages)
     assert not any("trajectory_length=None" in m for m in messages)  # NUTS was tried already
+
+
+def test_a_covariate_fixed_within_every_group_is_named_with_the_parameters_it_hides():
+    # one model size per group (a group per model): A and alpha act through N only, so within
+    # a group they are one constant beside E
+    rows = [
+        {"model": f"m{i}", "N": n, "D": d, "loss": 2.0 + 400 * n**-0.34 + 400 * d**-0.28}
+        for i, n in enumerate((1e8, 3e8, 1e9))
+        for d in np.geomspace(2e9, 4e10, 6)
+    ]
+    data = pd.DataFrame(rows)
+    with pytest.warns(RuntimeWarning, match="N takes a single value within each of the 3 groups"):
+        inference.prepare(data, "chinchilla", group="model")
+    with pytest.warns(RuntimeWarning) as seen:
+        inference.prepare(data, "chinchilla", group="model")
+    message = str(seen[0].message)
+    assert "per-group alpha, A " in message and "'alpha': 'shared', 'A': 'shared'" in message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        inference.prepare(data, "chinchilla", group="model", pooling={"A": "shared", "alpha": "shared"})
+        # groups that span sizes: nothing to say
+        spread = data.assign(model=np.tile(["a", "b", "c"], 6))
+        inference.prepare(spread, "chinchilla", group="model")
