@@ -449,3 +449,12 @@ def test_paired_losses_and_loss_to_loss_priors(two_group_fit):
 
     resolved = resolve_priors(get_law("loss_to_loss"), priors)  # accepted as a fit's priors
     assert resolved.params["E_x"].kwargs["loc"] == pytest.approx(priors["E_x"]["loc"])
+
+
+def test_contrast_table_columns_stay_apart_when_numbers_are_wide():
+    from bayes_scaling.cli.comparing import _aligned
+
+    rows = [["pair", "median", "lower"], ["85000000 - 1200000000", "-8994", "-1.092e+04"], ["a - b", "0.5", "1"]]
+    lines = _aligned(rows)
+    assert [line.split() for line in lines] == [["pair", "median", "lower"], ["85000000", "-", "1200000000", "-8994", "-1.092e+04"], ["a", "-", "b", "0.5", "1"]]
+    assert len({line.index("median") + len("median") for line in lines[:1]} | {lines[1].index("-8994") + 5}) == 1

@@ -257,17 +257,32 @@ def _print_contrast(r, pct: str) -> None:
         print(f"  {g}: median {q[0]:.4g}, {pct} interval [{q[1]:.4g}, {q[2]:.4g}]")
     sym = ">0" if r.kind == "difference" else ">1"
     less = "<0" if r.kind == "difference" else "<1"
-    head = (
-        f"{'pair':<24}{'mean':>10}{'sd':>9}{'median':>10}{'lower':>10}{'upper':>10}"
-        f"{'P(' + sym + ')':>8}{'P(' + less + ')':>8}"
-    )
-    print(head + (f"{'P(in ROPE)':>12}" if r.rope is not None else ""))
-    for pair, row in r.table.iterrows():
-        line = (
-            f"{pair:<24}{row['mean']:>10.4g}{row['sd']:>9.3g}{row['median']:>10.4g}"
-            f"{row['lower']:>10.4g}{row['upper']:>10.4g}{row['p_greater']:>8.3f}"
-            f"{row['p_less']:>8.3f}"
-        )
-        print(line + (f"{row['p_in_rope']:>12.3f}" if r.rope is not None else ""))
+    header = ["pair", "mean", "sd", "median", "lower", "upper", f"P({sym})", f"P({less})"]
+    rows = [
+        [
+            str(pair),
+            *(f"{row[k]:.4g}" for k in ("mean", "sd", "median", "lower", "upper")),
+            *(f"{row[k]:.3f}" for k in ("p_greater", "p_less")),
+        ]
+        + ([f"{row['p_in_rope']:.3f}"] if r.rope is not None else [])
+        for pair, row in r.table.iterrows()
+    ]
+    if r.rope is not None:
+        header.append("P(in ROPE)")
+    for line in _aligned([header, *rows]):
+        print(line)
     if r.rope is not None:
         print(f"ROPE: [{r.rope[0]:.4g}, {r.rope[1]:.4g}]")
+
+
+def _aligned(rows: list[list[str]]) -> list[str]:
+    """Rows of cells as lines: the first column left-aligned, the rest right-aligned, every
+    column as wide as its widest cell and two spaces apart (wide numbers never run together)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        ).rstrip()
+        for row in rows
+    ]

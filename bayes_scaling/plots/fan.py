@@ -147,6 +147,15 @@ def _mark_runs(ax, x, y) -> None:
     )
 
 
+def _value(v: float) -> str:
+    """A target value for the figure: three decimals for losses, four digits for counts.
+
+    >>> _value(2.01234), _value(1287.593), _value(4.2e5)
+    ('2.012', '1288', '4.2e+05')
+    """
+    return f"{v:.3f}" if abs(v) < 100 else f"{v:.4g}"
+
+
 def _annotate_end(ax, x, law, structural, run, prob: float, *, top: bool) -> None:
     """The numbers at the end of the fan, in a box at the top (loss) or bottom right."""
     end_law = interval(law[:, -1], prob)
@@ -154,11 +163,11 @@ def _annotate_end(ax, x, law, structural, run, prob: float, *, top: bool) -> Non
     extra = ""
     if structural is not None:
         end_s = interval(structural[:, -1], prob)
-        extra = f"\nwith discrepancy {end_s[0]:.3f}–{end_s[1]:.3f}"
+        extra = f"\nwith discrepancy {_value(end_s[0])}–{_value(end_s[1])}"
     ax.annotate(
-        f"at {x[-1]:.2g}: median {np.median(law[:, -1]):.3f}\n"
-        f"law mean {end_law[0]:.3f}–{end_law[1]:.3f}{extra}\n"
-        f"new run {end_run[0]:.3f}–{end_run[1]:.3f}",
+        f"at {x[-1]:.2g}: median {_value(np.median(law[:, -1]))}\n"
+        f"law mean {_value(end_law[0])}–{_value(end_law[1])}{extra}\n"
+        f"new run {_value(end_run[0])}–{_value(end_run[1])}",
         (0.99, 0.97 if top else 0.03),
         xycoords="axes fraction",
         ha="right",
