@@ -126,3 +126,67 @@ def test_normal_likelihood_and_prior_group():
     assert idata.prior_predictive["log_loss"].shape == (1, 50, len(data))
     with pytest.raises(ValueError, match="unknown likelihood"):
         inference.fit(data, "chinchilla", likelihood="cauchy")
+
+
+def test_the_block_layout_has_the_gathered_layouts_density():
+    # the engine runs grouped fits with each group's rows in a block (no gather); the model's
+    # log density there must equal the one on the data's own rows, at any parameter values
+    from numpyro.infer.util import log_density
+
+    from bayes_scaling.engine.settings import group_blocks, pad_inputs
+    from bayes_scaling.models import build_model
+
+    data = two_group_data().sample(frac=1.0, random_state=3)  # groups interleaved
+    extra = data[data["dataset"] == "a"].iloc[:5].assign(loss=lambda f: f["loss"] * 1.01)
+    data = pd.concat([data, extra])  # unequal group sizes
+    inputs = inference.prepare(data, "chinchilla", group="dataset")
+    model = build_model(inputs.spec)
+    flat = pad_inputs(inputs.x, inputs.y, inputs.group_index, inputs.num_points + 3)
+    blocks = group_blocks(inputs.x, inputs.y, inputs.group_index, inputs.spec.num_groups)
+    assert len(blocks.y) > inputs.num_points and blocks.mask.sum() == inputs.num_points
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        params = {
+            "alpha_pop_loc": np.log(0.3) + 0.1 * rng.standard_normal(),
+            "alpha_pop_sd": 0.1 + rng.random(),
+            "alpha_z": rng.standard_normal(2),
+            "beta_pop_loc": np.log(0.3) + 0.1 * rng.standard_normal(),
+            "beta_pop_sd": 0.1 + rng.random(),
+            "beta_z": rng.standard_normal(2),
+            "E_pop_loc": np.log(1.8) + 0.1 * rng.standard_normal(),
+            "E_pop_sd": 0.1 + rng.random(),
+            "E_z": rng.standard_normal(2),
+            "A_pop_loc": 6.0 + rng.standard_normal(),
+            "A_pop_sd": 0.1 + rng.random(),
+            "A_z": rng.standard_normal(2),
+            "B_pop_loc": 7.0 + rng.standard_normal(),
+            "B_pop_sd": 0.1 + rng.random(),
+            "B_z": rng.standard_normal(2),
+            "sigma": 0.01 + 0.02 * rng.random(),
+            "nu": 2.0 + 5 * rng.random(),
+        }
+        gathered, trace_g = log_density(model, (flat[0], flat[1], flat[2], flat[3]), {}, params)
+        blocked, trace_b = log_density(model, (blocks.x, blocks.y, None, blocks.mask), {}, params)
+        np.testing.assert_allclose(float(blocked), float(gathered), rtol=1e-5)
+        # and point by point, in the data's order once put back
+        site = "log_loss"
+        per_g = np.asarray(trace_g[site]["fn"].log_prob(trace_g[site]["value"]))[: inputs.num_points]
+        per_b = blocks.pointwise(np.asarray(trace_b[site]["fn"].log_prob(trace_b[site]["value"])))
+        np.testing.assert_allclose(per_b, per_g, rtol=1e-5, atol=1e-5)
+
+
+def test_a_grouped_fits_pointwise_log_likelihood_is_in_the_datas_order(grouped_fit):
+    from scipy import stats
+
+    data = two_group_data()
+    post = grouped_fit.posterior.isel(chain=0, draw=slice(0, 5))
+    ll = grouped_fit.log_likelihood["log_loss"].isel(chain=0, draw=slice(0, 5)).values
+    assert ll.shape == (5, len(data))
+    for s in range(5):
+        group = post["E"].isel(draw=s).sel(group=data["dataset"].to_numpy()).values
+        p = {k: float(post[k].isel(draw=s)) for k in ("alpha", "beta", "A", "B")}
+        mu = np.log(group + p["A"] * data["N"] ** -p["alpha"] + p["B"] * data["D"] ** -p["beta"])
+        expected = stats.t.logpdf(
+            np.log(data["loss"]), float(post["nu"].isel(draw=s)), mu, float(post["sigma"].isel(draw=s))
+        )
+        np.testing.assert_allclose(ll[s], expected, rtol=2e-4, atol=2e-4)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -18,8 +19,10 @@ from bayes_scaling.engine.settings import (
     BATCHINGS,
     GROUPED_TRAJECTORY_LENGTH,
     PILOT_MIN_GROUPS,
+    GroupBlocks,
     SamplerSettings,
     bucket_size,
+    group_blocks,
     pad_inputs,
 )
 from bayes_scaling.engine.staged import compile_staged, run_staged
@@ -49,19 +52,27 @@ def run_fit(
     settings = SamplerSettings() if settings is None else settings
     settings = resolve_settings(spec, settings, method)
     n = int(np.shape(y)[0])
-    size = bucket_size(max(n, int(pad_to or 0)))
-    xp, yp, gp, mask = pad_inputs(x, y, group_index, size)
     reference = {k: np.float32(v) for k, v in spec.reference_map.items()}
-    args = (rng_key, xp, yp, gp, mask, reference)
+    if spec.num_groups and group_index is not None:
+        # grouped: the rows in one block per group (the model then needs no gather)
+        blocks = group_blocks(x, y, group_index, spec.num_groups, pad_to)
+        size = blocks.y.shape[0]
+        args: tuple[Any, ...] = (rng_key, blocks.x, blocks.y, None, blocks.mask, reference)
+        put_back = functools.partial(_from_blocks, blocks=blocks, spec=spec)
+    else:
+        size = bucket_size(max(n, int(pad_to or 0)))
+        xp, yp, gp, mask = pad_inputs(x, y, group_index, size)
+        args = (rng_key, xp, yp, gp, mask, reference)
+        put_back = functools.partial(_cut, n=n, spec=spec)
     if settings.progress_bar or _chooses_half_way(settings, method):
         # a run that chooses half-way runs in stages, shown or not: the stages compile only the
         # branch it takes (the fused program compiles both)
         out = _run_with_progress(spec, args, settings, prior_samples, method)
-        return _cut(jax.device_get(out), n, spec)
+        return put_back(jax.device_get(out))
     fn = _from_program_file(spec, args, settings, prior_samples, method)
     if fn is None:
         fn = compiled(spec, size, settings, prior_samples, method)
-    return _cut(jax.device_get(fn(*args)), n, spec)
+    return put_back(jax.device_get(fn(*args)))
 
 
 def resolve_settings(spec: ModelSpec, settings: SamplerSettings, method: str) -> SamplerSettings:
@@ -109,6 +120,15 @@ def _cut(out: dict[str, Any], n: int, spec: ModelSpec) -> dict[str, Any]:
     if "prior" in out:
         site = f"log_{spec.law.target}"
         out["prior"][site] = np.asarray(out["prior"][site])[..., :n]
+    return out
+
+
+def _from_blocks(out: dict[str, Any], blocks: GroupBlocks, spec: ModelSpec) -> dict[str, Any]:
+    """The outputs of a run in the block layout with the pointwise arrays in the data's order."""
+    out["log_likelihood"] = blocks.pointwise(out["log_likelihood"])
+    if "prior" in out:
+        site = f"log_{spec.law.target}"
+        out["prior"][site] = blocks.pointwise(out["prior"][site])
     return out
 
 

@@ -371,4 +371,65 @@ def pad_inputs(
     return xp, yp, gp, mask
 
 
+@dataclasses.dataclass(frozen=True)
+class GroupBlocks:
+    """A grouped data set in blocks: group ``g``'s rows at ``g*m`` to ``g*m + m - 1``.
+
+    ``x``, ``y`` and ``mask`` have ``G * m`` rows (rows past a group's count padded, masked
+    out); ``rows[i]`` is where the data's row ``i`` went, to put pointwise outputs back.
+    """
+
+    x: dict[str, np.ndarray]
+    y: np.ndarray
+    mask: np.ndarray
+    rows: np.ndarray
+
+    def pointwise(self, values) -> np.ndarray:
+        """A pointwise output ``(..., G * m)`` in the data's row order ``(..., n)``."""
+        return np.asarray(values)[..., self.rows]
+
+
+def group_blocks(
+    x: Mapping[str, np.ndarray],
+    y: np.ndarray,
+    group_index: np.ndarray,
+    num_groups: int,
+    pad_to: int | None = None,
+) -> GroupBlocks:
+    """The block layout of a grouped data set, blocks ``m = bucket_size(...)`` rows long.
+
+    ``m`` holds the largest group, and at least ``pad_to / num_groups`` rows, so that subsets
+    of one data set given the same ``pad_to`` (leave-future-out refits) mostly share ``m`` and
+    with it one compiled program. Padded rows take the covariates' and target's means, as in
+    :func:`pad_inputs`.
+
+    >>> b = group_blocks({"N": np.array([1.0, 2.0, 3.0])}, np.zeros(3), np.array([1, 0, 1]), 2)
+    >>> b.rows.tolist(), b.mask.reshape(2, -1).sum(1).tolist(), len(b.y)
+    ([8, 0, 9], [1, 2], 16)
+    >>> b.x["N"][b.rows].tolist()
+    [1.0, 2.0, 3.0]
+    """
+    group_index = np.asarray(group_index, np.int64)
+    counts = np.bincount(group_index, minlength=num_groups)
+    share = math.ceil(int(pad_to or 0) / num_groups)
+    m = bucket_size(max(int(counts.max()), share, 1))
+    # each row's place within its group, in the data's order
+    order = np.argsort(group_index, kind="stable")
+    place = np.empty_like(group_index)
+    place[order] = np.arange(group_index.size) - np.repeat(np.cumsum(counts) - counts, counts)
+    rows = group_index * m + place
+    size = num_groups * m
+
+    def spread(values, fill):
+        out = np.full(size, fill, np.float32)
+        out[rows] = values
+        return out
+
+    xb = {k: spread(np.asarray(v, np.float32), np.mean(v)) for k, v in x.items()}
+    yb = spread(np.asarray(y, np.float32), np.mean(y))
+    mask = np.zeros(size, bool)
+    mask[rows] = True
+    return GroupBlocks(xb, yb, mask, rows)
+
+
 # --------------------------------------------------------------------------- the program

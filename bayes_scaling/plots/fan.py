@@ -147,12 +147,13 @@ def _mark_runs(ax, x, y) -> None:
     )
 
 
-def _value(v: float) -> str:
+def _value(v) -> str:
     """A target value for the figure: three decimals for losses, four digits for counts.
 
     >>> _value(2.01234), _value(1287.593), _value(4.2e5)
     ('2.012', '1288', '4.2e+05')
     """
+    v = float(v)
     return f"{v:.3f}" if abs(v) < 100 else f"{v:.4g}"
 
 
