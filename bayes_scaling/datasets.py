@@ -40,8 +40,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayes_scaling.data import group_strings
-
 __all__ = [
     "CANONICAL_COLUMNS",
     "DATA_ENV_VAR",
@@ -489,7 +487,7 @@ def _canonical(name: str, entry: Mapping[str, Any], raw: pd.DataFrame, path: Pat
         if column in frame.columns:
             frame[column] = frame[column].astype(np.float64)
     if "group" in frame.columns:
-        frame["group"] = group_strings(frame["group"])
+        frame["group"] = frame["group"].astype(str)
     canonical = [c for c in CANONICAL_COLUMNS if c in frame.columns]
     extra = [c for c in frame.columns if c not in CANONICAL_COLUMNS]
     return frame[canonical + extra].reset_index(drop=True)

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayes_scaling import data as _data
 from bayes_scaling import draws as _draws
 from bayes_scaling import inference as _inference
+from bayes_scaling import labels as _labels
 from bayes_scaling.compare.optimal import (
     _check_optimal_exponent,
     _check_optimal_loss,
@@ -116,7 +116,7 @@ def _resolve_groups(fit, groups) -> tuple[str, ...]:
         return tuple(labels)
     if isinstance(groups, str):
         groups = [g.strip() for g in groups.split(",") if g.strip()]
-    groups = [_data.match_group(g, labels) or str(g) for g in groups]
+    groups = [_labels.match_group(g, labels) or str(g) for g in groups]
     unknown = [g for g in groups if g not in labels]
     if unknown:
         raise KeyError(

@@ -13,13 +13,14 @@ from scipy.special import logsumexp
 from bayes_scaling import data as _data
 from bayes_scaling import draws as _draws
 from bayes_scaling import inference as _inference
+from bayes_scaling import labels as _labels
 from bayes_scaling.laws import LawSpec
 
 
 def _draws_for(fit, group: Any, labels: Sequence[str]) -> dict[str, np.ndarray]:
     if group is not None and labels:
         # a group the fit has not seen: drawn from the population
-        group = _data.match_group(group, labels) or "new"
+        group = _labels.match_group(group, labels) or "new"
     return _inference.posterior_draws(fit, group)
 
 
@@ -28,7 +29,7 @@ def _per_group(
 ) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]]:
     """For each group in ``frame``: its row positions, its draws and the law there ``(S, n_g)``."""
     keys = (
-        _data.group_strings(frame["group"]) if labels else np.full(len(frame), None, dtype=object)
+        _labels.group_strings(frame["group"]) if labels else np.full(len(frame), None, dtype=object)
     )
     for g in pd.unique(keys):
         rows = np.flatnonzero(keys == g)

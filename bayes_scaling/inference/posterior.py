@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling import convergence
-from bayes_scaling import data as _data
+from bayes_scaling import labels as _labels
 from bayes_scaling.inference.files import fit_spec
 from bayes_scaling.laws import LawSpec, get_law
 
@@ -44,7 +44,7 @@ def posterior_draws(idata, group: str | None = None, *, seed: int = 0) -> dict[s
             f"this fit has per-group parameters {per_group}; pass group= one of {labels} or 'new'"
         )
     if group is not None and group != "new":
-        group = _data.match_group(group, labels) or group
+        group = _labels.match_group(group, labels) or group
     if group is not None and group != "new" and group not in labels:
         raise ValueError(
             f"unknown group {group!r}; the fit's groups are {labels} (or 'new' for an unseen group)"

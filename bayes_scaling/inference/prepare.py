@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling import data as _data
+from bayes_scaling import labels as _labels
 from bayes_scaling._warnings import warn as _warn
 from bayes_scaling.laws import LawSpec, get_law
 from bayes_scaling.models import LIKELIHOODS, ModelSpec, resolve_pooling
@@ -68,7 +69,7 @@ def prepare(
     x = {c: np.log(frame[c].to_numpy(dtype=float)) for c in spec_law.covariates}
     y = np.log(frame[spec_law.target].to_numpy(dtype=float))
     if group is not None:
-        group_labels = tuple(_data.group_order(frame["group"]))
+        group_labels = tuple(_labels.group_order(frame["group"]))
         position = {label: i for i, label in enumerate(group_labels)}
         group_index = np.array([position[str(v)] for v in frame["group"]], dtype=np.int32)
         _warn_constant_within_groups(spec_law, prior_set, pool, frame, x)

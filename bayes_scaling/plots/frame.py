@@ -9,6 +9,7 @@ import pandas as pd
 
 from bayes_scaling import data as _data
 from bayes_scaling import draws as _core
+from bayes_scaling import labels as _labels
 from bayes_scaling.laws import LawSpec, get_law
 
 __all__ = [
@@ -59,7 +60,7 @@ def check_group(fit, group: str | None) -> str | None:
         raise ValueError(f"this fit has groups {labels}; pass group= one of them (or 'new')")
     if group == "new":
         return group
-    label = _data.match_group(group, labels)
+    label = _labels.match_group(group, labels)
     if label is None:
         raise ValueError(f"unknown group {group!r}; the fit's groups are {labels} (or 'new')")
     return label
@@ -98,7 +99,6 @@ def fit_frame(fit, data=None, *, flops_per_token: float = 6.0) -> pd.DataFrame:
 
 def _given_data(fit, data) -> pd.DataFrame:
     """Data given instead of the fit's own, validated; a warning when it is not the data fitted."""
-    from bayes_scaling import data as _data
 
     attrs = fit.posterior.attrs
     raw = _data.read_table(data)

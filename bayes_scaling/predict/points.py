@@ -10,6 +10,7 @@ import pandas as pd
 from bayes_scaling import data as _data
 from bayes_scaling import draws as _draws
 from bayes_scaling import inference as _inference
+from bayes_scaling import labels as _labels
 from bayes_scaling.laws import LawSpec
 
 # the array core's names under this package's former private names (plots and callers use them)
@@ -114,7 +115,7 @@ def _validate_points(
         if group is not None:
             labels = np.full(len(frame), str(group), dtype=object)
         elif "group" in frame.columns:
-            labels = _data.group_strings(frame["group"])
+            labels = _labels.group_strings(frame["group"])
     return out, frame.index, labels
 
 
@@ -136,7 +137,7 @@ def _log_mu_draws(fit, law: LawSpec, covariates, labels, *, seed: int = 0):
         mu_all, draws = _law_draws(fit, law, None, log_x, seed=seed)
         return mu_all, draws["sigma"], draws.get("nu") if student else None
     known = list(info["groups"])
-    keys = np.asarray([_data.match_group(g, known) or "new" for g in labels], dtype=object)
+    keys = np.asarray([_labels.match_group(g, known) or "new" for g in labels], dtype=object)
     mu: np.ndarray | None = None
     sigma = nu = None
     for g in pd.unique(keys):

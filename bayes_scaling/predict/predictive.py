@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_scaling import data as _data
 from bayes_scaling import draws as _draws
 from bayes_scaling import inference as _inference
+from bayes_scaling import labels as _labels
 from bayes_scaling.laws import LawSpec
 from bayes_scaling.predict.calibrate import get_discrepancy
 from bayes_scaling.predict.discrepancy import Discrepancy
@@ -40,7 +40,7 @@ def _check_group(info, points, group) -> bool:
         grouped
         and group is not None
         and group != "new"
-        and _data.match_group(group, info["groups"]) is None
+        and _labels.match_group(group, info["groups"]) is None
     ):
         raise ValueError(
             f"unknown group {group!r}; the fit's groups are {info['groups']} (or 'new' for an "
