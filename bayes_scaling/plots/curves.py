@@ -340,6 +340,6 @@ def predictive_check(
     ax.set_ylabel(f"observed {spec.target}")
     share = inside / total if total else float("nan")
     ax.set_title(f"{share:.0%} of {total} runs inside their {prob:.0%} interval{suffix(group)}")
-    if labels and len(todo) > 1:
+    if labels and 1 < len(todo) <= 10:  # more groups are drawn unlabelled
         ax.legend(fontsize="x-small", loc="best")
     return fig

@@ -119,8 +119,23 @@ def _parameter_rows(table: pd.DataFrame) -> tuple[list[tuple[str, ...]], list[st
         ess = (f"{r['ess_bulk']:.0f}", f"{r['ess_tail']:.0f}")
         rows.append((str(name), *stats, *ess, verdict))
         status.append(worst_status(s_r, s_e))
-    problems = [f"{', '.join(names)}: {text}" for text, names in by_problem.items()]
+    problems = [f"{_named_briefly(names)}: {text}" for text, names in by_problem.items()]
     return rows, status, problems
+
+
+def _named_briefly(names: list[str]) -> str:
+    """Parameter names, a per-group parameter's groups counted rather than listed.
+
+    >>> _named_briefly(["E[c4]", "E[rpj]", "alpha[c4]", "sigma"])
+    'E (2 groups), alpha[c4], sigma'
+    """
+    by_base: dict[str, list[str]] = {}
+    for name in names:
+        by_base.setdefault(name.split("[")[0], []).append(name)
+    return ", ".join(
+        same[0] if len(same) == 1 else f"{base} ({len(same)} groups)"
+        for base, same in by_base.items()
+    )
 
 
 def loo_block(fit) -> str | None:
