@@ -129,7 +129,9 @@ def fit(
         Overrides of the law's default priors (a shipped set name such as
         ``"chinchilla-literature"``, a TOML file, or a dict naming some parameters).
     group : str, optional
-        Column defining groups (datasets, architectures, settings) for a hierarchical fit.
+        Column defining groups (datasets, architectures, settings) for a hierarchical fit. A
+        numeric column's labels are written short (``85000000``, not ``85000000.0``) and kept
+        in numeric order; later calls may name a group by any spelling of its number.
     pooling : None, str or mapping
         Per-parameter ``"shared"``, ``"pooled"`` (default with groups) or ``"independent"``.
     likelihood : {"student_t", "normal"}
