@@ -444,8 +444,8 @@ def grouped_data(seed=0, shifts=(0.0, 0.15, -0.1, 0.25)):
     return pd.DataFrame(rows, columns=["dataset", "N", "D", "loss"])
 
 
-@pytest.fixture(scope="module")
-def grouped_fit():
+def _small_grouped_fit(data, group):
+    """Four groups at the test budget, E pooled and the rest shared."""
     with warnings.catch_warnings():
         # tiny budget and four groups: what is tested is the ordering of bands, not convergence
         warnings.filterwarnings("ignore", message="max R-hat", category=RuntimeWarning)
@@ -453,9 +453,9 @@ def grouped_fit():
             "ignore", message=".*divergent transitions", category=RuntimeWarning
         )
         return inference.fit(
-            grouped_data(),
+            data,
             "chinchilla",
-            group="dataset",
+            group=group,
             pooling={
                 "E": "pooled",
                 "alpha": "shared",
@@ -467,6 +467,11 @@ def grouped_fit():
             pilot=False,  # the sampler's choice half-way is tested in test_centring
             **SMALL,
         )
+
+
+@pytest.fixture(scope="module")
+def grouped_fit():
+    return _small_grouped_fit(grouped_data(), "dataset")
 
 
 def test_new_group_bands_are_wider_than_a_seen_group(grouped_fit):
@@ -499,26 +504,7 @@ def test_numeric_groups_read_as_numbers_and_are_named_by_value():
     # groups by a numeric column (a sequence length, a model size) as a user writes them
     sizes = {"g0": 3e8, "g1": 1.2e9, "g2": 8.5e7, "g3": 6e8}
     data = grouped_data().assign(size=lambda f: f["dataset"].map(sizes))
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="max R-hat", category=RuntimeWarning)
-        warnings.filterwarnings(
-            "ignore", message=".*divergent transitions", category=RuntimeWarning
-        )
-        fit = inference.fit(
-            data,
-            "chinchilla",
-            group="size",
-            pooling={
-                "E": "pooled",
-                "alpha": "shared",
-                "beta": "shared",
-                "A": "shared",
-                "B": "shared",
-            },
-            seed=1,
-            pilot=False,
-            **SMALL,
-        )
+    fit = _small_grouped_fit(data, "size")
     labels = inference.fit_spec(fit)["groups"]
     assert list(labels) == ["85000000", "300000000", "600000000", "1200000000"]
     e = fit.posterior["E"].median(("chain", "draw")).values
