@@ -20,7 +20,6 @@ import jax
 import jax.numpy as jnp
 
 from bayes_scaling import priors as _priors
-from bayes_scaling._numerics import log_sum
 from bayes_scaling.optima import (
     chinchilla_log_n_opt,
     chinchilla_optimal_exponent,
@@ -150,8 +149,7 @@ def chinchilla(params: Mapping[str, jax.Array], x: Mapping[str, jax.Array]) -> j
 
     Notes
     -----
-    Computed as the log of the sum of ``exp(log E)``, ``exp(log A - alpha log N)`` and
-    ``exp(log B - beta log D)``, shifted by their maximum (:func:`bayes_scaling._numerics.log_sum`).
+    Computed as ``logaddexp(log E, logaddexp(log A - alpha log N, log B - beta log D))``.
 
     References
     ----------
@@ -167,7 +165,7 @@ def chinchilla(params: Mapping[str, jax.Array], x: Mapping[str, jax.Array]) -> j
     """
     n_term = jnp.log(params["A"]) - params["alpha"] * x["N"]
     d_term = jnp.log(params["B"]) - params["beta"] * x["D"]
-    return log_sum(jnp.log(params["E"]), n_term, d_term)
+    return jnp.logaddexp(jnp.log(params["E"]), jnp.logaddexp(n_term, d_term))
 
 
 def kaplan(params: Mapping[str, jax.Array], x: Mapping[str, jax.Array]) -> jax.Array:
@@ -255,7 +253,7 @@ def data_constrained(params: Mapping[str, jax.Array], x: Mapping[str, jax.Array]
     log_n_eff = log_un + jnp.log1p(params["R_N"] * -jnp.expm1(-r_n / params["R_N"]))
     n_term = log_a - alpha * log_n_eff
     d_term = log_b - beta * log_d_eff
-    return log_sum(jnp.log(params["E"]), n_term, d_term)
+    return jnp.logaddexp(jnp.log(params["E"]), jnp.logaddexp(n_term, d_term))
 
 
 def batch_steps(params: Mapping[str, jax.Array], x: Mapping[str, jax.Array]) -> jax.Array:

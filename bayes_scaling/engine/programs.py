@@ -104,14 +104,7 @@ def _source_digest() -> str:
     package = Path(__file__).resolve().parents[1]
     files = sorted(package.glob("engine/*.py")) + [
         package / name
-        for name in (
-            "laplace.py",
-            "models.py",
-            "laws.py",
-            "_numerics.py",
-            "priors.py",
-            "__init__.py",
-        )
+        for name in ("laplace.py", "models.py", "laws.py", "priors.py", "__init__.py")
     ]
     h = hashlib.sha256()
     for path in files:
