@@ -152,6 +152,8 @@ def test_subset_fits_with_pad_to_share_one_program():
     assert np.isfinite(first.log_likelihood["log_loss"].values).all()
     disc = predict.calibrate_discrepancy(df, "power_law", method="nuts", **budget)
     assert len(disc.details["cuts"]) == 3, disc.details
+    for cut in disc.details["cuts"]:  # each NUTS refit records how well its chains agree
+        assert cut["max_rhat"] >= 0.99 and cut["min_ess"] > 0 and cut["divergences"] >= 0
     assert inference.TRACE_COUNTS["power_law"] - before == once
 
 

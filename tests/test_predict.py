@@ -228,6 +228,22 @@ def test_calibration_with_too_few_runs_warns_and_uses_the_prior():
         P.calibrate_discrepancy(train, "chinchilla", cuts=(0.5, 1.2))
 
 
+def test_a_calibration_learned_from_unsettled_refits_says_which():
+    """Refits whose chains disagree (R-hat above 1.05) are named, with their figures; settled
+    ones and Laplace refits (no chains, no figures) are not."""
+    settled = {"cut": 0.8, "n_past": 158, "max_rhat": 1.004, "min_ess": 420.0, "divergences": 0}
+    unsettled = {"cut": 0.7, "n_past": 138, "max_rhat": 1.8676, "min_ess": 2.9, "divergences": 0}
+    laplace = {"cut": 0.9, "n_past": 178}
+    with pytest.warns(RuntimeWarning, match="whose chains disagree") as seen:
+        PC._warn_unsettled([unsettled, settled, laplace])
+    (message,) = [str(w.message) for w in seen]
+    assert "at cut 0.7 on 138 runs, R-hat 1.87 and bulk ESS 3" in message
+    assert "cut 0.8" not in message and "cut 0.9" not in message
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        PC._warn_unsettled([settled, laplace])
+
+
 def test_tau_likelihood_peaks_near_the_truth():
     """The composite likelihood of tau recovers the scale of a simulated random-slope discrepancy."""
     rng = np.random.default_rng(0)

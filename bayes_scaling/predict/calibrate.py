@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bayes_scaling import _warnings
 from bayes_scaling import data as _data
 from bayes_scaling import draws as _draws
 from bayes_scaling import inference as _inference
@@ -231,6 +232,20 @@ def _pseudo_past_fit(setup: _Setup, train: pd.DataFrame, k: int):
     return idata, notes
 
 
+def _refit_figures(idata) -> dict[str, Any]:
+    """A refit's max R-hat, min bulk ESS and divergences; empty without chains (Laplace)."""
+    if "sample_stats" not in idata.groups() or "diverging" not in idata.sample_stats:
+        return {}
+    d = _inference.diagnostics(idata.posterior, idata.sample_stats)
+    if not (math.isfinite(d["max_rhat"]) and math.isfinite(d["min_ess"])):
+        return {}
+    return {
+        "max_rhat": round(d["max_rhat"], 4),
+        "min_ess": round(d["min_ess"], 1),
+        "divergences": d["divergences"],
+    }
+
+
 def _future_block(setup: _Setup, idata, train, test, rng: np.random.Generator):
     """The pseudo-future's block (y, mu, sigma, nu, d / span) outside the pseudo-past's box, d
     (natural-log units) and the pseudo-past's span; the block's distances are in spans."""
@@ -280,6 +295,7 @@ def _run_cut(setup: _Setup, past: np.ndarray, q: float, k: int, rng: np.random.G
         "max_distance": float(d.max()),
         "span": span,
         "fit_warnings": notes,
+        **_refit_figures(idata),
     }
     return block, used, True
 
@@ -406,6 +422,9 @@ def calibrate_discrepancy(
     Discrepancy
         The grid posterior of ``tau`` (per natural-log unit of distance; with ``unit="span"``,
         the per-span posterior divided by the whole data's span) and the box of the whole data.
+        ``details["cuts"]`` records each refit used: its runs, distances, warnings and, for
+        NUTS, max R-hat, min bulk ESS and divergences; a ``RuntimeWarning`` names the refits
+        whose chains disagree (R-hat above 1.05), since ``tau`` then moves with the seed.
         When no cut is usable (too few runs), ``tau`` follows its prior (``method="prior"``)
         and a warning says so: with no pseudo-future to learn from, the prior is the honest
         statement of how far the law may bend, where no discrepancy at all would claim it
@@ -450,6 +469,7 @@ def calibrate_discrepancy(
     record = {"cuts": used, "skipped": skipped, "n_runs": len(frame)}
     if not blocks:
         _warn_no_cut(setup, _PRIOR_ONLY.format(tau_prior_scale, unit))
+    _warn_unsettled(used)
     grid, weights, loglik = _tau_posterior(blocks, rng, tau_prior_scale, slope_df, score)
     span = data_span(spec, frame) if setup.per_span else 1.0
     disc = Discrepancy(
@@ -494,6 +514,31 @@ def _warn_no_cut(setup: _Setup, consequence: str) -> None:
         + consequence,
         RuntimeWarning,
         stacklevel=3,
+    )
+
+
+# a refit's chains that disagree beyond this (its draws are few: 2 x 300 by default) sit in
+# different regions of the pseudo-past's posterior, and its predictive is then one of them
+UNSETTLED_RHAT = 1.05
+
+
+def _warn_unsettled(used: Sequence[Mapping[str, Any]]) -> None:
+    """Warn when a refit that ``tau`` was learned from has chains that disagree."""
+    bad = [c for c in used if c.get("max_rhat", 1.0) > UNSETTLED_RHAT]
+    if not bad:
+        return
+    where = "; ".join(
+        f"at cut {c['cut']:g} on {c['n_past']} runs, R-hat {c['max_rhat']:.2f} and bulk ESS "
+        f"{c['min_ess']:.0f}"
+        for c in bad
+    )
+    _warnings.warn(
+        f"the discrepancy was learned from leave-future-out refits whose chains disagree "
+        f"({where}): tau, and with it the width of the intervals beyond the data, rests on "
+        "where those short refits' chains went and may move with the seed. More warmup and "
+        "chains for the refits settle it (from Python: calibrate_discrepancy's keywords, or "
+        "backtest's calibration mapping).",
+        RuntimeWarning,
     )
 
 
