@@ -40,6 +40,10 @@ def warn(message: str, category: type[Warning] = UserWarning) -> None:
 
 # the library's messages name Python arguments; on the command line they read as flags
 _FLAG_WORDS = (
+    (
+        re.compile(r"\(the refits' settings: [^)]*\)"),
+        "(--calibration-warmup, --calibration-chains)",
+    ),
     (re.compile(r"target_accept_prob=(\S+) or (\S+)"), r"--target-accept \1 or \2"),
     (re.compile(r"target_accept_prob=([0-9.]+)"), r"--target-accept \1"),
     (re.compile(r"\bnum_samples\b"), "--samples"),

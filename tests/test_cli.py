@@ -144,6 +144,42 @@ def test_pilot_option_reaches_backtest_calibrate_and_compare(captured_calls, dem
     assert captured_calls.seen["compare"]["pilot"] is False
 
 
+def test_calibration_refit_options_reach_backtest_and_calibrate(captured_calls, demo_csv, tmp_path):
+    """`--calibration-warmup` and `--calibration-chains` become the refits' settings; without
+    them the library's defaults stand; a count under 1 is refused."""
+    from bayes_scaling import backtest
+
+    captured_calls.replace(backtest, "backtest")
+    captured_calls.replace(backtest, "calibrate")
+    with pytest.raises(captured_calls.stopped):
+        cli.main(["backtest", str(demo_csv), "--train", "C<=1e20", "--calibration-warmup", "1000",
+                  "--calibration-chains", "4", "--out", str(tmp_path / "b.json")])
+    with pytest.raises(captured_calls.stopped):
+        cli.main(["calibrate", str(demo_csv), "--law", "chinchilla", "--calibration-chains", "3"])
+    assert captured_calls.seen["backtest"]["calibration"] == {"num_chains": 4, "num_warmup": 1000}
+    assert captured_calls.seen["calibrate"]["calibration"] == {"num_chains": 3}
+    with pytest.raises(captured_calls.stopped):
+        cli.main(["backtest", str(demo_csv), "--train", "C<=1e20", "--out", str(tmp_path / "c.json")])
+    assert captured_calls.seen["backtest"]["calibration"] is None
+    r = run("backtest", str(demo_csv), "--train", "C<=1e20", "--calibration-chains", "0",
+            "--out", str(tmp_path / "d.json"))
+    assert r.returncode == 2 and "must be at least 1" in r.stderr
+    assert not (tmp_path / "d.json").exists()
+
+
+def test_the_backtest_prints_the_discrepancy_it_carried():
+    from bayes_scaling.cli.predicting import _discrepancy_line
+
+    disc = {"enabled": True, "method": "leave-future-out", "tau_median": 0.0114,
+            "tau_q05": 0.00914, "tau_q95": 0.0157, "details": {"cuts": [{}, {}, {}]}}
+    assert _discrepancy_line(disc) == (
+        "  discrepancy        tau median 0.0114 (90%: 0.00914-0.0157) per e-fold beyond the "
+        "training runs; 3 leave-future-out refits"
+    )
+    assert _discrepancy_line({"enabled": False}).split() == ["discrepancy", "off"]
+    assert _discrepancy_line(None).split() == ["discrepancy", "off"]
+
+
 def test_backtest_calibrate_and_compare_pass_the_pilot_to_their_fits(captured_calls, demo_csv):
     """The Python functions hand ``pilot`` to every fit they make."""
     from bayes_scaling import inference

@@ -239,6 +239,11 @@ def test_a_calibration_learned_from_unsettled_refits_says_which():
     (message,) = [str(w.message) for w in seen]
     assert "at cut 0.7 on 138 runs, R-hat 1.87 and bulk ESS 3" in message
     assert "cut 0.8" not in message and "cut 0.9" not in message
+    # on the command line the advice names the refits' own flags, not the training fit's
+    from bayes_scaling._warnings import cli_words
+
+    advice = cli_words(message)
+    assert "(--calibration-warmup, --calibration-chains)" in advice and "--warmup" not in advice
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         PC._warn_unsettled([settled, laplace])

@@ -184,6 +184,38 @@ def add_fit_options(
     )
 
 
+def _count_type(text: str) -> int:
+    """A whole number >= 1 (chains, warmup iterations)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1; got {text}")
+    return value
+
+
+def add_calibration_options(p) -> None:
+    """The settings of the refits that learn the extrapolation discrepancy."""
+    p.add_argument(
+        "--calibration-chains",
+        type=_count_type,
+        help="chains of each leave-future-out refit that learns the discrepancy (default 2)",
+    )
+    p.add_argument(
+        "--calibration-warmup",
+        type=_count_type,
+        help="warmup iterations of each such refit (default 300); more, with more chains, "
+        "settle refits whose chains disagree",
+    )
+
+
+def calibration_kwargs(args) -> dict:
+    """``calibration=`` for backtest and calibrate: only the settings given."""
+    given = {"num_chains": args.calibration_chains, "num_warmup": args.calibration_warmup}
+    return {k: v for k, v in given.items() if v is not None}
+
+
 def fmt(v, spec: str = ".4g") -> str:
     try:
         return format(float(v), spec)

@@ -46,6 +46,7 @@ def cmd_calibrate(args) -> int:
         method=args.method,
         trajectory_length=args.trajectory_length,
         pilot=args.pilot,
+        calibration=_c.calibration_kwargs(args) or None,
         **_c.fit_kwargs(args),
     )
     if args.out:
@@ -116,6 +117,7 @@ def register(sub) -> None:
         default="calibrate",
         help="extrapolation discrepancy: calibrate (default: learned per cut), off, or a tau",
     )
+    _c.add_calibration_options(p)
     p.add_argument("--out", help="output JSON report")
     p.add_argument("--plot", help="reliability diagram and PIT histogram (PNG/SVG/PDF)")
     p.add_argument(

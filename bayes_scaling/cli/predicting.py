@@ -87,6 +87,7 @@ def cmd_backtest(args) -> int:
         method=args.method,
         trajectory_length=args.trajectory_length,
         pilot=args.pilot,
+        calibration=_c.calibration_kwargs(args) or None,
         **kwargs,
     )
     with atomic_path(args.out) as tmp:
@@ -116,8 +117,22 @@ def cmd_backtest(args) -> int:
             f"  point-fit baseline: median_are {base.get('median_are', float('nan')):.4g}, max_are "
             f"{base.get('max_are', float('nan')):.4g}"
         )
+    print(_discrepancy_line(report.get("discrepancy")))
     _c.say(f"wrote {args.out}")
     return 0
+
+
+def _discrepancy_line(disc) -> str:
+    """The discrepancy the new-run band carried: its tau and where it came from."""
+    if not disc or not disc.get("enabled", True):
+        return "  discrepancy        off"
+    tau = "-".join(_c.fmt(disc.get(k), ".3g") for k in ("tau_q05", "tau_q95"))
+    cuts = (disc.get("details") or {}).get("cuts")
+    source = f"{len(cuts)} leave-future-out refits" if cuts else disc.get("method", "")
+    return (
+        f"  discrepancy        tau median {_c.fmt(disc.get('tau_median'), '.3g')} (90%: {tau}) "
+        f"per e-fold beyond the training runs; {source}"
+    )
 
 
 def register(sub) -> None:
@@ -173,6 +188,7 @@ def register(sub) -> None:
         help="extrapolation discrepancy of the backtest: auto (calibrated on the training fit), "
         "off, or a fixed tau",
     )
+    _c.add_calibration_options(p)
     p.add_argument("--out", required=True, help="output JSON report")
     p.add_argument(
         "--force", action="store_true", help="replace --out if it exists (never an input file)"

@@ -536,8 +536,8 @@ def _warn_unsettled(used: Sequence[Mapping[str, Any]]) -> None:
         f"the discrepancy was learned from leave-future-out refits whose chains disagree "
         f"({where}): tau, and with it the width of the intervals beyond the data, rests on "
         "where those short refits' chains went and may move with the seed. More warmup and "
-        "chains for the refits settle it (from Python: calibrate_discrepancy's keywords, or "
-        "backtest's calibration mapping).",
+        "chains settle it (the refits' settings: calibrate_discrepancy's num_warmup and "
+        "num_chains, or backtest's calibration={'num_warmup': 1000, 'num_chains': 4}).",
         RuntimeWarning,
     )
 
