@@ -17,6 +17,7 @@ from bayes_scaling import predict as P
 from bayes_scaling.data import DataError
 from bayes_scaling.laws import LAWS
 from bayes_scaling.predict import calibrate as PC
+from bayes_scaling.predict import refits as PR
 
 CHIN = LAWS["chinchilla"]
 EPOCH = {
@@ -235,7 +236,7 @@ def test_a_calibration_learned_from_unsettled_refits_says_which():
     unsettled = {"cut": 0.7, "n_past": 138, "max_rhat": 1.8676, "min_ess": 2.9, "divergences": 0}
     laplace = {"cut": 0.9, "n_past": 178}
     with pytest.warns(RuntimeWarning, match="whose chains disagree") as seen:
-        PC._warn_unsettled([unsettled, settled, laplace])
+        PR.warn_unsettled([unsettled, settled, laplace])
     (message,) = [str(w.message) for w in seen]
     assert "at cut 0.7 on 138 runs, R-hat 1.87 and bulk ESS 3" in message
     assert "cut 0.8" not in message and "cut 0.9" not in message
@@ -246,7 +247,7 @@ def test_a_calibration_learned_from_unsettled_refits_says_which():
     assert "(--calibration-warmup, --calibration-chains)" in advice and "--warmup" not in advice
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        PC._warn_unsettled([settled, laplace])
+        PR.warn_unsettled([settled, laplace])
 
 
 def test_tau_likelihood_peaks_near_the_truth():

@@ -133,6 +133,16 @@ def test_backtest_section(tmp_path):
     assert "overconfident: only 50% of held-out runs" in text and "only 2 held-out runs" in text
     assert "<th>point fit</th>" in text and "<th>without discrepancy</th>" in text
     assert "fixed, tau median 0.01" in text
+    assert "chains disagree" not in text
+    # a discrepancy learned from a refit whose chains disagree says so in the setting
+    cuts = [{"cut": 0.7, "n_past": 138, "max_rhat": 1.87, "min_ess": 2.9, "divergences": 0},
+            {"cut": 0.8, "n_past": 158, "max_rhat": 1.01, "min_ess": 300.0, "divergences": 0}]
+    bt["discrepancy"] = {"enabled": True, "method": "leave-future-out", "tau_median": 0.0114,
+                         "details": {"cuts": cuts}}
+    text = report.build_report(synthetic_fit(), backtest=bt, sections=["backtest"]).to_html()
+    assert "discrepancy refits whose chains disagree" in text
+    assert "at cut 0.7 on 138 runs, R-hat 1.87 and bulk ESS 3: tau may move with the seed" in text
+    assert "cut 0.8" not in text
     # a report in another shape still shows its numbers
     other = report.build_report(synthetic_fit(), backtest={"rmse": 0.1}, sections=["backtest"]).to_html()
     assert "<td>rmse</td>" in other

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayes_scaling import _warnings
 from bayes_scaling import data as _data
 from bayes_scaling import draws as _draws
 from bayes_scaling import inference as _inference
@@ -27,6 +26,7 @@ from bayes_scaling.predict.discrepancy import (
     extrapolation_coordinates,
 )
 from bayes_scaling.predict.points import _log_mu_draws
+from bayes_scaling.predict.refits import refit_figures, warn_unsettled
 
 DEFAULT_CUTS = (0.7, 0.8, 0.9)
 DEFAULT_TAU_PRIOR_SCALE = 0.2
@@ -232,20 +232,6 @@ def _pseudo_past_fit(setup: _Setup, train: pd.DataFrame, k: int):
     return idata, notes
 
 
-def _refit_figures(idata) -> dict[str, Any]:
-    """A refit's max R-hat, min bulk ESS and divergences; empty without chains (Laplace)."""
-    if "sample_stats" not in idata.groups() or "diverging" not in idata.sample_stats:
-        return {}
-    d = _inference.diagnostics(idata.posterior, idata.sample_stats)
-    if not (math.isfinite(d["max_rhat"]) and math.isfinite(d["min_ess"])):
-        return {}
-    return {
-        "max_rhat": round(d["max_rhat"], 4),
-        "min_ess": round(d["min_ess"], 1),
-        "divergences": d["divergences"],
-    }
-
-
 def _future_block(setup: _Setup, idata, train, test, rng: np.random.Generator):
     """The pseudo-future's block (y, mu, sigma, nu, d / span) outside the pseudo-past's box, d
     (natural-log units) and the pseudo-past's span; the block's distances are in spans."""
@@ -295,7 +281,7 @@ def _run_cut(setup: _Setup, past: np.ndarray, q: float, k: int, rng: np.random.G
         "max_distance": float(d.max()),
         "span": span,
         "fit_warnings": notes,
-        **_refit_figures(idata),
+        **refit_figures(idata),
     }
     return block, used, True
 
@@ -469,7 +455,7 @@ def calibrate_discrepancy(
     record = {"cuts": used, "skipped": skipped, "n_runs": len(frame)}
     if not blocks:
         _warn_no_cut(setup, _PRIOR_ONLY.format(tau_prior_scale, unit))
-    _warn_unsettled(used)
+    warn_unsettled(used)
     grid, weights, loglik = _tau_posterior(blocks, rng, tau_prior_scale, slope_df, score)
     span = data_span(spec, frame) if setup.per_span else 1.0
     disc = Discrepancy(
@@ -514,31 +500,6 @@ def _warn_no_cut(setup: _Setup, consequence: str) -> None:
         + consequence,
         RuntimeWarning,
         stacklevel=3,
-    )
-
-
-# a refit's chains that disagree beyond this (its draws are few: 2 x 300 by default) sit in
-# different regions of the pseudo-past's posterior, and its predictive is then one of them
-UNSETTLED_RHAT = 1.05
-
-
-def _warn_unsettled(used: Sequence[Mapping[str, Any]]) -> None:
-    """Warn when a refit that ``tau`` was learned from has chains that disagree."""
-    bad = [c for c in used if c.get("max_rhat", 1.0) > UNSETTLED_RHAT]
-    if not bad:
-        return
-    where = "; ".join(
-        f"at cut {c['cut']:g} on {c['n_past']} runs, R-hat {c['max_rhat']:.2f} and bulk ESS "
-        f"{c['min_ess']:.0f}"
-        for c in bad
-    )
-    _warnings.warn(
-        f"the discrepancy was learned from leave-future-out refits whose chains disagree "
-        f"({where}): tau, and with it the width of the intervals beyond the data, rests on "
-        "where those short refits' chains went and may move with the seed. More warmup and "
-        "chains settle it (the refits' settings: calibrate_discrepancy's num_warmup and "
-        "num_chains, or backtest's calibration={'num_warmup': 1000, 'num_chains': 4}).",
-        RuntimeWarning,
     )
 
 

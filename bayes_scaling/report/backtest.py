@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bayes_scaling import plots as _plots
+from bayes_scaling.predict.refits import unsettled_refits
 from bayes_scaling.report.blocks import Figures, Section, Table, cell
 from bayes_scaling.report.verdicts import coverage_verdict
 
@@ -81,6 +82,14 @@ def _setup_rows(backtest: Mapping[str, Any]) -> list[tuple[str, str]]:
         else:
             value = f"{disc.get('method', '')}, tau median {cell(disc.get('tau_median'))}"
         setup.append(("extrapolation discrepancy", value))
+        unsettled = unsettled_refits((disc.get("details") or {}).get("cuts") or ())
+        if unsettled:
+            setup.append(
+                (
+                    "discrepancy refits whose chains disagree",
+                    unsettled + ": tau may move with the seed",
+                )
+            )
     return setup
 
 
