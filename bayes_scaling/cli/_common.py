@@ -205,8 +205,8 @@ def add_calibration_options(p) -> None:
     p.add_argument(
         "--calibration-warmup",
         type=_count_type,
-        help="warmup iterations of each such refit (default 300); more, with more chains, "
-        "settle refits whose chains disagree",
+        help="warmup iterations of each such refit (default 300; NUTS refits only); more, "
+        "with more chains, settle refits whose chains disagree",
     )
 
 
