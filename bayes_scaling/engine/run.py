@@ -67,7 +67,7 @@ def run_fit(
     if settings.progress_bar or _chooses_half_way(settings, method):
         # a run that chooses half-way runs in stages, shown or not: the stages compile only the
         # branch it takes (the fused program compiles both)
-        out = _run_with_progress(spec, args, settings, prior_samples, method)
+        out = _run_in_stages(spec, args, settings, prior_samples, method)
         return put_back(jax.device_get(out))
     fn = _from_program_file(spec, args, settings, prior_samples, method)
     if fn is None:
@@ -132,9 +132,9 @@ def _from_blocks(out: dict[str, Any], blocks: GroupBlocks, spec: ModelSpec) -> d
     return out
 
 
-def _run_with_progress(spec, args, settings, prior_samples, method):
-    """The fit with progress on stderr (``settings.progress_bar``; else the same stages,
-    silent): NUTS in stages with a bar between compiled chunks
+def _run_in_stages(spec, args, settings, prior_samples, method):
+    """The fit in stages, with progress on stderr where ``settings.progress_bar`` asks (else
+    the same stages, silent): NUTS in stages with a bar between compiled chunks
     (:mod:`bayes_scaling.engine.staged`; a grouped run's choice half-way is made between
     them); Laplace draws, and NUTS with a pilot run (``SamplerSettings(pilot=True)``), as the
     fused program with phase messages."""
