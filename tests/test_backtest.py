@@ -296,6 +296,8 @@ def test_backtest_report_is_json_with_stable_keys():
     assert again["discrepancy"]["enabled"] and again["discrepancy"]["tau_median"] == 0.01
     assert len(again["points"]) == again["n_test"]
     assert again["max_distance"] > 0
+    outside = sum(p["distance"] > 0 for p in again["points"])  # each counted by its direction
+    assert sum(again["held_out_beyond_in"].values()) == outside > 0
     for level in (50, 80, 90, 95):
         assert 0.0 <= again[f"coverage_{level}"] <= 1.0
     assert again["coverage_95"] >= again["coverage_50"]

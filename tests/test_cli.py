@@ -180,6 +180,20 @@ def test_the_backtest_prints_the_discrepancy_it_carried():
     assert _discrepancy_line(None).split() == ["discrepancy", "off"]
 
 
+def test_the_backtest_names_directions_its_discrepancy_never_saw():
+    from bayes_scaling.cli.predicting import _directions_line
+
+    cuts = [{"cut": 0.7, "beyond_in": {"N*D": 60}}, {"cut": 0.8, "beyond_in": {"N*D": 40}}]
+    report = {"held_out_beyond_in": {"D": 352}, "discrepancy": {"enabled": True, "details": {"cuts": cuts}}}
+    assert _directions_line(report) == (
+        "  directions         held-out runs leave the training runs in D (352); the discrepancy's "
+        "pseudo-futures left theirs in N*D (100): its width beyond in D is carried over, not learned"
+    )
+    report["held_out_beyond_in"] = {"N*D": 23}
+    assert _directions_line(report) == ""
+    assert _directions_line({"held_out_beyond_in": {"D": 3}, "discrepancy": {"enabled": False}}) == ""
+
+
 def test_backtest_calibrate_and_compare_pass_the_pilot_to_their_fits(captured_calls, demo_csv):
     """The Python functions hand ``pilot`` to every fit they make."""
     from bayes_scaling import inference

@@ -217,6 +217,28 @@ def test_discrepancy_is_recorded_on_the_fit():
     assert P.DISCREPANCY_ATTR not in fit.posterior.attrs
 
 
+def test_predict_on_the_command_line_names_directions_the_calibration_never_saw():
+    """``bayes-scaling predict`` says when its points leave the training runs in a direction that
+    none of the stored discrepancy's pseudo-futures left theirs in, and is silent otherwise."""
+    from bayes_scaling.cli.predicting import _unlearned_directions
+
+    fit = fake_fit(EPOCH)
+    train = P.fit_data(fit)
+    box = P.Discrepancy.fixed(0.02, CHIN, train)
+    cuts = [{"cut": 0.7, "beyond_in": {"N*D": 12}}, {"cut": 0.8, "beyond_in": {"N,D": 3}}]
+    P.attach_discrepancy(fit, dataclasses.replace(box, details={"cuts": cuts}))
+    n_mid, d_max = float(np.median(train["N"])), float(train["D"].max())
+    more_tokens = P.predict(fit, {"N": [n_mid], "D": [d_max * 4]}, seed=0)
+    assert _unlearned_directions(more_tokens) == (
+        "the points leave the training runs in D (1); the discrepancy's pseudo-futures left "
+        "theirs in N*D (12), N and D (3): its width beyond in D is carried over, not learned"
+    )
+    both = P.predict(fit, {"N": [train["N"].max() * 4], "D": [d_max * 4]}, seed=0)
+    assert _unlearned_directions(both) == ""  # N and D: seen in the cut at 0.8
+    P.attach_discrepancy(fit, box)  # a fixed tau: no cuts, nothing to compare
+    assert _unlearned_directions(P.predict(fit, {"N": [n_mid], "D": [d_max * 4]})) == ""
+
+
 def test_calibration_with_too_few_runs_warns_and_uses_the_prior():
     train = pd.DataFrame({"N": [1e8, 2e8, 4e8, 8e8], "D": [2e9, 4e9, 8e9, 1.6e10]})
     train["loss"] = np.asarray(CHIN.predict(EPOCH, train))
@@ -248,6 +270,44 @@ def test_a_calibration_learned_from_unsettled_refits_says_which():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         PR.warn_unsettled([settled, laplace])
+
+
+def test_points_beyond_the_box_are_counted_by_the_direction_they_leave_it():
+    """A point is counted by the covariate ranges it leaves (above or below), and by ``N*D``
+    only where it lies inside both ranges; points inside the box are not counted."""
+    train = {"N": [1e8, 1e9, 1e8, 1e9], "D": [1e9, 1e9, 1e11, 1e10]}  # no 1e9 run on 1e11 tokens
+    box = P.Discrepancy.fixed(0.0, "chinchilla", train)
+    points = {
+        "N": [5e8, 5e9, 5e7, 5e8, 5e9, 9e8, 2e8],
+        "D": [5e9, 1e10, 1e10, 4e11, 4e11, 8e10, 1e9],
+    }
+    # inside; N above; N below; D above; N and D above; inside both ranges, beyond in N*D; inside
+    assert box.beyond_in(points) == {"N": 2, "D": 1, "N,D": 1, "N*D": 1}
+    distance = box.distance(points)
+    assert (distance > 0).sum() == 5 and distance[0] == distance[6] == 0
+    assert box.beyond_in({"N": [5e8], "D": [5e9]}) == {}
+    one_axis = P.Discrepancy.fixed(0.0, "power_law", {"C": [1e18, 1e20]})
+    assert one_axis.beyond_in({"C": [1e17, 1e19, 1e21, 1e22]}) == {"C": 3}
+
+
+def test_directions_the_calibration_never_saw_are_named():
+    """Held-out runs or points that leave the training runs in a direction none of the
+    pseudo-futures did are named with both counts; records without directions say nothing."""
+    cuts = [{"cut": 0.7, "beyond_in": {"N*D": 60}}, {"cut": 0.8, "beyond_in": {"N*D": 40, "D": 2}}]
+    assert PR.learned_directions(cuts) == {"N*D": 100, "D": 2}
+    words = PR.unlearned_directions({"N": 3, "D": 1}, cuts)
+    assert words == (
+        "held-out runs leave the training runs in N (3), D (1); the discrepancy's "
+        "pseudo-futures left theirs in N*D (100), D (2): its width beyond in N is carried over, "
+        "not learned"
+    )
+    assert PR.unlearned_directions({"N,D": 2}, cuts, what="the points").startswith(
+        "the points leave the training runs in N and D (2);"
+    )
+    assert PR.unlearned_directions({"D": 352}, cuts) == ""  # seen, even if rarely
+    assert PR.unlearned_directions({}, cuts) == ""  # nothing outside
+    assert PR.unlearned_directions({"D": 3}, [{"cut": 0.7}]) == ""  # an older record
+    assert PR.unlearned_directions(None, cuts) == ""  # an older backtest report
 
 
 def test_tau_likelihood_peaks_near_the_truth():
@@ -361,6 +421,9 @@ def test_calibrated_tau_is_per_span_divided_by_the_data_span():
     np.testing.assert_allclose(np.asarray(disc.tau_grid) * span, P._TAU_GRID, rtol=1e-12)
     assert disc.tau_quantile(0.5) == pytest.approx(disc.details["tau_per_span_median"] / span)
     assert all(c["span"] < span for c in disc.details["cuts"])  # pseudo-pasts are narrower
+    for cut in disc.details["cuts"]:  # every pseudo-future run outside is counted once
+        assert sum(cut["beyond_in"].values()) == cut["n_outside"] > 0
+        assert set(cut["beyond_in"]) <= {"N", "D", "N,D", "N*D"}
     assert disc.details["unit"] == "span" and disc.slope_df == 3.0
     assert P.Discrepancy.from_json(disc.to_json()) == disc  # the slope's df is saved with it
     by_efold = P.calibrate_discrepancy(

@@ -143,6 +143,14 @@ def test_backtest_section(tmp_path):
     assert "discrepancy refits whose chains disagree" in text
     assert "at cut 0.7 on 138 runs, R-hat 1.87 and bulk ESS 3: tau may move with the seed" in text
     assert "cut 0.8" not in text
+    assert "directions beyond the runs" not in text  # neither record says how runs left
+    # held-out runs that leave in a direction no pseudo-future did: the setting says so
+    for cut, direction in zip(cuts, ({"N*D": 60}, {"N*D": 40})):
+        cut["beyond_in"] = direction
+    bt["held_out_beyond_in"] = {"D": 352}
+    text = report.build_report(synthetic_fit(), backtest=bt, sections=["backtest"]).to_html()
+    assert "directions beyond the runs" in text
+    assert "held-out runs leave the training runs in D (352)" in text and "N*D (100)" in text
     # a report in another shape still shows its numbers
     other = report.build_report(synthetic_fit(), backtest={"rmse": 0.1}, sections=["backtest"]).to_html()
     assert "<td>rmse</td>" in other

@@ -61,6 +61,12 @@ REPORT_KEYS: dict[str, str] = {
     "max_distance": (
         "largest distance of a held-out run outside the training range (natural-log units)"
     ),
+    "held_out_beyond_in": (
+        "how the held-out runs outside the training range leave it: counts by the covariates "
+        "whose range they leave ('N', 'D', 'N,D') or, inside every covariate's range, by the "
+        "combined coordinate ('N*D'); compare the discrepancy's details.cuts[].beyond_in, how "
+        "the pseudo-futures that tau was learned from left theirs"
+    ),
     "train_range": "per covariate, [min, max] on the training side",
     "test_range": "per covariate, [min, max] on the held-out side",
     "sampler": "num_chains, num_warmup, num_samples, seed, method (nuts or laplace), "
@@ -310,6 +316,7 @@ def backtest(
     )
     fitted = {
         "max_distance": float(np.max(core["distance"])),
+        "held_out_beyond_in": _predict.Discrepancy.fixed(0.0, spec, train).beyond_in(test),
         "diagnostics": _inference.diagnostics(idata.posterior, idata.sample_stats),
     }
     report.update(_setting(spec, split, mask, group, likelihood, (train, test), sampler, fitted))
@@ -394,6 +401,7 @@ def _setting(spec: LawSpec, split, mask, group, likelihood, sides, sampler: _Sam
         "n_test": int((~mask).sum()),
         "n_test_new_group": int(sum(g not in known for g in test["group"])) if grouped else 0,
         "max_distance": fitted["max_distance"],
+        "held_out_beyond_in": fitted["held_out_beyond_in"],
         "train_range": {c: [float(train[c].min()), float(train[c].max())] for c in spec.covariates},
         "test_range": {c: [float(test[c].min()), float(test[c].max())] for c in spec.covariates},
         "sampler": {

@@ -88,7 +88,14 @@ def store_discrepancy(groups, args):
     idata = inference.to_inference_data(groups)
     if setting in ("auto", "calibrate"):
         disc = predict.calibrate_discrepancy(idata, seed=args.seed)
-        _c.say(f"extrapolation discrepancy: tau median {disc.tau_quantile(0.5):.3g} (stored)")
+        from bayes_scaling.predict.refits import beyond_words, learned_directions
+
+        learned = learned_directions(disc.details.get("cuts") or ())
+        source = f", learned from runs beyond in {beyond_words(learned)}" if learned else ""
+        _c.say(
+            f"extrapolation discrepancy: tau median {disc.tau_quantile(0.5):.3g} per e-fold "
+            f"(stored){source}"
+        )
     else:
         disc = predict.get_discrepancy(idata, setting)
     return predict.attach_discrepancy(idata, disc)

@@ -45,6 +45,9 @@ def cmd_predict(args) -> int:
             out[f"{kind}_q{round(q * 100):02d}"] = ds[f"{kind}_quantiles"].sel(quantile=q).values
     if "distance" in ds:
         out["distance"] = ds["distance"].values
+    unlearned = _unlearned_directions(ds)
+    if unlearned:
+        _c.say(f"directions: {unlearned}")
     with atomic_path(args.out) as tmp:
         out.to_csv(tmp, index=False)
     _c.say(f"wrote {len(out)} predictions to {args.out}")
@@ -53,6 +56,23 @@ def cmd_predict(args) -> int:
     ):
         print(out.to_string(index=False))
     return 0
+
+
+def _unlearned_directions(ds) -> str:
+    """Where the predicted points leave the training runs in a direction that the stored
+    discrepancy's pseudo-futures never left theirs in, words that say so; else empty."""
+    from bayes_scaling import predict
+    from bayes_scaling.predict.refits import unlearned_directions
+
+    text = ds.attrs.get("discrepancy") or ""
+    if not text:
+        return ""
+    disc = predict.Discrepancy.from_json(text)
+    names = {part for coordinate in disc.coordinates for part in coordinate.split("*")}
+    if not names <= set(ds.coords):
+        return ""
+    beyond = disc.beyond_in({name: ds[name].values for name in names})
+    return unlearned_directions(beyond, disc.details.get("cuts") or (), what="the points")
 
 
 def _label_column(points, name: str | None) -> str | None:
@@ -118,6 +138,9 @@ def cmd_backtest(args) -> int:
             f"{base.get('max_are', float('nan')):.4g}"
         )
     print(_discrepancy_line(report.get("discrepancy")))
+    directions = _directions_line(report)
+    if directions:
+        print(directions)
     _c.say(f"wrote {args.out}")
     return 0
 
@@ -133,6 +156,16 @@ def _discrepancy_line(disc) -> str:
         f"  discrepancy        tau median {_c.fmt(disc.get('tau_median'), '.3g')} (90%: {tau}) "
         f"per e-fold beyond the training runs; {source}"
     )
+
+
+def _directions_line(report) -> str:
+    """Where the held-out runs leave the training runs in a direction that none of the
+    discrepancy's pseudo-futures left theirs in, a line that says so; else empty."""
+    from bayes_scaling.predict.refits import unlearned_directions
+
+    cuts = ((report.get("discrepancy") or {}).get("details") or {}).get("cuts") or ()
+    unlearned = unlearned_directions(report.get("held_out_beyond_in"), cuts)
+    return f"  directions         {unlearned}" if unlearned else ""
 
 
 def register(sub) -> None:

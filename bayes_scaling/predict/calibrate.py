@@ -234,7 +234,8 @@ def _pseudo_past_fit(setup: _Setup, train: pd.DataFrame, k: int):
 
 def _future_block(setup: _Setup, idata, train, test, rng: np.random.Generator):
     """The pseudo-future's block (y, mu, sigma, nu, d / span) outside the pseudo-past's box, d
-    (natural-log units) and the pseudo-past's span; the block's distances are in spans."""
+    (natural-log units), the pseudo-past's span (the block's distances are in spans) and how the
+    pseudo-future's runs leave the box (:meth:`Discrepancy.beyond_in`)."""
     spec = setup.spec
     coords = extrapolation_coordinates(spec)
     sub_coords = _coordinate_values(coords, train)
@@ -251,7 +252,7 @@ def _future_block(setup: _Setup, idata, train, test, rng: np.random.Generator):
     keep = d > 0
     span = data_span(spec, train) if setup.per_span else 1.0
     block = (y[keep], mu[:, keep], sigma, nu, d[keep] / span) if keep.any() else None
-    return block, d, span
+    return block, d, span, box.beyond_in(test)
 
 
 def _run_cut(setup: _Setup, past: np.ndarray, q: float, k: int, rng: np.random.Generator):
@@ -270,7 +271,7 @@ def _run_cut(setup: _Setup, past: np.ndarray, q: float, k: int, rng: np.random.G
     except (ValueError, RuntimeError) as exc:
         return None, {**skip, "reason": str(exc)}, False
     try:
-        block, d, span = _future_block(setup, idata, train, test, rng)
+        block, d, span, beyond = _future_block(setup, idata, train, test, rng)
     except ValueError as exc:  # a refit with non-finite draws: the cut says why and is skipped
         return None, {**skip, "reason": str(exc)}, False
     used = {
@@ -278,6 +279,7 @@ def _run_cut(setup: _Setup, past: np.ndarray, q: float, k: int, rng: np.random.G
         "n_past": n_past,
         "n_future": len(test),
         "n_outside": int((d > 0).sum()),
+        "beyond_in": beyond,
         "max_distance": float(d.max()),
         "span": span,
         "fit_warnings": notes,
@@ -408,8 +410,10 @@ def calibrate_discrepancy(
     Discrepancy
         The grid posterior of ``tau`` (per natural-log unit of distance; with ``unit="span"``,
         the per-span posterior divided by the whole data's span) and the box of the whole data.
-        ``details["cuts"]`` records each refit used: its runs, distances, warnings and, for
-        NUTS, max R-hat, min bulk ESS and divergences; a ``RuntimeWarning`` names the refits
+        ``details["cuts"]`` records each refit used: its runs, distances, how its
+        pseudo-future's runs leave the pseudo-past (``beyond_in``, see
+        :meth:`Discrepancy.beyond_in`), warnings and, for NUTS, max R-hat, min bulk ESS and
+        divergences; a ``RuntimeWarning`` names the refits
         whose chains disagree (R-hat above 1.05), since ``tau`` then moves with the seed.
         When no cut is usable (too few runs), ``tau`` follows its prior (``method="prior"``)
         and a warning says so: with no pseudo-future to learn from, the prior is the honest

@@ -102,12 +102,38 @@ class Discrepancy:
             {"tau": float(tau)},
         )
 
-    def distance(self, covariates: Mapping[str, Any]) -> np.ndarray:
-        """Distance (natural-log units) of each point outside the training box; 0 inside."""
+    def _excess(self, covariates: Mapping[str, Any]) -> np.ndarray:
+        """(P, K) how far each point lies outside the box in each coordinate; 0 inside."""
         z = _coordinate_values(self.coordinates, covariates)
         lo, hi = np.asarray(self.lower), np.asarray(self.upper)
-        excess = np.maximum(np.maximum(z - hi, lo - z), 0.0)
-        return excess.max(axis=-1)
+        return np.maximum(np.maximum(z - hi, lo - z), 0.0)
+
+    def distance(self, covariates: Mapping[str, Any]) -> np.ndarray:
+        """Distance (natural-log units) of each point outside the training box; 0 inside."""
+        return self._excess(covariates).max(axis=-1)
+
+    def beyond_in(self, covariates: Mapping[str, Any]) -> dict[str, int]:
+        """How the points outside the box leave it: counts by the covariates whose training
+        range they leave (``"N"``, ``"D"``, ``"N,D"``) or, for points inside every covariate's
+        range, by the combined coordinate they are beyond in (``"N*D"``: a larger model trained
+        longer than the training runs that reach its size). Points inside are not counted.
+
+        Examples
+        --------
+        >>> runs = {"N": [1e8, 1e9, 1e8], "D": [1e10, 1e9, 1e9]}  # no run of 1e9 on 1e10 tokens
+        >>> box = Discrepancy.fixed(0.0, "chinchilla", runs)
+        >>> box.beyond_in({"N": [5e8, 4e9, 5e8, 1e8], "D": [5e9, 5e9, 4e10, 2e9]})
+        {'N*D': 1, 'N': 1, 'D': 1}
+        """
+        beyond = self._excess(covariates) > 0
+        single = [k for k, c in enumerate(self.coordinates) if "*" not in c]
+        combined = [k for k, c in enumerate(self.coordinates) if "*" in c]
+        counts: dict[str, int] = {}
+        for row in beyond[beyond.any(axis=-1)]:
+            left = [k for k in single if row[k]] or [k for k in combined if row[k]]
+            label = ",".join(self.coordinates[k] for k in left)
+            counts[label] = counts.get(label, 0) + 1
+        return counts
 
     @property
     def _w(self) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""How well the discrepancy calibration's refits converged: their figures, in the calibration's
-record of each cut, and a warning where their chains disagree."""
+"""The discrepancy calibration's refits as its record of each cut keeps them: how well they
+converged (and a warning where their chains disagree), and which way their pseudo-futures left
+the pseudo-pasts, against the way a backtest's held-out runs leave its training runs."""
 
 from __future__ import annotations
 
@@ -10,7 +11,15 @@ from typing import Any
 from bayes_scaling import _warnings
 from bayes_scaling import inference as _inference
 
-__all__ = ["UNSETTLED_RHAT", "refit_figures", "unsettled_refits", "warn_unsettled"]
+__all__ = [
+    "UNSETTLED_RHAT",
+    "beyond_words",
+    "learned_directions",
+    "refit_figures",
+    "unlearned_directions",
+    "unsettled_refits",
+    "warn_unsettled",
+]
 
 
 def refit_figures(idata) -> dict[str, Any]:
@@ -55,4 +64,46 @@ def warn_unsettled(used: Sequence[Mapping[str, Any]]) -> None:
         "chains settle it (the refits' settings: calibrate_discrepancy's num_warmup and "
         "num_chains, or backtest's calibration={'num_warmup': 1000, 'num_chains': 4}).",
         RuntimeWarning,
+    )
+
+
+def beyond_words(counts: Mapping[str, int]) -> str:
+    """``{"N*D": 60, "D": 4}`` as ``"N*D (60), D (4)"``, most first; ``"N,D"`` as ``"N and D"``."""
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])
+    return ", ".join(f"{k.replace(',', ' and ')} ({v})" for k, v in ranked)
+
+
+def learned_directions(cuts: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """How the pseudo-futures of a calibration's cuts left their pseudo-pasts, summed over the
+    cuts (:meth:`Discrepancy.beyond_in`); empty for records written before it was kept."""
+    learned: dict[str, int] = {}
+    for cut in cuts:
+        for key, n in (cut.get("beyond_in") or {}).items():
+            learned[key] = learned.get(key, 0) + int(n)
+    return learned
+
+
+def unlearned_directions(
+    held_out_beyond_in: Mapping[str, int] | None,
+    cuts: Sequence[Mapping[str, Any]],
+    what: str = "held-out runs",
+) -> str:
+    """Words for runs (``what``: a backtest's held-out runs, the points of a prediction) that
+    leave the training runs in a direction none of the calibration's pseudo-futures left its
+    pseudo-past in; empty when every direction was seen (or either record is missing: reports
+    and fits written before these records existed).
+
+    ``tau`` is learned per distance, whatever the direction; where the held-out runs leave in
+    another one (Gemstones: more tokens at seen sizes, against pseudo-futures of larger models
+    trained longer), their band's width there is carried over, not measured.
+    """
+    learned = learned_directions(cuts)
+    held = dict(held_out_beyond_in or {})
+    new = sorted(set(held) - set(learned))
+    if not held or not learned or not new:
+        return ""
+    return (
+        f"{what} leave the training runs in {beyond_words(held)}; the discrepancy's "
+        f"pseudo-futures left theirs in {beyond_words(learned)}: its width beyond in "
+        f"{'; '.join(k.replace(',', ' and ') for k in new)} is carried over, not learned"
     )

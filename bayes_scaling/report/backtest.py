@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bayes_scaling import plots as _plots
-from bayes_scaling.predict.refits import unsettled_refits
+from bayes_scaling.predict.refits import unlearned_directions, unsettled_refits
 from bayes_scaling.report.blocks import Figures, Section, Table, cell
 from bayes_scaling.report.verdicts import coverage_verdict
 
@@ -82,7 +82,11 @@ def _setup_rows(backtest: Mapping[str, Any]) -> list[tuple[str, str]]:
         else:
             value = f"{disc.get('method', '')}, tau median {cell(disc.get('tau_median'))}"
         setup.append(("extrapolation discrepancy", value))
-        unsettled = unsettled_refits((disc.get("details") or {}).get("cuts") or ())
+        cuts = (disc.get("details") or {}).get("cuts") or ()
+        unlearned = unlearned_directions(backtest.get("held_out_beyond_in"), cuts)
+        if unlearned:
+            setup.append(("directions beyond the runs", unlearned))
+        unsettled = unsettled_refits(cuts)
         if unsettled:
             setup.append(
                 (
