@@ -1,6 +1,7 @@
 """The report: content, self-containment, Markdown output, verdicts, and the CLI commands."""
 
 import base64
+import dataclasses
 import json
 import re
 
@@ -172,6 +173,14 @@ def test_extrapolation_says_whether_a_discrepancy_is_included():
     assert "<code>--discrepancy auto</code>" in plain
     wide = report.build_report(fit, compute=1e24, discrepancy=0.02, sections=["extrapolation"]).to_html()
     assert "<th>with discrepancy 90%</th>" in wide and "extrapolation discrepancy</strong> (fixed" in wide
+    assert "It was learned from runs beyond" not in wide  # a fixed tau: learned from nothing
+    from bayes_scaling import predict
+
+    box = predict.Discrepancy.fixed(0.02, "chinchilla", predict.fit_data(fit))
+    cuts = [{"cut": 0.7, "beyond_in": {"N*D": 80}}, {"cut": 0.8, "beyond_in": {"N*D": 40, "D": 3}}]
+    learned = dataclasses.replace(box, method="leave-future-out", details={"cuts": cuts})
+    text = report.build_report(fit, compute=1e24, discrepancy=learned, sections=["extrapolation"]).to_html()
+    assert "It was learned from runs beyond their pseudo-past in N*D (120), D (3)" in text
 
 
 def test_grouped_report_has_contrasts_and_per_group_rows():

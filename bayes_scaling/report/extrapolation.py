@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_scaling import plots as _plots
+from bayes_scaling.predict.refits import beyond_words, learned_directions
 from bayes_scaling.report.blocks import (
     MAX_GROUP_PANELS,
     Figures,
@@ -82,12 +83,20 @@ def _discrepancy_note(disc) -> str:
     summary = disc.summary()
     method = summary.get("method", disc.method)
     tau = fmt_g(float(summary.get("tau_median", disc.tau_quantile(0.5))), 3)
+    learned = learned_directions(disc.details.get("cuts") or ())
+    source = (
+        f" It was learned from runs beyond their pseudo-past in {beyond_words(learned)} (by the "
+        "covariates whose range they left, or `N*D` alone: larger models trained longer); in "
+        "other directions its width is carried over, not learned."
+        if learned
+        else ""
+    )
     return (
         f"The purple lines add the **extrapolation discrepancy** ({method}; "
         f"tau median {tau} per "
         "natural-log unit of distance outside the data): a random change of slope at the edge "
         "of the data, which widens the bands the further they reach. The new-run interval "
-        "includes it."
+        f"includes it.{source}"
     )
 
 
