@@ -119,6 +119,7 @@ VARIANTS: dict[str, dict] = {
     "joint": {"calibration": {"score": "joint"}},
     "joint-5cuts": {"calibration": {"score": "joint", "cuts": FIVE_CUTS}},
     "span-t3-5cuts": {"calibration": {"cuts": FIVE_CUTS}},
+    "axes-scale-N-D": {"calibration": {"axes": ("scale", "N", "D")}},
     "noise-normal": {"likelihood": "normal"},
     "nu-4": {"priors": _nu(4.0)},
     "nu-2": {"priors": _nu(2.0)},

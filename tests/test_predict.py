@@ -272,6 +272,24 @@ def test_a_calibration_learned_from_unsettled_refits_says_which():
         PR.warn_unsettled([settled, laplace])
 
 
+def test_calibration_cuts_along_each_axis_asked_for():
+    """``axes`` adds cuts along a covariate: their pseudo-futures are the larger models, beyond
+    the pseudo-past in N; the scale axis's cuts are those of the default, in the same order."""
+    n = np.geomspace(1e7, 1e9, 24)
+    frame = pd.DataFrame({"N": n, "D": 20 * n * np.tile([0.5, 1.0, 2.0], 8)})
+    frame["loss"] = 1.8 + 400 * frame.N**-0.34 + 2000 * frame.D**-0.36
+    frame["loss"] *= np.exp(0.01 * np.random.default_rng(0).standard_normal(len(frame)))
+    default = P.calibrate_discrepancy(frame, "chinchilla", num_samples=100, seed=0)
+    both = P.calibrate_discrepancy(frame, "chinchilla", axes=("scale", "N"), num_samples=100, seed=0)
+    by_axis = [c for c in both.details["cuts"] if c.get("axis") == "N"]
+    scale = [c for c in both.details["cuts"] if "axis" not in c]
+    assert scale == default.details["cuts"] and by_axis
+    for cut in by_axis:
+        assert set(cut["beyond_in"]) <= {"N", "N,D"} and sum(cut["beyond_in"].values()) > 0
+    with pytest.raises(ValueError, match="axes must be among scale, N, D"):
+        P.calibrate_discrepancy(frame, "chinchilla", axes=("U",))
+
+
 def test_points_beyond_the_box_are_counted_by_the_direction_they_leave_it():
     """A point is counted by the covariate ranges it leaves (above or below), and by ``N*D``
     only where it lies inside both ranges; points inside the box are not counted."""

@@ -57,10 +57,11 @@ def data_span(law: str | LawSpec, frame: pd.DataFrame) -> float:
     return width if width > 0 else 1.0
 
 
-def _scale_axis(law: LawSpec, frame: pd.DataFrame) -> np.ndarray:
-    """The scale axis (log N*D, else the sum of log covariates), oriented so the target falls
-    along it."""
-    axis = _coordinate_values([_scale_coordinate(law)], frame)[:, 0]
+def _scale_axis(law: LawSpec, frame: pd.DataFrame, coordinate: str = "scale") -> np.ndarray:
+    """The scale axis (log N*D, else the sum of log covariates), or one covariate's log, oriented
+    so the target falls along it."""
+    name = _scale_coordinate(law) if coordinate == "scale" else coordinate
+    axis = _coordinate_values([name], frame)[:, 0]
     y = np.log(frame[law.target].to_numpy(dtype=float))
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = np.corrcoef(axis, y)[0, 1] if axis.std() > 0 and y.std() > 0 else np.nan
@@ -168,6 +169,7 @@ class _Setup:
     seed: int
     pad_to: int
     per_span: bool = True
+    axes: tuple[str, ...] = ("scale",)
 
 
 def _source_model(source, law, group, priors, pooling, likelihood):
@@ -208,6 +210,14 @@ def _check_options(
     bad_cuts = [c for c in cuts if not 0 < c < 1]
     if bad_cuts or not len(cuts):
         raise ValueError(f"cuts must be quantiles in (0, 1); got {list(cuts)}")
+
+
+def _check_axes(spec: LawSpec, axes: Sequence[str]) -> tuple[str, ...]:
+    allowed = ("scale", *spec.covariates)
+    bad = [a for a in axes if a not in allowed]
+    if bad or not len(axes):
+        raise ValueError(f"axes must be among {', '.join(allowed)}; got {list(axes)}")
+    return tuple(dict.fromkeys(axes))
 
 
 def _pseudo_past_fit(setup: _Setup, train: pd.DataFrame, k: int):
@@ -289,20 +299,21 @@ def _run_cut(setup: _Setup, past: np.ndarray, q: float, k: int, rng: np.random.G
 
 
 def _run_cuts(setup: _Setup, cuts: Sequence[float], rng: np.random.Generator):
-    """Blocks, used and skipped cuts, one refit per distinct pseudo-past."""
-    axis = _scale_axis(setup.spec, setup.frame)
+    """Blocks, used and skipped cuts, one refit per distinct pseudo-past (along each axis)."""
     blocks: list[tuple] = []
     used: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     seen = set()
-    for k, q in enumerate(sorted(cuts)):
+    plan = [(a, q) for a in setup.axes for q in sorted(cuts)]
+    for k, (name, q) in enumerate(plan):
+        axis = _scale_axis(setup.spec, setup.frame, name)
         past = axis <= float(np.quantile(axis, q))
         key = tuple(np.flatnonzero(past))
         if key in seen:
             continue
         seen.add(key)
         block, record, ok = _run_cut(setup, past, q, k, rng)
-        (used if ok else skipped).append(record)
+        (used if ok else skipped).append(record if name == "scale" else {"axis": name, **record})
         if block is not None:
             blocks.append(block)
     return blocks, used, skipped
@@ -350,6 +361,7 @@ def calibrate_discrepancy(
     method: str = "laplace",
     pad_to: int | None = None,
     score: str = "pointwise",
+    axes: Sequence[str] = ("scale",),
 ) -> Discrepancy:
     """Learn the extrapolation discrepancy scale ``tau`` by leave-future-out inside the data.
 
@@ -405,6 +417,11 @@ def calibrate_discrepancy(
         at 0.75 or more (the pointwise one: four cases under) at the cost of wider 90%
         intervals (``benchmarks/RESULTS.md``); it is not yet the default.
 
+    axes : sequence of str, default ("scale",)
+        Axes along which the data are cut: ``"scale"`` (the scale axis, ``log N*D`` for laws
+        over N and D) and any of the law's covariates (``"N"``: pseudo-futures of larger models;
+        ``"D"``: of more tokens). Each axis adds its cuts' refits; ``tau`` is learned from all.
+
     Returns
     -------
     Discrepancy
@@ -453,6 +470,7 @@ def calibrate_discrepancy(
         seed=seed,
         pad_to=max(len(frame), int(pad_to or 0)),
         per_span=unit == "span",
+        axes=_check_axes(spec, axes),
     )
     rng = np.random.default_rng(seed)
     blocks, used, skipped = _run_cuts(setup, cuts, rng)
