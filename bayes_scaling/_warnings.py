@@ -62,6 +62,10 @@ _FLAG_WORDS = (
     (re.compile(r"derive_tokens=True"), "--derive-tokens"),
     (re.compile(r"pooling=\{((?:'\w+': '\w+'(?:, )?)+)\}"), lambda m: _pool_flag(m.group(1))),
     (re.compile(r"columns=\{'your_name': 'canonical'\}"), "--map your_name=canonical"),
+    (
+        re.compile(r"the calibration's axes=\(([^)]*)\)"),
+        lambda m: "--calibration-axes " + ",".join(re.findall(r"'([^']+)'", m.group(1))),
+    ),
 )
 
 

@@ -145,8 +145,8 @@ def test_pilot_option_reaches_backtest_calibrate_and_compare(captured_calls, dem
 
 
 def test_calibration_refit_options_reach_backtest_and_calibrate(captured_calls, demo_csv, tmp_path):
-    """`--calibration-warmup` and `--calibration-chains` become the refits' settings; without
-    them the library's defaults stand; a count under 1 is refused."""
+    """`--calibration-warmup`, `--calibration-chains` and `--calibration-axes` become the refits'
+    settings; without them the library's defaults stand; a count under 1 is refused."""
     from bayes_scaling import backtest
 
     captured_calls.replace(backtest, "backtest")
@@ -165,6 +165,21 @@ def test_calibration_refit_options_reach_backtest_and_calibrate(captured_calls, 
             "--out", str(tmp_path / "d.json"))
     assert r.returncode == 2 and "must be at least 1" in r.stderr
     assert not (tmp_path / "d.json").exists()
+    # the axes the runs are cut along, on backtest, calibrate and fit (its stored calibration)
+    with pytest.raises(captured_calls.stopped):
+        cli.main(["calibrate", str(demo_csv), "--law", "chinchilla", "--calibration-axes", "scale, N"])
+    assert captured_calls.seen["calibrate"]["calibration"] == {"axes": ("scale", "N")}
+    from bayes_scaling import predict
+
+    captured_calls.replace(predict, "calibrate_discrepancy")
+    with pytest.raises(captured_calls.stopped):
+        cli.main(["fit", str(demo_csv), "--law", "chinchilla", *FAST, "--calibration-axes", "D",
+                  "--out", str(tmp_path / "f.nc")])
+    assert captured_calls.seen["calibrate_discrepancy"] == {"seed": 0, "axes": ("D",)}
+    assert not (tmp_path / "f.nc").exists()
+    r = run("fit", str(demo_csv), "--calibration-axes", "scale,U", "--out", str(tmp_path / "g.nc"))
+    assert r.returncode == 2 and "--calibration-axes takes scale, N, D for law 'chinchilla'; got U" in r.stderr
+    assert "fitting" not in r.stderr and not (tmp_path / "g.nc").exists()  # refused before the fit
 
 
 def test_the_backtest_prints_the_discrepancy_it_carried():
@@ -187,7 +202,8 @@ def test_the_backtest_names_directions_its_discrepancy_never_saw():
     report = {"held_out_beyond_in": {"D": 352}, "discrepancy": {"enabled": True, "details": {"cuts": cuts}}}
     assert _directions_line(report) == (
         "  directions         held-out runs leave the training runs in D (352); the discrepancy's "
-        "pseudo-futures left theirs in N*D (100): its width beyond in D is carried over, not learned"
+        "pseudo-futures left theirs in N*D (100): its width beyond in D is carried over, not "
+        "learned; cuts along D as well learn it there (--calibration-axes scale,D)"
     )
     report["held_out_beyond_in"] = {"N*D": 23}
     assert _directions_line(report) == ""

@@ -231,7 +231,8 @@ def test_predict_on_the_command_line_names_directions_the_calibration_never_saw(
     more_tokens = P.predict(fit, {"N": [n_mid], "D": [d_max * 4]}, seed=0)
     assert _unlearned_directions(more_tokens) == (
         "the points leave the training runs in D (1); the discrepancy's pseudo-futures left "
-        "theirs in N*D (12), N and D (3): its width beyond in D is carried over, not learned"
+        "theirs in N*D (12), N and D (3): its width beyond in D is carried over, not learned; "
+        "cuts along D as well learn it there (--calibration-axes scale,D)"
     )
     both = P.predict(fit, {"N": [train["N"].max() * 4], "D": [d_max * 4]}, seed=0)
     assert _unlearned_directions(both) == ""  # N and D: seen in the cut at 0.8
@@ -317,8 +318,15 @@ def test_directions_the_calibration_never_saw_are_named():
     assert words == (
         "held-out runs leave the training runs in N (3), D (1); the discrepancy's "
         "pseudo-futures left theirs in N*D (100), D (2): its width beyond in N is carried over, "
-        "not learned"
+        "not learned; cuts along N as well learn it there (the calibration's axes=('scale', 'N'))"
     )
+    # a direction whose axis was cut along already (too few runs left that way): no remedy
+    along_n = [*cuts, {"cut": 0.9, "axis": "N", "beyond_in": {"D": 1}}]
+    assert PR.unlearned_directions({"N": 3}, along_n).endswith("is carried over, not learned")
+    # on the command line the remedy reads as the flag
+    from bayes_scaling._warnings import cli_words
+
+    assert cli_words(words).endswith("learn it there (--calibration-axes scale,N)")
     assert PR.unlearned_directions({"N,D": 2}, cuts, what="the points").startswith(
         "the points leave the training runs in N and D (2);"
     )

@@ -195,8 +195,21 @@ def _count_type(text: str) -> int:
     return value
 
 
-def add_calibration_options(p) -> None:
-    """The settings of the refits that learn the extrapolation discrepancy."""
+def add_calibration_options(p, refit_budget: bool = True) -> None:
+    """The settings of the refits that learn the extrapolation discrepancy (their chains and
+    warmup only where they can be NUTS refits: not for ``fit``, whose refits are Laplace's)."""
+    if refit_budget:
+        _add_refit_budget(p)
+    p.add_argument(
+        "--calibration-axes",
+        type=_axes_type,
+        help="axes along which the runs are cut to learn the discrepancy, comma-separated: "
+        "scale (log N*D; the default) and any of the law's covariates, e.g. scale,N,D (larger "
+        "models and longer training too; each axis adds three refits)",
+    )
+
+
+def _add_refit_budget(p) -> None:
     p.add_argument(
         "--calibration-chains",
         type=_count_type,
@@ -210,9 +223,32 @@ def add_calibration_options(p) -> None:
     )
 
 
+def _axes_type(text: str) -> tuple[str, ...]:
+    axes = tuple(a.strip() for a in text.split(",") if a.strip())
+    if not axes:
+        raise argparse.ArgumentTypeError(f"give one or more axes, e.g. scale,N; got {text!r}")
+    return axes
+
+
 def calibration_kwargs(args) -> dict:
-    """``calibration=`` for backtest and calibrate: only the settings given."""
-    given = {"num_chains": args.calibration_chains, "num_warmup": args.calibration_warmup}
+    """``calibration=`` for backtest and calibrate (the keyword arguments of the discrepancy's
+    calibration for fit): only the settings given. Axes the law does not have are refused here,
+    before any fit."""
+    if args.calibration_axes is not None:
+        from bayes_scaling.laws import get_law
+
+        allowed = ("scale", *get_law(args.law).covariates)
+        bad = [a for a in args.calibration_axes if a not in allowed]
+        if bad:
+            raise ValueError(
+                f"--calibration-axes takes {', '.join(allowed)} for law {args.law!r}; "
+                f"got {', '.join(bad)}"
+            )
+    given = {
+        "num_chains": getattr(args, "calibration_chains", None),
+        "num_warmup": getattr(args, "calibration_warmup", None),
+        "axes": args.calibration_axes,
+    }
     return {k: v for k, v in given.items() if v is not None}
 
 

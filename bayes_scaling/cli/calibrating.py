@@ -87,7 +87,7 @@ def store_discrepancy(groups, args):
         return groups
     idata = inference.to_inference_data(groups)
     if setting in ("auto", "calibrate"):
-        disc = predict.calibrate_discrepancy(idata, seed=args.seed)
+        disc = predict.calibrate_discrepancy(idata, seed=args.seed, **_c.calibration_kwargs(args))
         from bayes_scaling.predict.refits import beyond_words, learned_directions
 
         learned = learned_directions(disc.details.get("cuts") or ())

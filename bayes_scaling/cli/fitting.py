@@ -107,6 +107,7 @@ def cmd_fit(args) -> int:
     from bayes_scaling import inference
 
     _c.check_out(args, args.data)
+    _c.calibration_kwargs(args)  # refuses axes the law does not have before the fit, not after
     df = _c.read_data(args)
     groups = _run_fit(df, args, str(args.data))
     from bayes_scaling.cli.calibrating import store_discrepancy
@@ -182,6 +183,7 @@ def register(sub) -> None:
         "data", help="CSV file or dataset name (see bayes_scaling.datasets.list_datasets)"
     )
     _c.add_fit_options(p)
+    _c.add_calibration_options(p, refit_budget=False)
     p.add_argument("--out", required=True, help="output netCDF file (InferenceData)")
     p.add_argument(
         "--force", action="store_true", help="replace --out if it exists (never an input file)"

@@ -72,7 +72,8 @@ def _unlearned_directions(ds) -> str:
     if not names <= set(ds.coords):
         return ""
     beyond = disc.beyond_in({name: ds[name].values for name in names})
-    return unlearned_directions(beyond, disc.details.get("cuts") or (), what="the points")
+    words = unlearned_directions(beyond, disc.details.get("cuts") or (), what="the points")
+    return _c.cli_words(words)
 
 
 def _label_column(points, name: str | None) -> str | None:
@@ -165,7 +166,7 @@ def _directions_line(report) -> str:
 
     cuts = ((report.get("discrepancy") or {}).get("details") or {}).get("cuts") or ()
     unlearned = unlearned_directions(report.get("held_out_beyond_in"), cuts)
-    return f"  directions         {unlearned}" if unlearned else ""
+    return f"  directions         {_c.cli_words(unlearned)}" if unlearned else ""
 
 
 def register(sub) -> None:

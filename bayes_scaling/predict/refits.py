@@ -102,8 +102,18 @@ def unlearned_directions(
     new = sorted(set(held) - set(learned))
     if not held or not learned or not new:
         return ""
-    return (
+    words = (
         f"{what} leave the training runs in {beyond_words(held)}; the discrepancy's "
         f"pseudo-futures left theirs in {beyond_words(learned)}: its width beyond in "
         f"{'; '.join(k.replace(',', ' and ') for k in new)} is carried over, not learned"
+    )
+    axes = {str(c.get("axis", "scale")) for c in cuts}  # the axes the cuts were taken along
+    wanted = {"scale" if "*" in k else part for k in new for part in k.split(",")} - axes
+    if not wanted:  # cut along already: its cuts left too few runs beyond in that direction
+        return words
+    order = sorted(axes | wanted, key=lambda a: (a != "scale", a))
+    along = " and ".join("the scale axis" if a == "scale" else a for a in sorted(wanted))
+    return (
+        f"{words}; cuts along {along} as well learn it there "
+        f"(the calibration's axes=({', '.join(repr(a) for a in order)}))"
     )
