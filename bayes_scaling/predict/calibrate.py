@@ -304,10 +304,10 @@ def _run_cuts(setup: _Setup, cuts: Sequence[float], rng: np.random.Generator):
     used: list[dict[str, Any]] = []
     skipped: list[dict[str, Any]] = []
     seen = set()
-    plan = [(a, q) for a in setup.axes for q in sorted(cuts)]
+    values = {name: _scale_axis(setup.spec, setup.frame, name) for name in setup.axes}
+    plan = [(name, q) for name in setup.axes for q in sorted(cuts)]
     for k, (name, q) in enumerate(plan):
-        axis = _scale_axis(setup.spec, setup.frame, name)
-        past = axis <= float(np.quantile(axis, q))
+        past = values[name] <= float(np.quantile(values[name], q))
         key = tuple(np.flatnonzero(past))
         if key in seen:
             continue
