@@ -441,3 +441,77 @@ def test_pilot_whitening_reads_the_chains_spread_about_their_own_means():
     np.testing.assert_allclose(mean, draws.mean((0, 1)), atol=1e-4)
     # about the common mean the first coordinate would read a variance of about 500, not 1
     assert abs((factor @ factor.T)[0, 0] - 1.0) < 0.1 and draws[..., 0].var() > 400
+
+
+def test_mean_centred_offsets_invert_and_their_log_jacobian_is_exact():
+    """A pooled parameter moved centred about the groups' mean: ``to_u`` inverts ``to_w``, its
+    log Jacobian is the exact one less the dropped constant ``-log(G) / 2``, the elementwise
+    form agrees with the block-by-block one, and the prior's offsets split into the location's
+    ``m`` (minus ``sqrt(G)`` times their mean) and the centred values. Not chosen, the
+    parameter moves as :class:`_ScaledOffsets` moves it."""
+    from bayes_scaling.engine.centring import _MeanCentredOffsets
+
+    inputs, info = _four_group_structure()
+    blocks = engine._pooled_blocks(inputs.spec, info)
+    (li, si, zi, _, t_sd), = blocks
+    d = jax.flatten_util.ravel_pytree(info.param_info.z)[0].shape[0]
+    u = jnp.asarray(np.random.default_rng(4).normal(size=d), jnp.float32)
+    information = jnp.asarray([[0.0, 1.0, 10.0, 100.0]], jnp.float32)
+    for centred in (True, False):
+        coords = _MeanCentredOffsets(blocks, information, 0.5, jnp.asarray([centred]))
+        w = coords.to_w(u)
+        back, log_det = coords.to_u(w)
+        np.testing.assert_allclose(np.asarray(back), np.asarray(u), rtol=1e-5, atol=1e-5)
+        by_blocks, log_det_blocks = coords._to_u_by_blocks(w)
+        np.testing.assert_allclose(np.asarray(by_blocks), np.asarray(back), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(float(log_det_blocks), float(log_det), rtol=1e-5, atol=1e-5)
+        jac = jax.jacfwd(lambda ww, c=coords: c.to_u(ww)[0])(w)
+        constant = -0.5 * np.log(4) if centred else 0.0
+        np.testing.assert_allclose(
+            float(log_det) + constant, float(jnp.linalg.slogdet(jac)[1]), rtol=1e-4, atol=1e-4
+        )
+        if centred:
+            sigma = float(t_sd(u[si]))
+            np.testing.assert_allclose(np.asarray(w[zi]), np.asarray(u[li] + sigma * u[zi]), rtol=1e-5)
+            np.testing.assert_allclose(float(w[li]), -2.0 * float(jnp.mean(u[zi])), rtol=1e-5)
+        else:
+            plain = engine._ScaledOffsets(blocks, information, 0.5).to_w(u)
+            np.testing.assert_allclose(np.asarray(w), np.asarray(plain), rtol=1e-6)
+
+
+def test_mean_centring_is_chosen_by_each_parameters_tie_figure_from_three_to_ten_groups():
+    """Each pooled parameter whose tie figure at the mode exceeds ``mean_centred_above`` moves
+    centred; none with the setting None, and none outside ``MEAN_CENTRING_MIN_GROUPS`` to
+    ``MEAN_CENTRING_MAX_GROUPS`` groups."""
+    from numpyro.distributions.transforms import ExpTransform
+
+    from bayes_scaling.engine.centring import offset_tie_figures
+    from bayes_scaling.engine.sampler import mean_centred
+
+    mode = jnp.asarray([0.0, np.log(0.5), 1.0, -1.0, 0.5, 0.0, np.log(2.0), 0.1, 0.2, 0.3])
+    blocks = [(0, 1, np.arange(2, 5), None, ExpTransform()), (5, 6, np.arange(7, 10), None, ExpTransform())]
+    information = jnp.asarray([[10.0, 100.0, 1000.0], [1.0, 2.0, 3.0]])
+    figures = np.asarray(offset_tie_figures(blocks, information, mode))
+    assert figures[0] > 1 > figures[1]
+    settings = engine.SamplerSettings(mean_centred_above=1.0)
+    np.testing.assert_array_equal(np.asarray(mean_centred(settings, blocks, information, mode)), [True, False])
+    assert mean_centred(engine.SamplerSettings(mean_centred_above=None), blocks, information, mode) is None
+    for groups in (engine.MEAN_CENTRING_MIN_GROUPS - 1, engine.MEAN_CENTRING_MAX_GROUPS + 1):
+        outside = [(0, 1, np.arange(2, 2 + groups), None, ExpTransform())]
+        assert mean_centred(settings, outside, jnp.ones((1, groups)), jnp.zeros(2 + groups)) is None
+    with pytest.raises(ValueError, match="mean_centred_above must be a positive number or None"):
+        engine.SamplerSettings(mean_centred_above=0.0)
+
+
+def test_mean_centred_coordinates_leave_the_posterior_unchanged():
+    """Four groups whose own runs pin down their irreducible loss, sampled with ``E`` centred
+    about the groups' mean (forced by a tiny threshold) against the model's own non-centred
+    coordinates whitened by the full Hessian: one posterior (:func:`_assert_one_posterior`)."""
+    inputs = inference.prepare(grouped_curves(groups=4), "power_law", group="run", pooling=POOLING)
+    variants = {
+        "reference": {"whitening": "full", "offset_scaling": 0.0, "pilot": False},
+        "centred": {"mean_centred_above": 1e-6, "pilot": False},
+    }
+    fits = _short_fits(inputs, 5, variants, num_samples=1000)
+    names = ("E", "E_pop_loc", "E_pop_sd", "A", "alpha")
+    _assert_one_posterior(fits["centred"], fits["reference"], names, log_names=("E_pop_sd",))

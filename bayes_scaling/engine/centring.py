@@ -127,11 +127,16 @@ def offset_tie_figure(blocks, information, mode) -> jax.Array:
     population scales' upper tail is what sets the step size.
     ``SamplerSettings.tied_offsets_above`` compares it with a threshold.
     """
+    return jnp.max(offset_tie_figures(blocks, information, mode))
+
+
+def offset_tie_figures(blocks, information, mode) -> jax.Array:
+    """:func:`offset_tie_figure` for each pooled parameter, ``(K,)``."""
     figures = []
     for k, (_, si, zi, _, t_sd) in enumerate(blocks):
         spread = t_sd(mode[si]) * jnp.std(mode[np.asarray(zi)])
         figures.append(jnp.median(spread**2 * information[k]))
-    return jnp.max(jnp.stack(figures))
+    return jnp.stack(figures)
 
 
 class _ScaledOffsets:
@@ -172,9 +177,17 @@ class _ScaledOffsets:
             return jnp.exp(w[self.sd_idx])
         return jnp.stack([t(w[si]) for si, t in zip(self.sd_idx, self.sd_maps, strict=True)])
 
+    def _log_factor(self, w):
+        """``log dz/dv`` of each group offset, ``(K, G)``."""
+        return -0.5 * self.power * jnp.log1p(self._sigma(w)[:, None] ** 2 * self.information)
+
+    def with_power(self, power) -> _ScaledOffsets:
+        """The same coordinates with the offsets rescaled by another power."""
+        return _ScaledOffsets(self.blocks, self.information, power)
+
     def _scale(self, w):
         """The factor ``dz/dv`` for every coordinate (1 off the offsets) and its log det."""
-        log_c = -0.5 * self.power * jnp.log1p(self._sigma(w)[:, None] ** 2 * self.information)
+        log_c = self._log_factor(w)
         c = jnp.exp(log_c)
         d, G = w.shape[0], self.z_idx.shape[1]
         if not self.contiguous:
@@ -200,3 +213,109 @@ class _ScaledOffsets:
             return w, 0.0
         scale, log_det = self._scale(w)
         return w * scale, log_det
+
+
+class _MeanCentredOffsets(_ScaledOffsets):
+    """:class:`_ScaledOffsets`, except that chosen pooled parameters move centred, with their
+    population location measured from the groups' mean.
+
+    Where every group's data pin its value down far more tightly than the groups differ, the
+    non-centred offsets are tied to the population location (moving it at fixed offsets moves
+    every group off its data) and narrow as ``1/sigma``; the centred values ``c_g = mu + sigma
+    z_g`` are then near-independent of ``(mu, sigma)``, but ``mu`` itself, given the ``c_g``,
+    spreads as ``sigma / sqrt(G)`` about their mean, a funnel of its own. A chosen parameter
+    therefore moves in ``(m, log sigma, c_1..c_G)`` with ``mu = mean(c) + sigma m / sqrt(G)``:
+    the prior's ``sum z_g**2`` splits into ``m**2`` and the groups' spread about their mean, so
+    ``m`` is a standard normal independent of the rest, whatever ``sigma``. ``log |det du/dw|``
+    of a chosen parameter is ``(1 - G) log sigma - log(G) / 2``; the constant is dropped. With
+    weakly informed groups the centred values make the classic funnel with ``sigma``, so the
+    choice (``centred``, a boolean per pooled parameter, possibly traced) is made at the mode
+    (:func:`bayes_scaling.engine.sampler.mean_centred`); the others keep the rescaled
+    offsets. The model and its outputs stay as written.
+    """
+
+    def __init__(self, blocks, information, power, centred):
+        super().__init__(blocks, information, power)
+        self.centred = centred
+
+    def with_power(self, power) -> _MeanCentredOffsets:
+        return _MeanCentredOffsets(self.blocks, self.information, power, self.centred)
+
+    def to_w(self, u):
+        w = super().to_w(u)
+        sigma = self._sigma(u)
+        for k, (li, _, zi, _, _) in enumerate(self.blocks):
+            z = u[zi]
+            centred = self.centred[k]
+            w = w.at[zi].set(jnp.where(centred, u[li] + sigma[k] * z, w[zi]))
+            w = w.at[li].set(jnp.where(centred, -np.sqrt(z.shape[0]) * jnp.mean(z), w[li]))
+        return w
+
+    def _affine(self, w):
+        """``u = a * (w - s) + t`` at ``w`` (``a``, ``s`` and ``t`` depend on ``w`` only through
+        the scales and the chosen parameters' group means), and ``log |det du/dw|``.
+
+        Built from static pieces in the flat layout's order, an elementwise map: cheaper in
+        the gradient than setting each block's positions in turn. The centred values have
+        their location subtracted before they are scaled, as ``(c - mu) / sigma``, which keeps
+        the offsets' precision where ``sigma`` is small."""
+        sigma = self._sigma(w)
+        log_c = self._log_factor(w)  # (K, G)
+        d, dtype = w.shape[0], w.dtype
+        one, zero = jnp.ones((), dtype), jnp.zeros((), dtype)
+        pieces: list[tuple[int, tuple[jax.Array, ...]]] = []  # (start, (a, s, t))
+        log_det = 0.0
+        for k, (li, _, zi, _, _) in enumerate(self.blocks):
+            G, c = len(zi), self.centred[k]
+            mu = jnp.mean(w[zi]) + sigma[k] * w[li] / np.sqrt(G)
+            a_z = jnp.where(c, jnp.broadcast_to(1.0 / sigma[k], (G,)), jnp.exp(log_c[k]))
+            s_z = jnp.broadcast_to(jnp.where(c, mu, zero), (G,))
+            at_loc = tuple(x[None] for x in (jnp.where(c, zero, one), zero, jnp.where(c, mu, zero)))
+            pieces.append((int(li), at_loc))
+            pieces.append((int(zi[0]), (a_z, s_z, jnp.zeros(G, dtype))))
+            log_det = log_det + jnp.where(c, (1 - G) * jnp.log(sigma[k]), jnp.sum(log_c[k]))
+        parts: list[list[jax.Array]] = [[], [], []]
+        at = 0
+        for start, values in sorted(pieces, key=lambda p: p[0]):
+            for j, (part, fill) in enumerate(zip(parts, (1.0, 0.0, 0.0), strict=True)):
+                if start > at:
+                    part.append(jnp.full(start - at, fill, dtype))
+                part.append(values[j])
+            at = start + values[0].shape[0]
+        for part, fill in zip(parts, (1.0, 0.0, 0.0), strict=True):
+            part.append(jnp.full(d - at, fill, dtype))
+        a, s, t = (jnp.concatenate(part) for part in parts)
+        return a, s, t, log_det
+
+    def to_u(self, w):
+        """Non-centred coordinates of ``w`` and ``log |det du/dw|``."""
+        if not self.blocks:
+            return w, 0.0
+        if not self.contiguous:
+            return self._to_u_by_blocks(w)
+
+        def centred(w):
+            a, s, t, log_det = self._affine(w)
+            return a * (w - s) + t, jnp.asarray(log_det, w.dtype)
+
+        def rescaled(w):
+            u, log_det = _ScaledOffsets.to_u(self, w)
+            return u, jnp.asarray(log_det, w.dtype)
+
+        # where no parameter is chosen (a choice traced at the mode) the rescaled offsets'
+        # own map runs, without the centred one's cost in every gradient
+        return jax.lax.cond(jnp.any(jnp.asarray(self.centred)), centred, rescaled, w)
+
+    def _to_u_by_blocks(self, w):
+        u, _ = super().to_u(w)
+        sigma = self._sigma(w)
+        log_c = jnp.sum(self._log_factor(w), axis=1)
+        log_det = 0.0
+        for k, (li, _, zi, _, _) in enumerate(self.blocks):
+            c, G = w[zi], len(zi)
+            centred = self.centred[k]
+            mu = jnp.mean(c) + sigma[k] * w[li] / np.sqrt(G)
+            u = u.at[zi].set(jnp.where(centred, (c - mu) / sigma[k], u[zi]))
+            u = u.at[li].set(jnp.where(centred, mu, u[li]))
+            log_det = log_det + jnp.where(centred, (1 - G) * jnp.log(sigma[k]), log_c[k])
+        return u, log_det

@@ -11,15 +11,19 @@ from jax.flatten_util import ravel_pytree
 
 from bayes_scaling.engine.centring import (
     _location_ties,
+    _MeanCentredOffsets,
     _PartialCentring,
     _pooled_blocks,
     _ScaledOffsets,
     offset_information,
     offset_tie_figure,
+    offset_tie_figures,
 )
 from bayes_scaling.engine.chains import _nuts
 from bayes_scaling.engine.settings import (
     CENTRING_MIN_GROUPS,
+    MEAN_CENTRING_MAX_GROUPS,
+    MEAN_CENTRING_MIN_GROUPS,
     METHODS,
     TRACE_COUNTS,
     SamplerSettings,
@@ -152,16 +156,21 @@ def _centring(
     hessian,
     information=None,
     power=None,
+    centred=None,
 ):
     """The sampler's coordinates: partially centred, with the offsets rescaled (``information``
     from :func:`offset_information`, ``power`` from :func:`offset_power`, else
-    ``settings.offset_scaling``), or the model's own (identity without blocks)."""
+    ``settings.offset_scaling``) and the pooled parameters marked in ``centred`` (from
+    :func:`mean_centred`) centred about the groups' mean, or the model's own (identity
+    without blocks)."""
     if _partially_centred(spec, settings, method):
         return _PartialCentring(_pooled_blocks(spec, info), hessian)
     if _scales_offsets(spec, settings, method) and information is not None:
         blocks = _pooled_blocks(spec, info)
         if blocks:
             power = settings.offset_scaling if power is None else power
+            if centred is not None:
+                return _MeanCentredOffsets(blocks, information, power, centred)
             return _ScaledOffsets(blocks, information, power)
     return _PartialCentring([], hessian)
 
@@ -188,6 +197,19 @@ def offset_power(settings: SamplerSettings, blocks, information, mode):
     return jnp.where(tied, high, low).astype(mode.dtype)
 
 
+def mean_centred(settings: SamplerSettings, blocks, information, mode):
+    """Which pooled parameters move centred about the groups' mean (a traced boolean each;
+    :class:`bayes_scaling.engine.centring._MeanCentredOffsets`): those whose
+    :func:`bayes_scaling.engine.centring.offset_tie_figures` at the mode exceed
+    ``settings.mean_centred_above``, in fits of ``MEAN_CENTRING_MIN_GROUPS`` to
+    ``MEAN_CENTRING_MAX_GROUPS`` groups. None where none can be."""
+    groups = len(blocks[0][2]) if blocks else 0
+    in_range = MEAN_CENTRING_MIN_GROUPS <= groups <= MEAN_CENTRING_MAX_GROUPS
+    if settings.mean_centred_above is None or not in_range:
+        return None
+    return offset_tie_figures(blocks, information, mode) > settings.mean_centred_above
+
+
 def _potential_w(potential, centring):
     """The potential of the sampler's (centred or rescaled) coordinates ``w``."""
 
@@ -204,6 +226,15 @@ def _hessian_w(potential, centring, mode_w):
 
     hessian = value_grad_hessian(_potential_w(potential, centring), mode_w)[2]
     return jnp.where(jnp.isfinite(hessian), hessian, 0.0)
+
+
+def _mode_w(potential, centring, start):
+    """The mode of the potential in the sampler's coordinates, searched from ``start`` (the
+    model's mode mapped there); ``start`` where the search fails. Centred coordinates add a
+    log Jacobian in the population scales, which moves their mode."""
+    found = find_map(_potential_w(potential, centring), start)
+    usable = jnp.all(jnp.isfinite(found.u)) & jnp.isfinite(found.potential)
+    return jnp.where(usable, found.u, start)
 
 
 def _whitened_potential(potential, centring, mode_w, scale_w):
@@ -229,7 +260,7 @@ class RewhitenedCoordinates:
 
     def __init__(self, potential, centring: _ScaledOffsets, mode_w, scale_w, power):
         self.centring, self.mode_w, self.scale_w = centring, mode_w, scale_w
-        self.rescaled = _ScaledOffsets(centring.blocks, centring.information, power)
+        self.rescaled = centring.with_power(power)
         self.potential = _whitened_potential(potential, self.rescaled, mode_w, scale_w)
 
     def _w(self, y):
@@ -272,11 +303,18 @@ def _setup(
     )
     blocks = _pooled_blocks(spec, info) if _scales_offsets(spec, settings, method) else []
     information = offset_information(blocks, potential, mode) if blocks else None
-    power = None
+    power = centred = None
     if blocks and chooses_offset_power(settings):
         power = offset_power(settings, blocks, information, mode)
-    centring = _centring(spec, settings, method, info, found["hessian"], information, power)
+    if blocks:
+        centred = mean_centred(settings, blocks, information, mode)
+    centring = _centring(
+        spec, settings, method, info, found["hessian"], information, power, centred
+    )
     mode_w = centring.to_w(mode)
+    if isinstance(centring, _MeanCentredOffsets):
+        chosen = jnp.any(jnp.asarray(centring.centred))
+        mode_w = jnp.where(chosen, _mode_w(potential, centring, mode_w), mode_w)
     diagonal = settings.whitening in ("diagonal", "locations")
     if isinstance(centring, _ScaledOffsets) and diagonal:
         # the Hessian in the sampler's own coordinates at the mode (its diagonal ones, as for
@@ -304,6 +342,7 @@ def _setup(
         "centring": centring,
         "information": information,
         "offset_power": power,
+        "centred": centred,
         "mode_w": mode_w,
         "scale_w": scale_w,
         "k_fit": k_fit,

@@ -18,6 +18,12 @@ DENSE_MASS_MAX_DIM = 16
 # posterior of sigma is wide, the best parametrisation changes across it, and the non-centred
 # form is the safer one (3 Porian groups: 0 divergences non-centred, 40-160 partially centred)
 CENTRING_MIN_GROUPS = 10
+# SamplerSettings.mean_centred_above: only from 3 up to 10 groups (30 simulated groups of 24
+# runs each mixed worse centred, R-hat 1.03 and ESS 268 against 1.01 and 472; two simulated
+# groups gained a sixth of the time on one seed and fell under 1,000 ESS on another:
+# benchmarks/RESULTS.md)
+MEAN_CENTRING_MIN_GROUPS = 3
+MEAN_CENTRING_MAX_GROUPS = 10
 METHODS = ("nuts", "laplace")
 BATCHINGS = ("vmap", "joint")
 
@@ -127,6 +133,20 @@ class SamplerSettings:
         2,000 the 15 Porian settings took 31 s against 39 s, but ten simulated groups fell
         to a bulk ESS of 898 (``benchmarks/RESULTS.md``), so it is not the default. The
         posterior is the same either way.
+    mean_centred_above : float or None, default 1000
+        For hierarchical fits of ``MEAN_CENTRING_MIN_GROUPS`` (3) to ``MEAN_CENTRING_MAX_GROUPS``
+        (10) groups: each pooled
+        parameter whose tie figure at the mode (as for ``tied_offsets_above``, per parameter)
+        exceeds this moves centred, its groups' values sampled themselves and its population
+        location measured from their mean (see
+        :class:`bayes_scaling.engine.centring._MeanCentredOffsets`); the others keep the
+        rescaled offsets. Where each group's runs pin its value down far more tightly than the
+        groups differ, the non-centred offsets are tied to the location and narrow with the
+        population scale, and these coordinates take both out. Measured
+        (``benchmarks/RESULTS.md``): six simulated groups of 90 runs (figures 3,400 and 5,400
+        for ``A`` and ``B``) took about a quarter less time; centring parameters with figures
+        of 30-200 as well made divergences where the population scale is small. The posterior
+        is the same either way. None: never.
     trajectory_length : float, "auto" or None, default "auto"
         None runs NUTS. A number runs static HMC instead, each iteration's trajectory drawn
         uniformly between 0.5 and 1.5 times this length in the whitened coordinates (where the
@@ -196,6 +216,7 @@ class SamplerSettings:
     offset_scaling: float = 0.5
     rewhitened_offset_scaling: float = 0.75
     tied_offsets_above: float | None = None
+    mean_centred_above: float | None = 1000.0
     trajectory_length: float | str | None = "auto"
     whitening: str = "auto"
     pilot: bool | str = "auto"
@@ -233,9 +254,12 @@ class SamplerSettings:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v <= 1:
                 raise ValueError(f"{name} must be a number between 0 and 1; got {v!r}")
-        v = self.tied_offsets_above
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or not v > 0):
-            raise ValueError(f"tied_offsets_above must be a positive number or None; got {v!r}")
+        for name in ("tied_offsets_above", "mean_centred_above"):
+            v = getattr(self, name)
+            if v is not None and (
+                isinstance(v, bool) or not isinstance(v, int | float) or not v > 0
+            ):
+                raise ValueError(f"{name} must be a positive number or None; got {v!r}")
         if self.whitening not in WHITENINGS:
             raise ValueError(
                 f"whitening must be one of {', '.join(WHITENINGS)}; got {self.whitening!r}"
@@ -315,6 +339,7 @@ class SamplerSettings:
             float(self.offset_scaling),
             float(self.rewhitened_offset_scaling),
             None if self.tied_offsets_above is None else float(self.tied_offsets_above),
+            None if self.mean_centred_above is None else float(self.mean_centred_above),
             self.trajectory_length,
             self.whitening,
             self.pilot,

@@ -94,7 +94,14 @@ def _rebuilt(model, spec: ModelSpec, settings: SamplerSettings, args, rng_key, c
     info, unravel = _structure(model, args, jax.random.split(rng_key, 3)[0])
     potential = _potential(info, unravel, args)
     centring = _centring(
-        spec, settings, "nuts", info, ctx["hessian"], ctx.get("information"), ctx.get("power")
+        spec,
+        settings,
+        "nuts",
+        info,
+        ctx["hessian"],
+        ctx.get("information"),
+        ctx.get("power"),
+        ctx.get("centred"),
     )
     return info, unravel, potential, centring
 
@@ -231,6 +238,8 @@ def staged_programs(spec: ModelSpec, settings: SamplerSettings, prior_samples: i
             ctx["information"] = f["information"]
         if f["offset_power"] is not None:
             ctx["power"] = f["offset_power"]
+        if f["centred"] is not None:
+            ctx["centred"] = f["centred"]
         return states, ctx, {"found": f["found"], "prior": f["prior"]}
 
     def finish(z, rng_key, x, y, group_index, mask, reference, ctx):
