@@ -313,8 +313,11 @@ def _setup(
     )
     mode_w = centring.to_w(mode)
     if isinstance(centring, _MeanCentredOffsets):
+        # the search runs only where a parameter is chosen (a choice traced at the mode)
         chosen = jnp.any(jnp.asarray(centring.centred))
-        mode_w = jnp.where(chosen, _mode_w(potential, centring, mode_w), mode_w)
+        mode_w = jax.lax.cond(
+            chosen, lambda m: _mode_w(potential, centring, m), lambda m: m, mode_w
+        )
     diagonal = settings.whitening in ("diagonal", "locations")
     if isinstance(centring, _ScaledOffsets) and diagonal:
         # the Hessian in the sampler's own coordinates at the mode (its diagonal ones, as for
