@@ -398,8 +398,27 @@ def test_without_a_tie_the_choice_half_way_goes_on_with_the_plain_run_draw_for_d
     z, stats = _gated_run(potential, "auto")
     plain, plain_stats = _gated_run(potential, False)
     assert stats["pilot_correlation"] < engine.PILOT_TIE
+    assert 1 <= stats["pilot_condition"] < engine.PILOT_CONDITION
     np.testing.assert_array_equal(z, plain)
     np.testing.assert_array_equal(stats["num_steps"], plain_stats["num_steps"])
+
+
+def test_ill_conditioned_draws_without_a_tie_are_re_whitened_and_drawn_correctly():
+    """Two "offsets" correlated 0.999 with each other and not with their "location": no tie,
+    but their correlation matrix's condition number (about 2,000) is beyond
+    ``PILOT_CONDITION``; the choice half-way re-whitens, and the Gaussian is drawn correctly."""
+    cov = np.eye(4)
+    cov[1, 2] = cov[2, 1] = 0.999
+    precision = jnp.asarray(np.linalg.inv(cov), dtype=jnp.float32)
+    z, stats = _gated_run(lambda v: 0.5 * v @ precision @ v, "auto")
+    assert stats["pilot_correlation"] < engine.PILOT_TIE
+    assert stats["pilot_condition"] > engine.PILOT_CONDITION and stats["pilot_rewhitened"]
+    draws = z.reshape(-1, 4)
+    # 2 x 1000 draws of a unit Gaussian (correlated pair included): Monte Carlo errors of a
+    # few hundredths
+    assert np.all(np.abs(draws.mean(0)) < 0.2)
+    assert np.all(np.abs(draws.std(0) - 1) < 0.15)
+    assert abs(np.corrcoef(draws[:, 1], draws[:, 2])[0, 1] - 0.999) < 0.005
 
 
 @pytest.mark.parametrize("pilot", ["auto", True])

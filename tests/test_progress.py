@@ -22,7 +22,7 @@ import pytest
 from bayes_scaling import cli, inference
 from bayes_scaling.datasets import load_dataset
 from bayes_scaling.engine import SamplerSettings, run_fit
-from bayes_scaling.engine import staged as staged_module
+from bayes_scaling.engine import chains as chains_module
 from bayes_scaling.engine.progress import Progress, bar_line
 from bayes_scaling.engine.staged import chunk_plan
 
@@ -124,14 +124,16 @@ def _three_groups():
 
 def test_choice_half_way_is_made_between_the_chunks(monkeypatch, capsys):
     """A grouped run's choice half-way through warmup (``pilot="auto"``) in the staged fit: the
-    host reads the correlation between chunks. With the tie threshold above any correlation the
-    run is the one ``pilot=False`` makes, draw for draw; with it below every one, the chains go
-    on re-whitened, the statistics say so, and the bar counts the new plan to its end."""
+    host reads the correlation and the condition number between chunks. With both thresholds
+    above any figure the run is the one ``pilot=False`` makes, draw for draw; with the tie's
+    below every correlation, the chains go on re-whitened, the statistics say so, and the bar
+    counts the new plan to its end."""
     inputs = _three_groups()
     budget = dict(num_chains=2, num_warmup=40, num_samples=20, progress_bar=True)
 
     def staged(tie, **options):
-        monkeypatch.setattr(staged_module, "PILOT_TIE", tie)
+        monkeypatch.setattr(chains_module, "PILOT_TIE", tie)
+        monkeypatch.setattr(chains_module, "PILOT_CONDITION", np.inf)
         s = SamplerSettings(**budget, **options)
         args = (inputs.spec, inputs.x, inputs.y, inputs.group_index, jax.random.PRNGKey(2), s)
         return run_fit(*args, prior_samples=0)
@@ -140,6 +142,7 @@ def test_choice_half_way_is_made_between_the_chunks(monkeypatch, capsys):
     went_on = staged(2.0)
     assert "pilot_correlation" not in plain["stats"]
     assert 0 <= float(went_on["stats"]["pilot_correlation"]) <= 1
+    assert float(went_on["stats"]["pilot_condition"]) >= 1
     assert not went_on["stats"]["pilot_rewhitened"]
     for k, v in plain["samples"].items():
         np.testing.assert_array_equal(went_on["samples"][k], v, err_msg=k)

@@ -66,26 +66,37 @@ def rewhitening_line(attrs) -> str:
 
     Examples
     --------
-    >>> print(rewhitening_line({"pilot_correlation": 0.95, "pilot": 1}))
+    >>> print(rewhitening_line({"pilot_correlation": 0.95, "pilot_condition": 90.0, "pilot": 1}))
     ... # doctest: +NORMALIZE_WHITESPACE
     re-whitened half-way through warmup: a population location's correlation with its
     groups' offsets was 0.95 (beyond 0.85)
+    >>> print(rewhitening_line({"pilot_correlation": 0.7, "pilot_condition": 310.0, "pilot": 1}))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    re-whitened half-way through warmup: the condition number of the chains' correlations
+    was 310 (beyond 150)
     >>> rewhitening_line({})
     ''
     """
-    from bayes_scaling.engine import PILOT_TIE
+    from bayes_scaling.engine import PILOT_CONDITION, PILOT_TIE
 
     if "pilot_correlation" not in attrs:
         return ""
     seen = float(attrs["pilot_correlation"])
-    if attrs.get("pilot"):
+    condition = float(attrs.get("pilot_condition", 0.0))
+    if attrs.get("pilot") and seen > PILOT_TIE:
         return (
             "re-whitened half-way through warmup: a population location's correlation with its "
             f"groups' offsets was {seen:.2f} (beyond {PILOT_TIE:g})"
         )
+    if attrs.get("pilot"):
+        return (
+            "re-whitened half-way through warmup: the condition number of the chains' "
+            f"correlations was {condition:.0f} (beyond {PILOT_CONDITION:g})"
+        )
     return (
         "not re-whitened: half-way through warmup a population location's largest correlation "
-        f"with its groups' offsets was {seen:.2f} (at most {PILOT_TIE:g})"
+        f"with its groups' offsets was {seen:.2f} (at most {PILOT_TIE:g}) and the condition "
+        f"number of the chains' correlations {condition:.0f} (at most {PILOT_CONDITION:g})"
     )
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from bayes_scaling.engine.settings import (
     JITTER_SCHEDULE_SEED,
+    PILOT_CONDITION,
     PILOT_SHRINK,
     PILOT_TIE,
     START_SCALE,
@@ -242,18 +243,34 @@ def _location_tie(draws, ties):
     return jnp.max(jnp.stack([jnp.max(jnp.abs(corr[loc, offsets])) for loc, offsets in ties]))
 
 
+def _correlation_condition(draws):
+    """The ratio of the largest to the smallest eigenvalue of the correlation matrix of
+    ``draws`` ``(n, d)``: how far a diagonal scale is from whitening them."""
+    values = jnp.linalg.eigvalsh(jnp.corrcoef(draws.T))
+    return values[-1] / jnp.maximum(values[0], jnp.finfo(values.dtype).tiny)
+
+
+def _must_rewhiten(tie, condition):
+    """The choice half-way: re-whiten where a location is tied to its offsets beyond
+    ``PILOT_TIE`` or the draws' correlations are conditioned worse than ``PILOT_CONDITION``."""
+    return (tie > PILOT_TIE) | (condition > PILOT_CONDITION)
+
+
 def _gated(potential, d: int, rng_key, settings: SamplerSettings, dtype, ties, coordinates=None):
     """``pilot="auto"``: static HMC's run, re-whitened half-way through warmup where it must be.
 
     The chains run the first half of the usual warmup (:meth:`SamplerSettings.gate_phases`);
     from their pooled draws of its last ``window`` iterations, where a population location's
     correlation with one of its own groups' offsets exceeds ``PILOT_TIE`` in size
-    (:func:`_location_tie`), those draws whiten the coordinates as a pilot's would
-    (:func:`_pilot_whitening`) and the chains start afresh there with 60% of ``num_warmup``
-    as warmup (as after :func:`_piloted`'s pilot). Otherwise the same chains go on with the
-    rest of the warmup and the draws: the run is the one ``pilot=False`` makes, draw for draw.
-    Returns the draws and the statistics, with the correlation the choice read
-    (``pilot_correlation``) and whether it re-whitened (``pilot_rewhitened``)."""
+    (:func:`_location_tie`), or their correlation matrix's condition number exceeds
+    ``PILOT_CONDITION`` (:func:`_correlation_condition`), those draws whiten the coordinates
+    as a pilot's would (:func:`_pilot_whitening`) and the chains start afresh there with 60%
+    of ``num_warmup`` as warmup (as after :func:`_piloted`'s pilot). Otherwise the same
+    chains go on with the rest of the warmup and the draws: the run is the one ``pilot=False``
+    makes, draw for draw.
+    Returns the draws and the statistics, with the correlation and the condition number the
+    choice read (``pilot_correlation``, ``pilot_condition``) and whether it re-whitened
+    (``pilot_rewhitened``)."""
     init, sample_kernel = _kernel(potential, d, settings)
     W = settings.num_warmup
     half, window = settings.gate_phases()
@@ -267,6 +284,7 @@ def _gated(potential, d: int, rng_key, settings: SamplerSettings, dtype, ties, c
 
     states, seen = _map_chains(first_half, method, keys, starts)
     tie = _location_tie(seen.reshape(-1, d), ties)
+    condition = _correlation_condition(seen.reshape(-1, d))
 
     def go_on(_):
         second_half = _resumed(init, sample_kernel, d, dtype, W - half, record=False)
@@ -280,9 +298,10 @@ def _gated(potential, d: int, rng_key, settings: SamplerSettings, dtype, ties, c
         key = jax.random.fold_in(rng_key, 1)
         return _rewhitened(potential, d, key, again, dtype, seen, coordinates)
 
-    tied = tie > PILOT_TIE
+    tied = _must_rewhiten(tie, condition)
     z, stats = jax.lax.cond(tied, rewhitened, go_on, None)
-    return z, {**stats, "pilot_correlation": tie, "pilot_rewhitened": tied}
+    read = {"pilot_correlation": tie, "pilot_condition": condition, "pilot_rewhitened": tied}
+    return z, {**stats, **read}
 
 
 def _piloted(potential, d: int, rng_key, settings: SamplerSettings, dtype, coordinates=None):

@@ -41,6 +41,16 @@ PILOT_SHRINK = 0.1
 # pilot halved the time; 0.64 to 0.71 on gadre's three corpora, where re-whitening cost time and
 # ESS: benchmarks/RESULTS.md, benchmarks/probe_gate.py)
 PILOT_TIE = 0.85
+# or where the chains' draws so far are ill-conditioned as a whole: the ratio of the largest to
+# the smallest eigenvalue of their correlation matrix beyond this. Centred coordinates
+# (``mean_centred_above``) remove the location's tie by construction, yet each group's values
+# still carry one curve's ridge, which a diagonal scale leaves to the step size: 190-630 on 3,
+# 6 and 10 simulated groups, where re-whitening took 1.5-2x off the time; 74-108 on gadre's
+# three corpora, where a forced re-whitening lost ESS (benchmarks/RESULTS.md)
+PILOT_CONDITION = 150.0
+# the chains that start afresh in re-whitened coordinates aim at least at this acceptance: at
+# 0.9, three simulated groups diverged 1-2 times on each of three seeds, at 0.95 not once
+REWHITENED_TARGET_ACCEPT = 0.95
 # and only from this many groups (on two simulated groups the re-whitened run mixed worse on
 # two seeds of three), with at least two of those draws per group offset
 PILOT_MIN_GROUPS = 3
@@ -185,15 +195,19 @@ class SamplerSettings:
         with at least ``PILOT_MIN_GROUPS`` groups, at least two read draws per group offset;
         elsewhere it is False): the chains run the first half of the usual warmup, and only
         where the pooled draws of its last fifth show a location's correlation with one of its
-        own offsets beyond ``PILOT_TIE`` in size are the coordinates re-whitened by those
-        draws (each chain's about its own mean), for 60% of ``num_warmup`` more warmup and
-        the draws; otherwise the chains go on as with False, draw for draw. Measured
-        (``benchmarks/RESULTS.md``): re-whitening about halved the time of three and six
-        simulated groups and the 15 Porian settings and converged ten groups where the plain
-        run did not; on gadre's three corpora it cost time and ESS, and there the correlation
-        read half-way is 0.64-0.71 (0.92-0.97 where it helps). With ``progress_bar``, a run with
-        a pilot runs as one program, with phase messages only; the choice half-way shows the
-        bar, made between the staged fit's chunks.
+        own offsets beyond ``PILOT_TIE`` in size, or the ratio of the largest to the smallest
+        eigenvalue of their correlation matrix beyond ``PILOT_CONDITION``, are the
+        coordinates re-whitened by those draws (each chain's about its own mean), for 60% of
+        ``num_warmup`` more warmup and the draws, at a target acceptance of at least
+        ``REWHITENED_TARGET_ACCEPT``; otherwise the chains go on as with False, draw for draw.
+        Measured (``benchmarks/RESULTS.md``): re-whitening about halved the time of three and
+        six simulated groups and the 15 Porian settings and converged ten groups where the
+        plain run did not; on gadre's three corpora it cost time and ESS, and there the
+        correlation read half-way is 0.64-0.71 (0.92-0.97 where it helps) and the condition
+        number 74-108 (190-630 on the simulated groups whose centred coordinates leave no
+        tie). With ``progress_bar``, a run with a pilot runs as one program, with phase
+        messages only; the choice half-way shows the bar, made between the staged fit's
+        chunks.
     shared_jitter : bool, default False
         Static HMC only: every chain draws its trajectory lengths from one schedule, the same
         for every chain (and, in :func:`bayes_scaling.engine.run_many`, every data set), in
@@ -294,14 +308,21 @@ class SamplerSettings:
 
     def rewhitened(self) -> SamplerSettings:
         """The settings of the chains that start afresh in re-whitened coordinates, after a
-        pilot run or the choice half-way: 60% of ``num_warmup`` as their warmup.
+        pilot run or the choice half-way: 60% of ``num_warmup`` as their warmup, and a target
+        acceptance of at least ``REWHITENED_TARGET_ACCEPT``.
 
         Examples
         --------
-        >>> SamplerSettings().rewhitened().num_warmup
-        300
+        >>> again = SamplerSettings().rewhitened()
+        >>> again.num_warmup, again.target_accept_prob
+        (300, 0.95)
         """
-        return dataclasses.replace(self, num_warmup=self.pilot_phases()[2], pilot=False)
+        return dataclasses.replace(
+            self,
+            num_warmup=self.pilot_phases()[2],
+            pilot=False,
+            target_accept_prob=max(self.target_accept_prob, REWHITENED_TARGET_ACCEPT),
+        )
 
     def gate_phases(self) -> tuple[int, int]:
         """``pilot="auto"``: the warmup iterations after which a grouped run chooses whether to

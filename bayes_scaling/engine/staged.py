@@ -37,10 +37,12 @@ import numpy as np
 from bayes_scaling.engine.centring import _location_ties
 from bayes_scaling.engine.chains import (
     _chain_starts,
+    _correlation_condition,
     _kernel,
     _location_tie,
     _map_chains,
     _moved,
+    _must_rewhiten,
     _pilot_whitening,
     _pooled_step_size,
     _recorded,
@@ -58,7 +60,7 @@ from bayes_scaling.engine.sampler import (
     _whitened_potential,
     rewhitened_coordinates,
 )
-from bayes_scaling.engine.settings import PILOT_TIE, SamplerSettings
+from bayes_scaling.engine.settings import SamplerSettings
 from bayes_scaling.models import ModelSpec
 
 NUM_CHUNKS = 20  # NUTS runs in about this many compiled calls, with a progress update after each
@@ -174,7 +176,7 @@ def _choice_programs(model, spec: ModelSpec, settings: SamplerSettings) -> dict[
     def gate(seen, rng_key, x, y, group_index, mask, reference):
         args = (x, y, group_index, mask, reference)
         info, _ = _structure(model, args, jax.random.split(rng_key, 3)[0])
-        return _location_tie(seen, _location_ties(spec, info))
+        return _location_tie(seen, _location_ties(spec, info)), _correlation_condition(seen)
 
     def restart(seen, rng_key, x, y, group_index, mask, reference, ctx):
         args = (x, y, group_index, mask, reference)
@@ -317,10 +319,11 @@ def run_staged(
 
     With the choice half-way (:func:`gates`), the chunks stop after half of the warmup, the
     ``gate`` program reads the draws of its last iterations, and where a location is tied to
-    its offsets (beyond ``PILOT_TIE``) the chains start afresh in re-whitened coordinates
-    (``restart``, ``chunk_again``) for the rest; the draws come back in the sampler's usual
-    coordinates, with ``pilot_correlation`` and ``pilot_rewhitened`` in the statistics, as
-    from the fused program.
+    its offsets (beyond ``PILOT_TIE``) or the draws are ill-conditioned (beyond
+    ``PILOT_CONDITION``) the chains start afresh in re-whitened coordinates (``restart``,
+    ``chunk_again``) for the rest; the draws come back in the sampler's usual coordinates,
+    with ``pilot_correlation``, ``pilot_condition`` and ``pilot_rewhitened`` in the
+    statistics, as from the fused program.
 
     Returns the output dict of the fused program (arrays on the host or the device).
     """
@@ -358,9 +361,14 @@ def run_staged(
             per_chain = np.concatenate(seen, axis=1)  # (chains, draws, d)
             draws = per_chain.reshape(-1, per_chain.shape[-1])
             gate = programs.get("gate", draws, *args)
-            tie = np.asarray(gate(*_placed(gate, draws, *args)))
-            extra = {"pilot_correlation": tie, "pilot_rewhitened": np.asarray(tie > PILOT_TIE)}
-            if tie > PILOT_TIE:
+            tie, condition = (np.asarray(v) for v in gate(*_placed(gate, draws, *args)))
+            tied = np.asarray(_must_rewhiten(tie, condition))
+            extra = {
+                "pilot_correlation": tie,
+                "pilot_condition": condition,
+                "pilot_rewhitened": tied,
+            }
+            if tied:
                 again = settings.rewhitened()
                 compiling = "" if "chunk_again" in programs else " (compiling its programs)"
                 with progress.phase(f"re-whitening by the chains' draws{compiling}"):

@@ -52,7 +52,8 @@ def _groups_from_run(
     (the sampler's coordinates about the mode, ``"full"``, ``"diagonal"`` or ``"locations"``)
     when given; ``pilot`` is 1 when a pilot run re-whitened them (``SamplerSettings(pilot=True)``)
     or when the run's choice half-way through warmup did (``pilot="auto"``), 0 when that choice
-    went on without, and ``pilot_correlation`` is the correlation the choice read;
+    went on without, and ``pilot_correlation`` and ``pilot_condition`` are the correlation and
+    the condition number the choice read;
     ``offset_scaling`` is the offsets' power where the run chose it at the mode
     (``SamplerSettings.tied_offsets_above``).
     ``warn=False`` leaves the diagnostics warnings to the caller (``fit_many``, which may
@@ -74,6 +75,8 @@ def _groups_from_run(
     elif method == "nuts" and "pilot_correlation" in out["stats"]:
         seen = float(np.asarray(out["stats"]["pilot_correlation"]))
         groups["posterior"].attrs["pilot_correlation"] = seen
+        condition = float(np.asarray(out["stats"]["pilot_condition"]))
+        groups["posterior"].attrs["pilot_condition"] = condition
         groups["posterior"].attrs["pilot"] = int(np.asarray(out["stats"]["pilot_rewhitened"]))
     if method == "nuts" and "offset_scaling" in out["stats"]:  # chosen at the mode
         power = float(np.asarray(out["stats"]["offset_scaling"]))
