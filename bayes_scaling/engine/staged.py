@@ -308,6 +308,19 @@ def _placed(program, *args):
     return jax.device_put(args, tuple(program.input_shardings[0]))
 
 
+def _choice(programs: StagedPrograms, per_chain, args) -> dict[str, np.ndarray]:
+    """The choice half-way, read by the ``gate`` program from the chains' draws ``(chains,
+    draws, d)``: the figures it read and whether to re-whiten, as the statistics record them."""
+    draws = per_chain.reshape(-1, per_chain.shape[-1])
+    gate = programs.get("gate", draws, *args)
+    tie, condition = (np.asarray(v) for v in gate(*_placed(gate, draws, *args)))
+    return {
+        "pilot_correlation": tie,
+        "pilot_condition": condition,
+        "pilot_rewhitened": np.asarray(_must_rewhiten(tie, condition)),
+    }
+
+
 def run_staged(
     programs: StagedPrograms,
     settings: SamplerSettings,
@@ -359,16 +372,8 @@ def run_staged(
         progress.advance("warmup" if phase == "read" else phase, n)
         if phase == "read" and (i == len(plan) or plan[i][0] != "read"):
             per_chain = np.concatenate(seen, axis=1)  # (chains, draws, d)
-            draws = per_chain.reshape(-1, per_chain.shape[-1])
-            gate = programs.get("gate", draws, *args)
-            tie, condition = (np.asarray(v) for v in gate(*_placed(gate, draws, *args)))
-            tied = np.asarray(_must_rewhiten(tie, condition))
-            extra = {
-                "pilot_correlation": tie,
-                "pilot_condition": condition,
-                "pilot_rewhitened": tied,
-            }
-            if tied:
+            extra = _choice(programs, per_chain, args)
+            if extra["pilot_rewhitened"]:
                 again = settings.rewhitened()
                 compiling = "" if "chunk_again" in programs else " (compiling its programs)"
                 with progress.phase(f"re-whitening by the chains' draws{compiling}"):
