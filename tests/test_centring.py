@@ -381,7 +381,7 @@ def _gaussian(correlation: float):
     return (lambda z: 0.5 * z @ precision @ z), cov
 
 
-def _gated_run(potential, pilot):
+def _gated_run(potential, pilot, read_condition=False):
     from bayes_scaling.engine.chains import _nuts
 
     settings = engine.SamplerSettings(
@@ -389,7 +389,7 @@ def _gated_run(potential, pilot):
         chain_method="sequential",
     )
     ties = ((0, np.array([1, 2, 3])),)
-    run = jax.jit(lambda key: _nuts(potential, 4, key, settings, jnp.float32, ties))
+    run = jax.jit(lambda key: _nuts(potential, 4, key, settings, jnp.float32, ties, None, read_condition))
     return jax.device_get(run(jax.random.PRNGKey(3)))
 
 
@@ -403,14 +403,20 @@ def test_without_a_tie_the_choice_half_way_goes_on_with_the_plain_run_draw_for_d
     np.testing.assert_array_equal(stats["num_steps"], plain_stats["num_steps"])
 
 
-def test_ill_conditioned_draws_without_a_tie_are_re_whitened_and_drawn_correctly():
+def test_ill_conditioned_draws_without_a_tie_are_re_whitened_where_the_run_reads_them():
     """Two "offsets" correlated 0.999 with each other and not with their "location": no tie,
     but their correlation matrix's condition number (about 2,000) is beyond
-    ``PILOT_CONDITION``; the choice half-way re-whitens, and the Gaussian is drawn correctly."""
+    ``PILOT_CONDITION``. Where the run reads that figure (a parameter centred about its
+    groups' mean, from four groups) the choice half-way re-whitens, and the Gaussian is drawn
+    correctly; where it does not, the run goes on as ``pilot=False`` makes it, draw for draw."""
     cov = np.eye(4)
     cov[1, 2] = cov[2, 1] = 0.999
     precision = jnp.asarray(np.linalg.inv(cov), dtype=jnp.float32)
-    z, stats = _gated_run(lambda v: 0.5 * v @ precision @ v, "auto")
+    potential = lambda v: 0.5 * v @ precision @ v  # noqa: E731
+    went_on, went_on_stats = _gated_run(potential, "auto")
+    np.testing.assert_array_equal(went_on, _gated_run(potential, False)[0])
+    assert not went_on_stats["pilot_rewhitened"]
+    z, stats = _gated_run(potential, "auto", read_condition=True)
     assert stats["pilot_correlation"] < engine.PILOT_TIE
     assert stats["pilot_condition"] > engine.PILOT_CONDITION and stats["pilot_rewhitened"]
     draws = z.reshape(-1, 4)
@@ -520,6 +526,20 @@ def test_mean_centring_is_chosen_by_each_parameters_tie_figure_from_three_to_ten
         assert mean_centred(settings, outside, jnp.ones((1, groups)), jnp.zeros(2 + groups)) is None
     with pytest.raises(ValueError, match="mean_centred_above must be a positive number or None"):
         engine.SamplerSettings(mean_centred_above=0.0)
+
+
+def test_the_condition_number_is_read_where_a_parameter_is_centred_from_four_groups():
+    from types import SimpleNamespace
+
+    from bayes_scaling.engine.sampler import reads_condition
+
+    chosen, none = jnp.asarray([True, False]), jnp.asarray([False, False])
+    enough = SimpleNamespace(num_groups=engine.PILOT_CONDITION_MIN_GROUPS)
+    fewer = SimpleNamespace(num_groups=engine.PILOT_CONDITION_MIN_GROUPS - 1)
+    assert bool(reads_condition(enough, chosen))
+    assert not bool(reads_condition(enough, none))
+    assert reads_condition(fewer, chosen) is False
+    assert reads_condition(enough, None) is False
 
 
 def test_mean_centred_coordinates_leave_the_posterior_unchanged():

@@ -73,7 +73,7 @@ def rewhitening_line(attrs) -> str:
     >>> print(rewhitening_line({"pilot_correlation": 0.7, "pilot_condition": 310.0, "pilot": 1}))
     ... # doctest: +NORMALIZE_WHITESPACE
     re-whitened half-way through warmup: the condition number of the chains' correlations
-    was 310 (beyond 150)
+    was 310 (beyond 150, with a parameter centred about its groups' mean)
     >>> rewhitening_line({})
     ''
     """
@@ -91,12 +91,12 @@ def rewhitening_line(attrs) -> str:
     if attrs.get("pilot"):
         return (
             "re-whitened half-way through warmup: the condition number of the chains' "
-            f"correlations was {condition:.0f} (beyond {PILOT_CONDITION:g})"
+            f"correlations was {condition:.0f} (beyond {PILOT_CONDITION:g}, with a parameter "
+            "centred about its groups' mean)"
         )
     return (
         "not re-whitened: half-way through warmup a population location's largest correlation "
-        f"with its groups' offsets was {seen:.2f} (at most {PILOT_TIE:g}) and the condition "
-        f"number of the chains' correlations {condition:.0f} (at most {PILOT_CONDITION:g})"
+        f"with its groups' offsets was {seen:.2f} (at most {PILOT_TIE:g})"
     )
 
 

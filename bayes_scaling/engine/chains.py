@@ -133,7 +133,16 @@ def _pooled_step_size(states):
     return states._replace(adapt_state=states.adapt_state._replace(step_size=pooled))
 
 
-def _nuts(potential, d: int, rng_key, settings: SamplerSettings, dtype, ties=(), coordinates=None):
+def _nuts(
+    potential,
+    d: int,
+    rng_key,
+    settings: SamplerSettings,
+    dtype,
+    ties=(),
+    coordinates=None,
+    read_condition=False,
+):
     """Run the chains in whitened coordinates; returns per-chain arrays of shape (C, S, ...).
 
     NUTS runs each chain's warmup and draws in one scan; static HMC runs every chain's warmup,
@@ -142,11 +151,12 @@ def _nuts(potential, d: int, rng_key, settings: SamplerSettings, dtype, ties=(),
     ``ties`` (each pooled parameter's location position and its offsets' positions, as
     :func:`bayes_scaling.engine.centring._pooled_blocks` gives them), static HMC looks at its
     own warmup half-way and re-whitens only where a location is tied to its offsets
-    (:func:`_gated`). ``coordinates``: where re-whitened chains move (:func:`_rewhitened`)."""
+    (:func:`_gated`). ``coordinates``: where re-whitened chains move (:func:`_rewhitened`);
+    ``read_condition``: whether the choice half-way reads the draws' condition number."""
     if settings.pilot is True:
         return _piloted(potential, d, rng_key, settings, dtype, coordinates)
     if settings.pilot == "auto" and ties and settings.static_length() is not None:
-        return _gated(potential, d, rng_key, settings, dtype, ties, coordinates)
+        return _gated(potential, d, rng_key, settings, dtype, ties, coordinates, read_condition)
     init, sample_kernel = _kernel(potential, d, settings)
     W, S = settings.num_warmup, settings.num_samples
     method = settings.resolved_chain_method()
@@ -250,20 +260,32 @@ def _correlation_condition(draws):
     return values[-1] / jnp.maximum(values[0], jnp.finfo(values.dtype).tiny)
 
 
-def _must_rewhiten(tie, condition):
+def _must_rewhiten(tie, condition, read_condition):
     """The choice half-way: re-whiten where a location is tied to its offsets beyond
-    ``PILOT_TIE`` or the draws' correlations are conditioned worse than ``PILOT_CONDITION``."""
-    return (tie > PILOT_TIE) | (condition > PILOT_CONDITION)
+    ``PILOT_TIE``, or, where the run reads the condition number too (``read_condition``, a
+    boolean: :func:`bayes_scaling.engine.sampler.reads_condition`), where the draws'
+    correlations are conditioned worse than ``PILOT_CONDITION``."""
+    return (tie > PILOT_TIE) | (read_condition & (condition > PILOT_CONDITION))
 
 
-def _gated(potential, d: int, rng_key, settings: SamplerSettings, dtype, ties, coordinates=None):
+def _gated(
+    potential,
+    d: int,
+    rng_key,
+    settings: SamplerSettings,
+    dtype,
+    ties,
+    coordinates=None,
+    read_condition=False,
+):
     """``pilot="auto"``: static HMC's run, re-whitened half-way through warmup where it must be.
 
     The chains run the first half of the usual warmup (:meth:`SamplerSettings.gate_phases`);
     from their pooled draws of its last ``window`` iterations, where a population location's
     correlation with one of its own groups' offsets exceeds ``PILOT_TIE`` in size
-    (:func:`_location_tie`), or their correlation matrix's condition number exceeds
-    ``PILOT_CONDITION`` (:func:`_correlation_condition`), those draws whiten the coordinates
+    (:func:`_location_tie`), or, where it reads the condition number (``read_condition``),
+    their correlation matrix's condition number exceeds ``PILOT_CONDITION``
+    (:func:`_correlation_condition`), those draws whiten the coordinates
     as a pilot's would (:func:`_pilot_whitening`) and the chains start afresh there with 60%
     of ``num_warmup`` as warmup (as after :func:`_piloted`'s pilot). Otherwise the same
     chains go on with the rest of the warmup and the draws: the run is the one ``pilot=False``
@@ -298,7 +320,7 @@ def _gated(potential, d: int, rng_key, settings: SamplerSettings, dtype, ties, c
         key = jax.random.fold_in(rng_key, 1)
         return _rewhitened(potential, d, key, again, dtype, seen, coordinates)
 
-    tied = _must_rewhiten(tie, condition)
+    tied = _must_rewhiten(tie, condition, read_condition)
     z, stats = jax.lax.cond(tied, rewhitened, go_on, None)
     read = {"pilot_correlation": tie, "pilot_condition": condition, "pilot_rewhitened": tied}
     return z, {**stats, **read}

@@ -25,6 +25,7 @@ from bayes_scaling.engine.settings import (
     MEAN_CENTRING_MAX_GROUPS,
     MEAN_CENTRING_MIN_GROUPS,
     METHODS,
+    PILOT_CONDITION_MIN_GROUPS,
     TRACE_COUNTS,
     SamplerSettings,
 )
@@ -208,6 +209,17 @@ def mean_centred(settings: SamplerSettings, blocks, information, mode):
     if settings.mean_centred_above is None or not in_range:
         return None
     return offset_tie_figures(blocks, information, mode) > settings.mean_centred_above
+
+
+def reads_condition(spec: ModelSpec, centred):
+    """Whether a run's choice half-way also reads the condition number of its draws'
+    correlations (``PILOT_CONDITION``), a traced boolean: where some pooled parameter moves
+    centred about its groups' mean (``centred`` from :func:`mean_centred`; those coordinates
+    have no tie between a location and its offsets to read), from
+    ``PILOT_CONDITION_MIN_GROUPS`` groups."""
+    if centred is None or spec.num_groups < PILOT_CONDITION_MIN_GROUPS:
+        return False
+    return jnp.any(centred)
 
 
 def _potential_w(potential, centring):
@@ -405,7 +417,10 @@ def program(spec: ModelSpec, settings: SamplerSettings, prior_samples: int, meth
             coordinates = rewhitened_coordinates(
                 settings, f["potential"], f["centring"], f["mode_w"], f["scale_w"]
             )
-            z, stats = _nuts(potential_z, d, f["k_fit"], settings, mode.dtype, ties, coordinates)
+            read = reads_condition(spec, f["centred"])
+            z, stats = _nuts(
+                potential_z, d, f["k_fit"], settings, mode.dtype, ties, coordinates, read
+            )
             if f["offset_power"] is not None:
                 stats = {**stats, "offset_scaling": f["offset_power"]}
         else:

@@ -41,19 +41,25 @@ PILOT_SHRINK = 0.1
 # pilot halved the time; 0.64 to 0.71 on gadre's three corpora, where re-whitening cost time and
 # ESS: benchmarks/RESULTS.md, benchmarks/probe_gate.py)
 PILOT_TIE = 0.85
-# or where the chains' draws so far are ill-conditioned as a whole: the ratio of the largest to
-# the smallest eigenvalue of their correlation matrix beyond this. Centred coordinates
-# (``mean_centred_above``) remove the location's tie by construction, yet each group's values
-# still carry one curve's ridge, which a diagonal scale leaves to the step size: 190-630 on 3,
-# 6 and 10 simulated groups, where re-whitening took 1.5-2x off the time; 74-108 on gadre's
-# three corpora, where a forced re-whitening lost ESS (benchmarks/RESULTS.md)
-PILOT_CONDITION = 150.0
-# the chains that start afresh in re-whitened coordinates aim at least at this acceptance: at
-# 0.9, three simulated groups diverged 1-2 times on each of three seeds, at 0.95 not once
-REWHITENED_TARGET_ACCEPT = 0.95
 # and only from this many groups (on two simulated groups the re-whitened run mixed worse on
 # two seeds of three), with at least two of those draws per group offset
 PILOT_MIN_GROUPS = 3
+# SamplerSettings(pilot="auto") also re-whitens where the chains' draws so far are
+# ill-conditioned as a whole: the ratio of the largest to the smallest eigenvalue of their
+# correlation matrix beyond this. Centred coordinates (``mean_centred_above``) remove the
+# location's tie by construction, yet each group's values still carry one curve's ridge, which
+# a diagonal scale leaves to the step size: 260-630 on 6 and 10 simulated groups, where
+# re-whitening took 1.5-2x off the time; 74-108 on gadre's three corpora, where a forced
+# re-whitening lost ESS (benchmarks/RESULTS.md)
+PILOT_CONDITION = 150.0
+# that figure is read only where some pooled parameter moves centred about its groups' mean,
+# from four groups: with three, the re-whitened chains of three simulated groups fell under
+# the ESS bar (890 against 1,574) and a calibration refit of gadre's corpora (87 runs, condition
+# number 1,053) did not converge (R-hat 1.22, where the run without re-whitening gave 1.014)
+PILOT_CONDITION_MIN_GROUPS = 4
+# the chains that start afresh in re-whitened coordinates aim at least at this acceptance: at
+# 0.9, three simulated groups diverged 1-2 times on each of three seeds, at 0.95 not once
+REWHITENED_TARGET_ACCEPT = 0.95
 # the key of the trajectory-length schedule that ``shared_jitter`` gives every chain and set
 JITTER_SCHEDULE_SEED = 20261206
 
@@ -195,8 +201,10 @@ class SamplerSettings:
         with at least ``PILOT_MIN_GROUPS`` groups, at least two read draws per group offset;
         elsewhere it is False): the chains run the first half of the usual warmup, and only
         where the pooled draws of its last fifth show a location's correlation with one of its
-        own offsets beyond ``PILOT_TIE`` in size, or the ratio of the largest to the smallest
-        eigenvalue of their correlation matrix beyond ``PILOT_CONDITION``, are the
+        own offsets beyond ``PILOT_TIE`` in size, or, where some pooled parameter moves
+        centred (``mean_centred_above``) in a fit of at least ``PILOT_CONDITION_MIN_GROUPS``
+        groups, the ratio of the largest to the smallest eigenvalue of their correlation
+        matrix beyond ``PILOT_CONDITION``, are the
         coordinates re-whitened by those draws (each chain's about its own mean), for 60% of
         ``num_warmup`` more warmup and the draws, at a target acceptance of at least
         ``REWHITENED_TARGET_ACCEPT``; otherwise the chains go on as with False, draw for draw.

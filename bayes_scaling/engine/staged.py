@@ -58,6 +58,7 @@ from bayes_scaling.engine.sampler import (
     _setup,
     _structure,
     _whitened_potential,
+    reads_condition,
     rewhitened_coordinates,
 )
 from bayes_scaling.engine.settings import SamplerSettings
@@ -242,6 +243,7 @@ def staged_programs(spec: ModelSpec, settings: SamplerSettings, prior_samples: i
             ctx["power"] = f["offset_power"]
         if f["centred"] is not None:
             ctx["centred"] = f["centred"]
+            ctx["read_condition"] = jnp.asarray(reads_condition(spec, f["centred"]))
         return states, ctx, {"found": f["found"], "prior": f["prior"]}
 
     def finish(z, rng_key, x, y, group_index, mask, reference, ctx):
@@ -308,16 +310,17 @@ def _placed(program, *args):
     return jax.device_put(args, tuple(program.input_shardings[0]))
 
 
-def _choice(programs: StagedPrograms, per_chain, args) -> dict[str, np.ndarray]:
+def _choice(programs: StagedPrograms, per_chain, args, ctx) -> dict[str, np.ndarray]:
     """The choice half-way, read by the ``gate`` program from the chains' draws ``(chains,
     draws, d)``: the figures it read and whether to re-whiten, as the statistics record them."""
+    read_condition = bool(np.asarray(ctx.get("read_condition", False)))
     draws = per_chain.reshape(-1, per_chain.shape[-1])
     gate = programs.get("gate", draws, *args)
     tie, condition = (np.asarray(v) for v in gate(*_placed(gate, draws, *args)))
     return {
         "pilot_correlation": tie,
         "pilot_condition": condition,
-        "pilot_rewhitened": np.asarray(_must_rewhiten(tie, condition)),
+        "pilot_rewhitened": np.asarray(_must_rewhiten(tie, condition, read_condition)),
     }
 
 
@@ -332,11 +335,12 @@ def run_staged(
 
     With the choice half-way (:func:`gates`), the chunks stop after half of the warmup, the
     ``gate`` program reads the draws of its last iterations, and where a location is tied to
-    its offsets (beyond ``PILOT_TIE``) or the draws are ill-conditioned (beyond
-    ``PILOT_CONDITION``) the chains start afresh in re-whitened coordinates (``restart``,
-    ``chunk_again``) for the rest; the draws come back in the sampler's usual coordinates,
-    with ``pilot_correlation``, ``pilot_condition`` and ``pilot_rewhitened`` in the
-    statistics, as from the fused program.
+    its offsets (beyond ``PILOT_TIE``) or, where it reads them
+    (:func:`bayes_scaling.engine.sampler.reads_condition`), the draws are ill-conditioned
+    (beyond ``PILOT_CONDITION``) the chains start afresh in re-whitened coordinates
+    (``restart``, ``chunk_again``) for the rest; the draws come back in the
+    sampler's usual coordinates, with ``pilot_correlation``, ``pilot_condition`` and
+    ``pilot_rewhitened`` in the statistics, as from the fused program.
 
     Returns the output dict of the fused program (arrays on the host or the device).
     """
@@ -372,7 +376,7 @@ def run_staged(
         progress.advance("warmup" if phase == "read" else phase, n)
         if phase == "read" and (i == len(plan) or plan[i][0] != "read"):
             per_chain = np.concatenate(seen, axis=1)  # (chains, draws, d)
-            extra = _choice(programs, per_chain, args)
+            extra = _choice(programs, per_chain, args, ctx)
             if extra["pilot_rewhitened"]:
                 again = settings.rewhitened()
                 compiling = "" if "chunk_again" in programs else " (compiling its programs)"
