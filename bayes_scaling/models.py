@@ -16,6 +16,7 @@ correlation with their exponent; the public parameter is recorded as a determini
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 
 import jax.numpy as jnp
@@ -269,6 +270,32 @@ def _pooled(spec: ModelSpec, p, values, pop_values, reference):
     return numpyro.deterministic(p.name, value)
 
 
+@functools.cache
+def _polar_student_t():
+    """numpyro's Student-t whose draws (the prior and posterior predictive) come from Bailey's
+    polar method: ``t = sqrt(nu (u ** (-2 / nu) - 1)) cos(2 pi v)`` for independent uniforms
+    ``u`` and ``v`` is Student-t with ``nu`` degrees of freedom, the t analogue of Box-Muller.
+    numpyro draws a gamma variate per point by rejection; on a CPU the 500 x 576 prior
+    predictive draws of six groups' runs took about 80 ms that way and 3 ms this way. Its
+    density is numpyro's. Draws beyond the largest float are set to it."""
+    import jax
+    import numpyro.distributions as dist
+
+    class PolarStudentT(dist.StudentT):
+        def sample(self, key, sample_shape=()):
+            shape = sample_shape + self.batch_shape
+            k_radius, k_angle = jax.random.split(key)
+            dtype = jnp.result_type(self.loc, float)
+            tiny, largest = jnp.finfo(dtype).tiny, jnp.finfo(dtype).max
+            u = jax.random.uniform(k_radius, shape, dtype, minval=tiny)
+            v = jax.random.uniform(k_angle, shape, dtype)
+            df = jnp.broadcast_to(self.df, shape)
+            radius2 = jnp.minimum(df * jnp.expm1(-2.0 / df * jnp.log(u)), largest)
+            return self.loc + self.scale * jnp.sqrt(radius2) * jnp.cos(2 * jnp.pi * v)
+
+    return PolarStudentT
+
+
 def _likelihood(spec: ModelSpec, mu, y, mask) -> None:
     """Noise priors and the likelihood of the log target (Student-t or normal), masked rows out."""
     import numpyro
@@ -282,7 +309,7 @@ def _likelihood(spec: ModelSpec, mu, y, mask) -> None:
             nu = jnp.asarray(nu_prior.kwargs["value"])
         else:
             nu = numpyro.sample("nu", nu_prior.to_numpyro())
-        obs_dist = dist.StudentT(nu, mu, sigma)
+        obs_dist = _polar_student_t()(nu, mu, sigma)
     else:
         obs_dist = dist.Normal(mu, sigma)
     with (
