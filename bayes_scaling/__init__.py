@@ -2,8 +2,8 @@
 
 The public API is imported lazily (PEP 562) so that ``import bayes_scaling`` does not start JAX:
 the command line configures JAX's devices and compilation cache before the first JAX import. The
-import itself asks JAX, while it has not started, for one CPU device per core and at least one
-per default chain (four), so that chains can run side by side (:mod:`bayes_scaling._devices`;
+import itself asks JAX, while it has not started, for one CPU device per core, so that chains
+can run side by side (:mod:`bayes_scaling._devices`;
 ``BAYES_SCALING_HOST_DEVICES=1`` keeps one device).
 """
 

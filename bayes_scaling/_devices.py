@@ -1,10 +1,11 @@
-"""JAX CPU devices for every core and chain, asked for before JAX starts: chains run side by side.
+"""JAX CPU devices, one per core, asked for before JAX starts: chains run side by side.
 
 JAX gives a process one CPU device unless ``XLA_FLAGS`` asks for more before its CPU backend
-starts. A grouped fit runs one chain per device when there are several (about half the time on
-two cores), so ``import bayes_scaling`` asks for ``max(4, cores)`` devices (4: the default
-number of chains) while JAX has not started, and the command line does the same for its
-``--chains``. A count already in ``XLA_FLAGS`` (the user's) is kept; ``BAYES_SCALING_HOST_DEVICES``
+starts. A grouped fit splits its chains over the devices (one after another within each), so
+``import bayes_scaling`` (and the command line) asks for one device per core this process may
+run on while JAX has not started. Not more: four devices on two cores took 10-30% longer than
+two for the same draws of a grouped fit (``benchmarks/RESULTS.md``), their threads contending for
+the cores. A count already in ``XLA_FLAGS`` (the user's) is kept; ``BAYES_SCALING_HOST_DEVICES``
 sets the count (``1`` leaves JAX's single device). Once JAX has run anything nothing is changed:
 call ``numpyro.set_host_device_count`` before that instead.
 """
@@ -16,14 +17,21 @@ import sys
 import warnings
 
 FLAG = "--xla_force_host_platform_device_count"
-DEFAULT_CHAINS = 4
 _asked: list[str] = []  # the flag this module last added, which a later request replaces
 
 
-def _count(num_chains: int) -> int | None:
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the platform reports one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def _count() -> int | None:
     setting = os.environ.get("BAYES_SCALING_HOST_DEVICES", "").strip()
     if not setting:
-        return max(num_chains, os.cpu_count() or 1)
+        return cores()
     if setting.isdigit() and int(setting) >= 1:
         return int(setting)
     warnings.warn(
@@ -46,8 +54,8 @@ def _jax_started() -> bool:
         return True
 
 
-def ask_host_devices(num_chains: int = DEFAULT_CHAINS) -> None:
-    """Ask JAX for one CPU device per core (at least one per chain) if it has not started.
+def ask_host_devices() -> None:
+    """Ask JAX for one CPU device per core if it has not started.
 
     Does nothing once JAX's backends have started, when ``XLA_FLAGS`` already names a device
     count of the user's, or when the count is 1.
@@ -59,7 +67,7 @@ def ask_host_devices(num_chains: int = DEFAULT_CHAINS) -> None:
         words.remove(_asked.pop())
     if any(w.startswith(FLAG) for w in words):
         return  # the user's own count
-    count = _count(num_chains)
+    count = _count()
     if count is None or count <= 1:
         return
     _asked[:] = [f"{FLAG}={count}"]

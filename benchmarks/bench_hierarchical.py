@@ -12,8 +12,8 @@ once as one curve of the same points; the second call of each is timed, as
 ratio, the hierarchical fit's first call (compilation included; a case after another may reuse
 some compiled parts), divergences, max R-hat and min bulk ESS over the population and group
 parameters.
-The package asks JAX for one CPU device per core (at least four) when it is imported, so grouped
-fits run one chain per device; ``--devices N`` asks for N instead (``--devices 1``: the chains
+The package asks JAX for one CPU device per core when it is imported, so grouped fits split their
+chains over the cores; ``--devices N`` asks for N instead (``--devices 1``: the chains
 one after another, as before 2026-12-05). ``--trajectory-length nuts|L`` fits both forms of every
 case with NUTS, or with jittered static HMC of mean length ``L`` (``fit(...,
 trajectory_length=L)``), in place of the package's default (``auto``: static HMC of length 3

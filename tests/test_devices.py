@@ -23,18 +23,25 @@ def _run(code: str, **env_overrides: str) -> tuple[str, str]:
     return run.stdout.strip(), run.stderr
 
 
-def test_import_asks_for_one_device_per_core_and_per_chain():
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def _expected(count: int) -> str:
+    """What REPORT prints when the package asked for ``count`` devices (none asked for one)."""
+    return "1 None" if count == 1 else f"{count} '--xla_force_host_platform_device_count={count}'"
+
+
+def test_import_asks_for_one_device_per_core():
     out, _ = _run("import bayes_scaling; " + REPORT)
-    count = max(4, os.cpu_count() or 1)
-    assert out == f"{count} '--xla_force_host_platform_device_count={count}'"
+    assert out == _expected(_cores())
 
 
 def test_import_keeps_other_xla_flags():
     out, _ = _run("import bayes_scaling; " + REPORT, XLA_FLAGS="--xla_cpu_enable_fast_math=false")
-    count = max(4, os.cpu_count() or 1)
-    assert out.endswith(
-        f"'--xla_cpu_enable_fast_math=false --xla_force_host_platform_device_count={count}'"
-    )
+    count = _cores()
+    asked = "" if count == 1 else f" --xla_force_host_platform_device_count={count}"
+    assert out.endswith(f"'--xla_cpu_enable_fast_math=false{asked}'")
 
 
 def test_a_users_device_count_is_kept():
@@ -64,24 +71,23 @@ def test_nothing_changes_once_jax_has_started():
 
 def test_jax_imported_but_not_started_still_gets_the_devices():
     out, _ = _run("import jax; import bayes_scaling; " + REPORT)
-    assert out.split()[0] == str(max(4, os.cpu_count() or 1))
+    assert out.split()[0] == str(_cores())
 
 
-def test_the_command_line_asks_for_one_device_per_chain():
+def test_the_command_line_asks_for_one_device_per_core():
     code = (
         "import bayes_scaling; from bayes_scaling.cli._common import configure_jax; "
-        "configure_jax(num_chains=8); " + REPORT
+        "configure_jax(); " + REPORT
     )
     out, _ = _run(code, BAYES_SCALING_JAX_CACHE="")
-    count = max(8, os.cpu_count() or 1)
-    assert out == f"{count} '--xla_force_host_platform_device_count={count}'"
+    assert out == _expected(_cores())
 
 
 def test_a_count_the_user_sets_after_the_import_is_kept():
     code = (
         "import os, bayes_scaling; from bayes_scaling.cli._common import configure_jax; "
         "os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=3'; "
-        "configure_jax(num_chains=8); " + REPORT
+        "configure_jax(); " + REPORT
     )
     out, _ = _run(code, BAYES_SCALING_JAX_CACHE="")
     assert out == "3 '--xla_force_host_platform_device_count=3'"

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "needs_jax", True):
-        configure_jax(getattr(args, "chains", 4) or 4)
+        configure_jax()
     warnings.showwarning = show_warning
     warnings.filterwarnings("ignore", category=FutureWarning)
     try:

@@ -13,12 +13,12 @@ from bayes_scaling._warnings import cli_words
 EXIT_BAD_INPUT = 2
 
 
-def configure_jax(num_chains: int = 4) -> None:
-    """Before JAX starts: one host device per chain and a persistent compilation cache."""
+def configure_jax() -> None:
+    """Before JAX starts: one host device per core and a persistent compilation cache."""
     from bayes_scaling import _jaxcache
     from bayes_scaling._devices import ask_host_devices
 
-    ask_host_devices(num_chains)
+    ask_host_devices()
 
     cache = os.environ.get("BAYES_SCALING_JAX_CACHE")
     if cache != "":  # an empty value switches the cache off
