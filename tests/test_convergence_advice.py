@@ -143,3 +143,35 @@ def test_cli_words_for_the_decisions_and_the_calibration():
         "this fit has groups ['a']; pass --group with one of them (or 'new')")
     # a Python argument that merely ends in the same letters is left alone
     assert cli_words("target_accept_prob=0.95") == "--target-accept 0.95"
+
+
+def test_a_re_whitened_fit_records_the_target_its_kept_draws_ran_at():
+    """The kept draws of a re-whitened run come from chains that aim at an acceptance of at
+    least ``REWHITENED_TARGET_ACCEPT``: the fit records that target, so that the divergence
+    advice names one above it (raising the target to 0.95 would change nothing there)."""
+    import jax
+    import pandas as pd
+
+    from bayes_scaling import inference
+    from bayes_scaling.engine import REWHITENED_TARGET_ACCEPT, SamplerSettings
+
+    rng = np.random.default_rng(0)
+    C = np.geomspace(1e15, 1e21, 8)
+    noise = np.exp(0.01 * rng.standard_normal((3, C.size)))
+    rows = [(f"g{g}", c, (1.8 + 0.1 * g + 1.5 * (c / 1e15) ** -0.3) * noise[g, i])
+            for g in range(3) for i, c in enumerate(C)]
+    data = pd.DataFrame(rows, columns=["run", "C", "loss"])
+    pooling = {"E": "pooled", "A": "shared", "alpha": "shared"}
+    inputs = inference.prepare(data, "power_law", group="run", pooling=pooling)
+    budget = {"num_chains": 2, "num_warmup": 40, "num_samples": 20, "chain_method": "sequential"}
+    recorded = {}
+    for target, pilot in ((0.9, True), (0.99, True), (0.9, False)):
+        settings = SamplerSettings(**budget, target_accept_prob=target, pilot=pilot)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a short run: its diagnostics are not the point
+            groups = inference.sample(inputs, jax.random.PRNGKey(0), settings, prior_samples=0)
+        recorded[target, pilot] = groups["posterior"].attrs["target_accept_prob"]
+    assert REWHITENED_TARGET_ACCEPT > 0.9
+    assert recorded[0.9, True] == REWHITENED_TARGET_ACCEPT  # the re-whitened chains' own
+    assert recorded[0.99, True] == 0.99  # a higher target of the user's is kept
+    assert recorded[0.9, False] == 0.9  # no re-whitening: the run's one target
