@@ -3,7 +3,7 @@
 Usage::
 
     python benchmarks/bench_hierarchical.py [--out results.json] [--cases gadre porian-15 ...]
-        [--devices N] [--trajectory-length auto|nuts|L]
+        [--devices N] [--trajectory-length auto|nuts|L] [--seeds K]
 
 Each case is fitted twice with the Python API at default settings (Chinchilla law, every
 parameter partially pooled, 4 x (500 + 1000) draws), once hierarchically (``group="group"``) and
@@ -11,7 +11,10 @@ once as one curve of the same points; the second call of each is timed, as
 ``../shared/checks/hierarchical`` does. Printed per case: runs, groups, both times and their
 ratio, the hierarchical fit's first call (compilation included; a case after another may reuse
 some compiled parts), divergences, max R-hat and min bulk ESS over the population and group
-parameters.
+parameters. ``--seeds K`` times K second calls of each form (seeds 1 to K, after the seed-0
+call that compiles) and prints, below the seed-1 line, the range over those seeds of the grouped
+fit's seconds, of its ratio to the one curve's median second call, and of its diagnostics: how
+far a figure moves with the draws.
 The package asks JAX for one CPU device per core when it is imported, so grouped fits split their
 chains over the cores; ``--devices N`` asks for N instead (``--devices 1``: the chains
 one after another, as before 2026-12-05). ``--trajectory-length nuts|L`` fits both forms of every
@@ -96,17 +99,19 @@ def cases() -> dict:
     return out
 
 
-def first_and_second_call(data: pd.DataFrame, group: str | None, **options):
-    """Seconds of the first call (compilation included; no persistent cache in a Python
-    process unless one is configured) and of the second, and the second call's fit."""
-    seconds = []
-    for seed in (0, 1):
+def timed_calls(data: pd.DataFrame, group: str | None, seeds: int = 1, **options):
+    """Seconds of the first call (seed 0, compilation included; no persistent cache in a
+    Python process unless one is configured), then the seconds and fits of the calls with seeds
+    1 to ``seeds``, which reuse the compiled program."""
+    seconds, fits = [], []
+    for seed in range(seeds + 1):
         t = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             idata = fit(data, "chinchilla", group=group, seed=seed, **options)
         seconds.append(time.perf_counter() - t)
-    return seconds[0], seconds[1], idata
+        fits.append(idata)
+    return seconds[0], seconds[1:], fits[1:]
 
 
 def diagnostics(idata) -> dict:
@@ -118,18 +123,44 @@ def diagnostics(idata) -> dict:
     }
 
 
-def run_case(data: pd.DataFrame, **options) -> dict:
-    _, one_s, _ = first_and_second_call(data.drop(columns=["group"]), None, **options)
-    first_s, grouped_s, idata = first_and_second_call(data, "group", **options)
+def run_case(data: pd.DataFrame, seeds: int = 1, **options) -> dict:
+    _, one_s, _ = timed_calls(data.drop(columns=["group"]), None, seeds, **options)
+    first_s, grouped_s, fits = timed_calls(data, "group", seeds, **options)
+    one = float(np.median(one_s))
+    per_seed = [
+        {"seed": k + 1, "hierarchical_s": s, "ratio": s / one, **diagnostics(f)}
+        for k, (s, f) in enumerate(zip(grouped_s, fits, strict=True))
+    ]
     return {
         "runs": len(data),
         "groups": int(data["group"].nunique()),
-        "one_curve_s": one_s,
+        "one_curve_s": one_s[0],
         "hierarchical_first_s": first_s,
-        "hierarchical_s": grouped_s,
-        "ratio": grouped_s / one_s,
-        **diagnostics(idata),
+        "hierarchical_s": grouped_s[0],
+        "ratio": grouped_s[0] / one_s[0],
+        **diagnostics(fits[0]),
+        **(
+            {"one_curve_seeds_s": one_s, "one_curve_median_s": one, "seeds": per_seed}
+            if seeds > 1
+            else {}
+        ),
     }
+
+
+def seeds_line(r: dict) -> str:
+    """The range over seeds of a case's grouped seconds, ratios and diagnostics."""
+    rows = r["seeds"]
+
+    def span(key: str, fmt: str) -> str:
+        values = [row[key] for row in rows]
+        return f"{min(values):{fmt}}-{max(values):{fmt}}"
+
+    return (
+        f"{'':28s} seeds 1-{len(rows)}: hierarchical={span('hierarchical_s', '.1f')}s "
+        f"one curve median={r['one_curve_median_s']:.1f}s ratio={span('ratio', '.1f')} "
+        f"div={sum(row['divergences'] for row in rows)} "
+        f"max rhat={max(row['max_rhat'] for row in rows):.3f} ess={span('min_ess_bulk', '.0f')}"
+    )
 
 
 def main() -> None:
@@ -143,8 +174,15 @@ def main() -> None:
         "--devices",
         type=int,
         default=None,
-        help="CPU devices to ask JAX for (default: the package's, one per core and at least "
-        "four); grouped fits run one chain per device",
+        help="CPU devices to ask JAX for (default: the package's, one per core); grouped fits "
+        "split their chains over the devices",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="second calls to time per form of each case, seeds 1 to K (default 1); with more "
+        "than one, a line of their ranges follows each case's",
     )
     parser.add_argument(
         "--trajectory-length",
@@ -154,6 +192,8 @@ def main() -> None:
         "mean trajectory length (whitened coordinates)",
     )
     args = parser.parse_args()
+    if args.seeds < 1:
+        parser.error(f"--seeds must be at least 1; got {args.seeds}")
     import jax
 
     if args.devices is not None:
@@ -165,7 +205,7 @@ def main() -> None:
     for name in args.cases:
         length = args.trajectory_length
         length = None if length == "nuts" else length if length == "auto" else float(length)
-        r = results[name] = run_case(known[name](), trajectory_length=length)
+        r = results[name] = run_case(known[name](), args.seeds, trajectory_length=length)
         converged = r["divergences"] == 0 and r["max_rhat"] <= 1.01 and r["min_ess_bulk"] >= 1000
         print(
             f"{name:28s} runs={r['runs']:4d} groups={r['groups']:3d} "
@@ -175,6 +215,8 @@ def main() -> None:
             f"ess={r['min_ess_bulk']:.0f} {'converged' if converged else 'NOT converged'}",
             flush=True,
         )
+        if args.seeds > 1:
+            print(seeds_line(r), flush=True)
         if args.out:
             with open(args.out, "w") as fh:
                 json.dump(results, fh, indent=2)
