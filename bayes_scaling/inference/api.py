@@ -89,6 +89,7 @@ def sample(
         settings.static_length(),
         settings.whitening,
         settings.pilot,
+        rewhitened_target=settings.rewhitened().target_accept_prob,
     )
 
 

@@ -15,7 +15,6 @@ import xarray as xr
 from bayes_scaling import __version__
 from bayes_scaling import data as _data
 from bayes_scaling._warnings import warn
-from bayes_scaling.engine.settings import REWHITENED_TARGET_ACCEPT
 from bayes_scaling.inference.diagnostics import warn_diagnostics
 from bayes_scaling.inference.prepare import FitInputs
 from bayes_scaling.models import ModelSpec
@@ -43,13 +42,14 @@ def _groups_from_run(
     whitening: str | None = None,
     pilot: bool | str = False,
     *,
+    rewhitened_target: float | None = None,
     warn: bool = True,
 ) -> dict[str, xr.Dataset]:
     """xarray groups from the arrays of one run of the compiled program.
 
-    ``target_accept_prob`` (the target acceptance the run used; where it re-whitened, that of
-    the re-whitened chains, which made the kept draws: at least ``REWHITENED_TARGET_ACCEPT``)
-    and ``trajectory_length`` (static HMC's mean trajectory length; None for NUTS) are
+    ``target_accept_prob`` (the target acceptance the run used; where it re-whitened,
+    ``rewhitened_target``, that of the re-whitened chains, which made the kept draws) and
+    ``trajectory_length`` (static HMC's mean trajectory length; None for NUTS) are
     recorded in the posterior's attributes, where the diagnostics warnings and the report read
     them; so is ``whitening`` (the sampler's coordinates about the mode, ``"full"``,
     ``"diagonal"`` or ``"locations"``) when given; ``pilot`` is 1 when a pilot run
@@ -80,10 +80,8 @@ def _groups_from_run(
         condition = float(np.asarray(out["stats"]["pilot_condition"]))
         groups["posterior"].attrs["pilot_condition"] = condition
         groups["posterior"].attrs["pilot"] = int(np.asarray(out["stats"]["pilot_rewhitened"]))
-    if groups["posterior"].attrs.get("pilot") == 1 and target_accept_prob is not None:
-        # the kept draws are the re-whitened chains', which aim higher (SamplerSettings.rewhitened)
-        kept = max(float(target_accept_prob), REWHITENED_TARGET_ACCEPT)
-        groups["posterior"].attrs["target_accept_prob"] = kept
+    if groups["posterior"].attrs.get("pilot") == 1 and rewhitened_target is not None:
+        groups["posterior"].attrs["target_accept_prob"] = float(rewhitened_target)
     if method == "nuts" and "offset_scaling" in out["stats"]:  # chosen at the mode
         power = float(np.asarray(out["stats"]["offset_scaling"]))
         groups["posterior"].attrs["offset_scaling"] = power
