@@ -289,54 +289,6 @@ def test_jittered_hmc_draws_the_nuts_posterior():
     assert np.unique(nuts.sample_stats["step_size"].values).size == 2
 
 
-def test_grouped_static_hmc_chains_adapt_at_twice_the_rejection_rate_the_target_allows(monkeypatch):
-    """NUTS's chains adapt their step size towards ``target_accept_prob``; static HMC's with
-    ``adapt_below_target=True`` (a grouped fit's, resolved from "auto"), which then all run at
-    the smallest step any of them adapted, towards twice the rejection rate it allows (0.8 for
-    0.9), not below one half; re-whitened chains keep their own target (0.95)."""
-    import numpyro.infer.hmc as numpyro_hmc
-
-    from bayes_scaling.engine import chains
-
-    seen = []
-    real = numpyro_hmc.hmc
-
-    def spy(potential_fn, algo):
-        init_kernel, sample_kernel = real(potential_fn, algo=algo)
-
-        def init(*args, **kwargs):
-            seen.append((algo, kwargs["target_accept_prob"]))
-            return init_kernel(*args, **kwargs)
-
-        return init, sample_kernel
-
-    monkeypatch.setattr(numpyro_hmc, "hmc", spy)
-    cases = [(None, 0.9, True), (3.0, 0.9, False), (3.0, 0.9, True), (3.0, 0.95, True),
-             (3.0, 0.6, True)]
-    runs = [engine.SamplerSettings(num_warmup=10, num_samples=10, trajectory_length=length,
-                                   target_accept_prob=target, adapt_below_target=below)
-            for length, target, below in cases]
-    runs.append(runs[2].rewhitened())
-    for settings in runs:
-        init, _ = chains._kernel(lambda z: 0.5 * jnp.sum(z**2), 2, settings)
-        init(jax.random.PRNGKey(0), jnp.zeros(2))
-    assert seen == [("NUTS", 0.9), ("HMC", 0.9), ("HMC", 0.8), ("HMC", 0.9), ("HMC", 0.5),
-                    ("HMC", 0.95)]
-    # "auto" resolves to True for a grouped fit's static HMC only
-    grouped = inference.prepare(_grouped_curves(), "power_law", group="group").spec
-    one = inference.prepare(_curve(1)[0], "power_law").spec
-    auto = engine.SamplerSettings()
-    assert engine.resolve_settings(grouped, auto, "nuts").adapt_below_target is True
-    assert engine.resolve_settings(one, auto, "nuts").adapt_below_target is False
-    with pytest.raises(ValueError, match="adapt_below_target"):
-        engine.SamplerSettings(adapt_below_target="yes")
-
-
-def _grouped_curves():
-    frames = [_curve(40 + k)[0].assign(group=f"g{k}") for k in range(3)]
-    return pd.concat(frames, ignore_index=True)
-
-
 def test_fit_many_takes_a_trajectory_length():
     # the shapes and budget of test_fit_many_recovers_every_curve[vmap], whose compiled program
     # (static HMC of length 3, the default) this fit reuses: what differs is the length asked

@@ -21,19 +21,15 @@ from bayes_scaling.engine.settings import (
 )
 
 
-def _kernel(potential, d: int, settings: SamplerSettings, target=None):
+def _kernel(potential, d: int, settings: SamplerSettings):
     """numpyro's NUTS kernel for ``potential``: ``init(key, z0) -> state`` and ``sample_kernel``.
 
     numpyro's ``init_kernel`` sets the adaptation schedule that ``sample_kernel`` reads, so a
     program that only runs ``sample_kernel`` on a given state calls ``init`` once first (its
     result is unused and compiled away). With ``settings.trajectory_length`` set, the kernel is
-    static HMC with a jittered trajectory instead (see :func:`_jittered`). The step-size
-    adaptation aims at ``target`` (a number or a traced scalar), by default
-    :meth:`SamplerSettings.adaptation_target`.
+    static HMC with a jittered trajectory instead (see :func:`_jittered`).
     """
     from numpyro.infer.hmc import hmc
-
-    aim = settings.adaptation_target() if target is None else target
 
     static = settings.static_length()
     init_kernel, sample_kernel = hmc(potential, algo="NUTS" if static is None else "HMC")
@@ -45,7 +41,7 @@ def _kernel(potential, d: int, settings: SamplerSettings, target=None):
             z0,
             settings.num_warmup,
             dense_mass=settings.dense_for(d),
-            target_accept_prob=aim,
+            target_accept_prob=settings.target_accept_prob,
             max_tree_depth=settings.max_tree_depth,
             rng_key=key,
             **length,
@@ -146,7 +142,6 @@ def _nuts(
     ties=(),
     coordinates=None,
     read_condition=False,
-    target=None,
 ):
     """Run the chains in whitened coordinates; returns per-chain arrays of shape (C, S, ...).
 
@@ -157,14 +152,12 @@ def _nuts(
     :func:`bayes_scaling.engine.centring._pooled_blocks` gives them), static HMC looks at its
     own warmup half-way and re-whitens only where a location is tied to its offsets
     (:func:`_gated`). ``coordinates``: where re-whitened chains move (:func:`_rewhitened`);
-    ``read_condition``: whether the choice half-way reads the draws' condition number;
-    ``target``: the step-size adaptation's aim where not :meth:`SamplerSettings.adaptation_target`
-    (a pilot run's, whose draws only whiten the coordinates)."""
+    ``read_condition``: whether the choice half-way reads the draws' condition number."""
     if settings.pilot is True:
         return _piloted(potential, d, rng_key, settings, dtype, coordinates)
     if settings.pilot == "auto" and ties and settings.static_length() is not None:
         return _gated(potential, d, rng_key, settings, dtype, ties, coordinates, read_condition)
-    init, sample_kernel = _kernel(potential, d, settings, target)
+    init, sample_kernel = _kernel(potential, d, settings)
     W, S = settings.num_warmup, settings.num_samples
     method = settings.resolved_chain_method()
     keys, starts = _chain_starts(rng_key, settings, d, dtype)
@@ -299,13 +292,8 @@ def _gated(
     makes, draw for draw.
     Returns the draws and the statistics, with the correlation and the condition number the
     choice read (``pilot_correlation``, ``pilot_condition``) and whether it re-whitened
-    (``pilot_rewhitened``).
-
-    The first half's chains adapt their step size towards ``target_accept_prob``, as a pilot's
-    do, since the choice and the re-whitening read their draws; the chains that go on aim at
-    :meth:`SamplerSettings.adaptation_target` from there, as the kept draws' chains of a run
-    without the choice do."""
-    init, sample_kernel = _kernel(potential, d, settings, settings.target_accept_prob)
+    (``pilot_rewhitened``)."""
+    init, sample_kernel = _kernel(potential, d, settings)
     W = settings.num_warmup
     half, window = settings.gate_phases()
     method = settings.resolved_chain_method()
@@ -321,10 +309,9 @@ def _gated(
     condition = _correlation_condition(seen.reshape(-1, d))
 
     def go_on(_):
-        init_on, kernel_on = _kernel(potential, d, settings)
-        second_half = _resumed(init_on, kernel_on, d, dtype, W - half, record=False)
+        second_half = _resumed(init, sample_kernel, d, dtype, W - half, record=False)
         warmed = _pooled_step_size(_map_chains(second_half, method, states))
-        draw = _resumed(init_on, kernel_on, d, dtype, settings.num_samples)
+        draw = _resumed(init, sample_kernel, d, dtype, settings.num_samples)
         out, step_size = _map_chains(draw, method, warmed)
         return _sampler_stats(out, step_size)
 
@@ -352,7 +339,7 @@ def _piloted(potential, d: int, rng_key, settings: SamplerSettings, dtype, coord
     first = dataclasses.replace(settings, num_warmup=w1, num_samples=k1, pilot=False)
     second = settings.rewhitened()
     key_pilot, key_draws = jax.random.split(rng_key)
-    pilot_z, _ = _nuts(potential, d, key_pilot, first, dtype, target=settings.target_accept_prob)
+    pilot_z, _ = _nuts(potential, d, key_pilot, first, dtype)
     return _rewhitened(potential, d, key_draws, second, dtype, pilot_z, coordinates)
 
 

@@ -136,8 +136,7 @@ def _rewhitened_potential(model, spec: ModelSpec, settings: SamplerSettings, arg
 def _chunk_program(model, spec: ModelSpec, settings: SamplerSettings, kernel: SamplerSettings):
     """``chunk(states, n, rng_key, x, y, group_index, mask, reference, ctx, moves=None)``: up to
     ``L`` iterations of the kernel that ``kernel`` sets up, in ``z`` or, given ``moves``, in
-    re-whitened coordinates, its step-size adaptation aiming at ``ctx["target"]`` (an
-    argument, so that the run can change it between chunks without compiling again)."""
+    re-whitened coordinates."""
     length, _ = chunk_plan(settings.num_warmup, settings.num_samples)
     method = settings.resolved_chain_method()
 
@@ -149,7 +148,7 @@ def _chunk_program(model, spec: ModelSpec, settings: SamplerSettings, kernel: Sa
             potential = _rewhitened_potential(model, spec, settings, args, rng_key, ctx)[0]
             potential = _moved(potential, moves["mean"], moves["factor"])
         d = ctx["mode_w"].shape[0]
-        init, sample_kernel = _kernel(potential, d, kernel, ctx["target"])
+        init, sample_kernel = _kernel(potential, d, kernel)
         # sets numpyro's adaptation schedule for sample_kernel; the state itself is unused
         init(jax.random.PRNGKey(0), jnp.zeros(d, ctx["mode_w"].dtype))
         step = _recorded(sample_kernel)
@@ -232,14 +231,11 @@ def staged_programs(spec: ModelSpec, settings: SamplerSettings, prior_samples: i
         init, _ = _kernel(potential_z, d, settings)
         keys, starts = _chain_starts(f["k_fit"], settings, d, f["mode"].dtype)
         states = _map_chains(init, method, keys, starts)
-        # the chains before the choice half-way aim at the asked target, as in the fused run
-        aim = settings.target_accept_prob if gates(settings) else settings.adaptation_target()
         ctx = {
             "mode_w": f["mode_w"],
             "scale_w": f["scale_w"],
             "hessian": f["found"]["hessian"],
             "k_fit": f["k_fit"],
-            "target": jnp.asarray(aim, f["mode"].dtype),
         }
         if f["information"] is not None:
             ctx["information"] = f["information"]
@@ -381,10 +377,8 @@ def run_staged(
         if phase == "read" and (i == len(plan) or plan[i][0] != "read"):
             per_chain = np.concatenate(seen, axis=1)  # (chains, draws, d)
             extra = _choice(programs, per_chain, args, ctx)
-            aim = settings.adaptation_target()
             if extra["pilot_rewhitened"]:
                 again = settings.rewhitened()
-                aim = again.adaptation_target()
                 compiling = "" if "chunk_again" in programs else " (compiling its programs)"
                 with progress.phase(f"re-whitening by the chains' draws{compiling}"):
                     restart = programs.get("restart", per_chain, *args, ctx)
@@ -393,7 +387,6 @@ def run_staged(
                 moves = (moved,)
                 plan = plan[:i] + _chunks(length, [("warmup", again.num_warmup), ("sampling", S)])
                 progress.retotal(progress.done + again.num_warmup + S)
-            ctx = {**ctx, "target": jnp.asarray(aim, ctx["target"].dtype)}
     out = tuple(np.concatenate([k[i] for k in kept], axis=1) for i in range(len(kept[0])))
     z, stats = _sampler_stats(out, np.asarray(states.adapt_state.step_size))
     if moves:
