@@ -345,6 +345,9 @@ def test_location_whitening_leaves_the_posterior_unchanged():
     fits = _short_fits(inputs, 7, {w: {"whitening": w, "pilot": False} for w in ("locations", "diagonal")})
     for whitening, posterior in fits.items():
         assert posterior.attrs["whitening"] == whitening
+        # a grouped fit's chains aim lower from half-way through warmup, and the fit says so
+        assert posterior.attrs["target_accept_prob"] == 0.9
+        assert posterior.attrs["adaptation_target"] == 0.8
     names = ("E", "E_pop_loc", "A_pop_loc", "alpha_pop_loc", "A", "alpha")
     _assert_one_posterior(fits["locations"], fits["diagonal"], names)
 
@@ -381,26 +384,33 @@ def _gaussian(correlation: float):
     return (lambda z: 0.5 * z @ precision @ z), cov
 
 
-def _gated_run(potential, pilot, read_condition=False):
+def _gated_run(potential, pilot, read_condition=False, below=False):
     from bayes_scaling.engine.chains import _nuts
 
     settings = engine.SamplerSettings(
         num_chains=2, num_warmup=300, num_samples=1000, trajectory_length=3.0, pilot=pilot,
-        chain_method="sequential",
+        chain_method="sequential", adapt_below_target=below,
     )
     ties = ((0, np.array([1, 2, 3])),)
     run = jax.jit(lambda key: _nuts(potential, 4, key, settings, jnp.float32, ties, None, read_condition))
     return jax.device_get(run(jax.random.PRNGKey(3)))
 
 
-def test_without_a_tie_the_choice_half_way_goes_on_with_the_plain_run_draw_for_draw():
+@pytest.mark.parametrize("below", [False, True])
+def test_without_a_tie_the_choice_half_way_goes_on_with_the_plain_run_draw_for_draw(below):
+    """Also where the chains aim lower from the half on (``adapt_below_target``, a grouped
+    fit's default): both runs switch there, and aiming lower adapts a longer step."""
     potential, _ = _gaussian(0.0)
-    z, stats = _gated_run(potential, "auto")
-    plain, plain_stats = _gated_run(potential, False)
+    z, stats = _gated_run(potential, "auto", below=below)
+    plain, plain_stats = _gated_run(potential, False, below=below)
     assert stats["pilot_correlation"] < engine.PILOT_TIE
     assert 1 <= stats["pilot_condition"] < engine.PILOT_CONDITION
     np.testing.assert_array_equal(z, plain)
     np.testing.assert_array_equal(stats["num_steps"], plain_stats["num_steps"])
+    if below:
+        at_target = _gated_run(potential, False)[1]
+        assert np.all(plain_stats["step_size"] > at_target["step_size"])
+        assert plain_stats["num_steps"].mean() < at_target["num_steps"].mean()
 
 
 def test_ill_conditioned_draws_without_a_tie_are_re_whitened_where_the_run_reads_them():

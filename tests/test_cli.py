@@ -144,6 +144,8 @@ def test_pilot_option_reaches_backtest_calibrate_and_compare(captured_calls, dem
     assert captured_calls.seen["compare"]["pilot"] is False
 
 
+# the short fit below is only the way to the calibration's call: its convergence is not checked
+@pytest.mark.filterwarnings("ignore:.*divergent transitions:RuntimeWarning")
 def test_calibration_refit_options_reach_backtest_and_calibrate(captured_calls, demo_csv, tmp_path):
     """`--calibration-warmup`, `--calibration-chains` and `--calibration-axes` become the refits'
     settings; without them the library's defaults stand; a count under 1 is refused."""

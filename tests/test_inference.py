@@ -289,6 +289,62 @@ def test_jittered_hmc_draws_the_nuts_posterior():
     assert np.unique(nuts.sample_stats["step_size"].values).size == 2
 
 
+def test_grouped_static_hmc_chains_aim_lower_from_half_way_through_warmup(monkeypatch):
+    """The targets the chains' step-size adaptation is given, in the order the run sets them
+    up: NUTS and static HMC aim at ``target_accept_prob`` throughout; with
+    ``adapt_below_target=True`` (a grouped fit's static HMC, resolved from "auto") static HMC
+    aims at it in the first half of warmup and at twice the rejection rate it allows from there
+    (0.8 for 0.9, not below one half); a pilot aims at the target and the re-whitened chains at
+    their own (0.95)."""
+    import numpyro.infer.hmc as numpyro_hmc
+
+    from bayes_scaling.engine import chains
+
+    seen = []
+    real = numpyro_hmc.hmc
+
+    def spy(potential_fn, algo):
+        init_kernel, sample_kernel = real(potential_fn, algo=algo)
+
+        def init(*args, **kwargs):
+            seen.append(round(float(kwargs["target_accept_prob"]), 6))
+            return init_kernel(*args, **kwargs)
+
+        return init, sample_kernel
+
+    monkeypatch.setattr(numpyro_hmc, "hmc", spy)
+
+    def targets(**options):
+        seen.clear()
+        budget = dict(num_chains=2, num_warmup=10, num_samples=5, chain_method="sequential")
+        settings = engine.SamplerSettings(**budget, **options)
+        chains._nuts(lambda z: 0.5 * jnp.sum(z**2), 2, jax.random.PRNGKey(0), settings, jnp.float32)
+        return list(dict.fromkeys(seen))  # in order, each once
+
+    static = dict(trajectory_length=3.0)
+    assert targets(trajectory_length=None, adapt_below_target=True, pilot=False) == [0.9]
+    assert targets(**static, adapt_below_target=False, pilot=False) == [0.9]
+    assert targets(**static, adapt_below_target=True, pilot=False) == [0.9, 0.8]
+    assert targets(**static, adapt_below_target=True, pilot=False, target_accept_prob=0.95) == [0.95, 0.9]
+    assert targets(**static, adapt_below_target=True, pilot=False, target_accept_prob=0.6) == [0.6, 0.5]
+    assert targets(**static, adapt_below_target=True, pilot=True) == [0.9, 0.95]
+    # "auto" resolves to True for a grouped fit's static HMC only
+    grouped = inference.prepare(_grouped_curves(), "power_law", group="group").spec
+    one = inference.prepare(_curve(1)[0], "power_law").spec
+    auto = engine.SamplerSettings()
+    assert engine.resolve_settings(grouped, auto, "nuts").adapt_below_target is True
+    nuts = engine.SamplerSettings(trajectory_length=None)
+    assert engine.resolve_settings(grouped, nuts, "nuts").adapt_below_target is False
+    assert engine.resolve_settings(one, auto, "nuts").adapt_below_target is False
+    with pytest.raises(ValueError, match="adapt_below_target"):
+        engine.SamplerSettings(adapt_below_target="yes")
+
+
+def _grouped_curves():
+    frames = [_curve(40 + k)[0].assign(group=f"g{k}") for k in range(3)]
+    return pd.concat(frames, ignore_index=True)
+
+
 def test_fit_many_takes_a_trajectory_length():
     # the shapes and budget of test_fit_many_recovers_every_curve[vmap], whose compiled program
     # (static HMC of length 3, the default) this fit reuses: what differs is the length asked

@@ -27,6 +27,7 @@ from bayes_scaling.engine.progress import Progress, bar_line
 from bayes_scaling.engine.staged import chunk_plan
 
 run_module = importlib.import_module("bayes_scaling.engine.run")  # the module, not a function
+staged_module = importlib.import_module("bayes_scaling.engine.staged")
 
 HERE = Path(__file__).resolve().parent
 PERCENT = re.compile(r"\b[0-9]+%")
@@ -127,19 +128,41 @@ def test_choice_half_way_is_made_between_the_chunks(monkeypatch, capsys):
     host reads the correlation and the condition number between chunks. With both thresholds
     above any figure the run is the one ``pilot=False`` makes, draw for draw; with the tie's
     below every correlation, the chains go on re-whitened, the statistics say so, and the bar
-    counts the new plan to its end."""
+    counts the new plan to its end. The chunks' step-size adaptation aims at 0.9 for the first
+    half of warmup and, from there, at 0.8 where the chains go on
+    (``adapt_below_target``, a grouped fit's default) or at 0.95 where they are re-whitened, as
+    in the one-call program."""
     inputs = _three_groups()
     budget = dict(num_chains=2, num_warmup=40, num_samples=20, progress_bar=True)
+    aims: list[tuple[float, int]] = []  # (target, iterations) of each chunk run
+    placed = staged_module._placed
+
+    def spy(program, *args):
+        ctx = [a for a in args if isinstance(a, dict) and "mode_w" in a]
+        if ctx and len(args) > 1 and getattr(args[1], "shape", None) == ():
+            aims.append((round(float(ctx[0]["target"]), 6), int(args[1])))
+        return placed(program, *args)
+
+    monkeypatch.setattr(staged_module, "_placed", spy)
 
     def staged(tie, **options):
         monkeypatch.setattr(chains_module, "PILOT_TIE", tie)
         monkeypatch.setattr(chains_module, "PILOT_CONDITION", np.inf)
         s = SamplerSettings(**budget, **options)
         args = (inputs.spec, inputs.x, inputs.y, inputs.group_index, jax.random.PRNGKey(2), s)
+        aims.clear()
         return run_fit(*args, prior_samples=0)
 
+    def iterations_at_each_aim():
+        totals: dict[float, int] = {}
+        for target, n in aims:
+            totals[target] = totals.get(target, 0) + n
+        return totals
+
     plain = staged(0.85, pilot=False)
+    assert iterations_at_each_aim() == {0.9: 20, 0.8: 20 + 20}
     went_on = staged(2.0)
+    assert iterations_at_each_aim() == {0.9: 20, 0.8: 20 + 20}
     assert "pilot_correlation" not in plain["stats"]
     assert 0 <= float(went_on["stats"]["pilot_correlation"]) <= 1
     assert float(went_on["stats"]["pilot_condition"]) >= 1
@@ -149,6 +172,8 @@ def test_choice_half_way_is_made_between_the_chunks(monkeypatch, capsys):
     capsys.readouterr()
 
     again = staged(-1.0)
+    W2 = SamplerSettings(**budget).pilot_phases()[2]
+    assert iterations_at_each_aim() == {0.9: 20, 0.95: W2 + 20}
     assert again["stats"]["pilot_rewhitened"]
     assert not np.array_equal(again["samples"]["E"], went_on["samples"]["E"])
     assert again["samples"]["E"].shape == went_on["samples"]["E"].shape == (2, 20, 3)

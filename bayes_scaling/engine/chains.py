@@ -21,13 +21,15 @@ from bayes_scaling.engine.settings import (
 )
 
 
-def _kernel(potential, d: int, settings: SamplerSettings):
+def _kernel(potential, d: int, settings: SamplerSettings, target=None):
     """numpyro's NUTS kernel for ``potential``: ``init(key, z0) -> state`` and ``sample_kernel``.
 
     numpyro's ``init_kernel`` sets the adaptation schedule that ``sample_kernel`` reads, so a
     program that only runs ``sample_kernel`` on a given state calls ``init`` once first (its
     result is unused and compiled away). With ``settings.trajectory_length`` set, the kernel is
-    static HMC with a jittered trajectory instead (see :func:`_jittered`).
+    static HMC with a jittered trajectory instead (see :func:`_jittered`). The step-size
+    adaptation aims at ``target`` (a number or a traced scalar), by default
+    ``settings.target_accept_prob``.
     """
     from numpyro.infer.hmc import hmc
 
@@ -41,7 +43,7 @@ def _kernel(potential, d: int, settings: SamplerSettings):
             z0,
             settings.num_warmup,
             dense_mass=settings.dense_for(d),
-            target_accept_prob=settings.target_accept_prob,
+            target_accept_prob=settings.target_accept_prob if target is None else target,
             max_tree_depth=settings.max_tree_depth,
             rng_key=key,
             **length,
@@ -173,12 +175,36 @@ def _nuts(
         out, step_size = _map_chains(one_chain, method, keys, starts)
         return _sampler_stats(out, step_size)
 
+    if settings.adaptation_target() != settings.target_accept_prob:
+        # the first half as the choice half-way runs it, the rest aiming lower (_go_on)
+        half = settings.gate_phases()[0]
+
+        def first_half(key, z0):
+            state = init(key, z0)
+            return jax.lax.scan(lambda s, _: (sample_kernel(s), None), state, None, length=half)[0]
+
+        states = _map_chains(first_half, method, keys, starts)
+        return _go_on(potential, d, settings, dtype, states, half)
+
     def warm(key, z0):
         state = init(key, z0)
         return jax.lax.scan(lambda s, _: (sample_kernel(s), None), state, None, length=W)[0]
 
     states = _pooled_step_size(_map_chains(warm, method, keys, starts))
     out, step_size = _map_chains(_resumed(init, sample_kernel, d, dtype, S), method, states)
+    return _sampler_stats(out, step_size)
+
+
+def _go_on(potential, d: int, settings: SamplerSettings, dtype, states, done: int):
+    """Static HMC's chains from ``states`` after ``done`` warmup iterations: the rest of the
+    warmup, their step sizes pooled (:func:`_pooled_step_size`), and the draws, the step-size
+    adaptation aiming at :meth:`SamplerSettings.adaptation_target`."""
+    init, sample_kernel = _kernel(potential, d, settings, settings.adaptation_target())
+    method = settings.resolved_chain_method()
+    rest = _resumed(init, sample_kernel, d, dtype, settings.num_warmup - done, record=False)
+    warmed = _pooled_step_size(_map_chains(rest, method, states))
+    draw = _resumed(init, sample_kernel, d, dtype, settings.num_samples)
+    out, step_size = _map_chains(draw, method, warmed)
     return _sampler_stats(out, step_size)
 
 
@@ -292,9 +318,9 @@ def _gated(
     makes, draw for draw.
     Returns the draws and the statistics, with the correlation and the condition number the
     choice read (``pilot_correlation``, ``pilot_condition``) and whether it re-whitened
-    (``pilot_rewhitened``)."""
+    (``pilot_rewhitened``). The chains that go on aim lower from the half where
+    ``adapt_below_target`` says so (:func:`_go_on`), as in a run without the choice."""
     init, sample_kernel = _kernel(potential, d, settings)
-    W = settings.num_warmup
     half, window = settings.gate_phases()
     method = settings.resolved_chain_method()
     keys, starts = _chain_starts(rng_key, settings, d, dtype)
@@ -309,11 +335,7 @@ def _gated(
     condition = _correlation_condition(seen.reshape(-1, d))
 
     def go_on(_):
-        second_half = _resumed(init, sample_kernel, d, dtype, W - half, record=False)
-        warmed = _pooled_step_size(_map_chains(second_half, method, states))
-        draw = _resumed(init, sample_kernel, d, dtype, settings.num_samples)
-        out, step_size = _map_chains(draw, method, warmed)
-        return _sampler_stats(out, step_size)
+        return _go_on(potential, d, settings, dtype, states, half)
 
     def rewhitened(_):
         again = settings.rewhitened()
@@ -336,7 +358,9 @@ def _piloted(potential, d: int, rng_key, settings: SamplerSettings, dtype, coord
     unchanged; the draws are returned in ``z``, as without a pilot, with the second run's
     statistics."""
     w1, k1, _ = settings.pilot_phases()
-    first = dataclasses.replace(settings, num_warmup=w1, num_samples=k1, pilot=False)
+    first = dataclasses.replace(
+        settings, num_warmup=w1, num_samples=k1, pilot=False, adapt_below_target=False
+    )
     second = settings.rewhitened()
     key_pilot, key_draws = jax.random.split(rng_key)
     pilot_z, _ = _nuts(potential, d, key_pilot, first, dtype)

@@ -79,7 +79,8 @@ def resolve_settings(spec: ModelSpec, settings: SamplerSettings, method: str) ->
     """``settings`` with what is left open resolved: a grouped fit's chains run in parallel on
     several devices, and ``trajectory_length="auto"`` is jittered static HMC of length
     ``GROUPED_TRAJECTORY_LENGTH`` for a grouped fit, NUTS for one curve; ``whitening="auto"`` is
-    ``"locations"`` for a grouped fit, full otherwise; ``pilot="auto"`` stays where the run can
+    ``"locations"`` for a grouped fit, full otherwise; ``adapt_below_target="auto"`` is True for
+    a grouped fit's static HMC, False otherwise; ``pilot="auto"`` stays where the run can
     choose half-way whether to re-whiten (:func:`_gates`) and is False elsewhere."""
     grouped = method == "nuts" and bool(spec.num_groups)
     if settings.trajectory_length == "auto":
@@ -87,6 +88,9 @@ def resolve_settings(spec: ModelSpec, settings: SamplerSettings, method: str) ->
         settings = dataclasses.replace(settings, trajectory_length=length)
     if settings.whitening == "auto":
         settings = dataclasses.replace(settings, whitening="locations" if grouped else "full")
+    if settings.adapt_below_target == "auto":
+        below = grouped and settings.static_length() is not None
+        settings = dataclasses.replace(settings, adapt_below_target=below)
     if settings.pilot == "auto" and not _gates(spec, settings, grouped):
         settings = dataclasses.replace(settings, pilot=False)
     if settings.chain_method is None and grouped and _chain_devices(settings.num_chains) > 1:

@@ -60,6 +60,9 @@ PILOT_CONDITION_MIN_GROUPS = 4
 # the chains that start afresh in re-whitened coordinates aim at least at this acceptance: at
 # 0.9, three simulated groups diverged 1-2 times on each of three seeds, at 0.95 not once
 REWHITENED_TARGET_ACCEPT = 0.95
+# SamplerSettings(adapt_below_target=True): the chains aim at twice the rejection rate the
+# target allows, never below this
+STATIC_ADAPTATION_FLOOR = 0.5
 # the key of the trajectory-length schedule that ``shared_jitter`` gives every chain and set
 JITTER_SCHEDULE_SEED = 20261206
 
@@ -74,10 +77,10 @@ class SamplerSettings:
         Chains, warmup iterations per chain (step size and dense mass matrix adaptation) and
         kept draws per chain.
     target_accept_prob : float, default 0.9
-        The acceptance rate each chain's step-size adaptation aims at in warmup. Static HMC
-        (``trajectory_length`` set) then runs every chain at the smallest step size any of
-        them adapted, so that a chain that adapted where the posterior is easy does not stick
-        where it is not.
+        The acceptance rate each chain's step-size adaptation aims at in warmup (in its second
+        half, :meth:`adaptation_target`). Static HMC (``trajectory_length`` set) then runs
+        every chain at the smallest step size any of them adapted, so that a chain that adapted
+        where the posterior is easy does not stick where it is not.
     dense_mass : bool or None, default None
         Adapt a dense mass matrix (in the whitened coordinates) rather than a diagonal one.
         ``None`` chooses dense for at most ``DENSE_MASS_MAX_DIM`` (16) parameters and diagonal
@@ -216,6 +219,17 @@ class SamplerSettings:
         tie). With ``progress_bar``, a run with a pilot runs as one program, with phase
         messages only; the choice half-way shows the bar, made between the staged fit's
         chunks.
+    adapt_below_target : bool or "auto", default "auto"
+        Static HMC only. True: from half-way through warmup (:meth:`gate_phases`) each
+        chain's step-size adaptation aims at twice the rejection rate that
+        ``target_accept_prob`` allows (:meth:`adaptation_target`: 0.8 for 0.9). The chains then
+        all run at the smallest step size any of them adapted, and in a grouped fit, whose
+        chains adapt step sizes up to 2x apart, that minimum leaves each chain accepting more
+        than it aimed at, so aiming at 0.9 buys only leapfrog steps (``benchmarks/RESULTS.md``).
+        The first half aims at ``target_accept_prob``, since the choice half-way reads its
+        draws; a pilot's and re-whitened chains aim at their own targets throughout.
+        ``"auto"``: True for a grouped fit, False elsewhere: one curve's chains adapt alike,
+        and ``fit_many``'s sets aiming lower drew more divergences on the Porian settings.
     shared_jitter : bool, default False
         Static HMC only: every chain draws its trajectory lengths from one schedule, the same
         for every chain (and, in :func:`bayes_scaling.engine.run_many`, every data set), in
@@ -242,6 +256,7 @@ class SamplerSettings:
     trajectory_length: float | str | None = "auto"
     whitening: str = "auto"
     pilot: bool | str = "auto"
+    adapt_below_target: bool | str = "auto"
     shared_jitter: bool = False
 
     def __post_init__(self) -> None:
@@ -288,6 +303,10 @@ class SamplerSettings:
             )
         if not (isinstance(self.pilot, bool) or self.pilot == "auto"):
             raise ValueError(f"pilot must be True, False or 'auto'; got {self.pilot!r}")
+        if not (isinstance(self.adapt_below_target, bool) or self.adapt_below_target == "auto"):
+            raise ValueError(
+                f"adapt_below_target must be True, False or 'auto'; got {self.adapt_below_target!r}"
+            )
         if (
             isinstance(self.max_tree_depth, bool)
             or not isinstance(self.max_tree_depth, int)
@@ -302,6 +321,26 @@ class SamplerSettings:
         unresolved, as outside a grouped fit, is NUTS)."""
         length = self.trajectory_length
         return None if length is None or isinstance(length, str) else float(length)
+
+    def adaptation_target(self) -> float:
+        """The acceptance rate each chain's step-size adaptation aims at in the second half of
+        warmup.
+
+        ``target_accept_prob``, or, for static HMC with ``adapt_below_target=True``, twice the
+        rejection rate it allows (``1 - 2 * (1 - target_accept_prob)``, not below
+        ``STATIC_ADAPTATION_FLOOR``).
+
+        Examples
+        --------
+        >>> SamplerSettings(trajectory_length=3.0).adaptation_target()
+        0.9
+        >>> SamplerSettings(trajectory_length=3.0, adapt_below_target=True).adaptation_target()
+        0.8
+        """
+        target = float(self.target_accept_prob)
+        if self.static_length() is None or self.adapt_below_target is not True:
+            return target
+        return max(round(1.0 - 2.0 * (1.0 - target), 12), STATIC_ADAPTATION_FLOOR)
 
     def pilot_phases(self) -> tuple[int, int, int]:
         """The pilot's warmup and kept draws per chain and the warmup after it (``pilot``).
@@ -329,6 +368,7 @@ class SamplerSettings:
             self,
             num_warmup=self.pilot_phases()[2],
             pilot=False,
+            adapt_below_target=False,
             target_accept_prob=max(self.target_accept_prob, REWHITENED_TARGET_ACCEPT),
         )
 
@@ -372,6 +412,7 @@ class SamplerSettings:
             self.trajectory_length,
             self.whitening,
             self.pilot,
+            self.adapt_below_target,
             self.shared_jitter,
         )
 

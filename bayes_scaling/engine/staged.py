@@ -136,7 +136,8 @@ def _rewhitened_potential(model, spec: ModelSpec, settings: SamplerSettings, arg
 def _chunk_program(model, spec: ModelSpec, settings: SamplerSettings, kernel: SamplerSettings):
     """``chunk(states, n, rng_key, x, y, group_index, mask, reference, ctx, moves=None)``: up to
     ``L`` iterations of the kernel that ``kernel`` sets up, in ``z`` or, given ``moves``, in
-    re-whitened coordinates."""
+    re-whitened coordinates, its step-size adaptation aiming at ``ctx["target"]`` (an
+    argument, so that the run can change it between chunks without compiling again)."""
     length, _ = chunk_plan(settings.num_warmup, settings.num_samples)
     method = settings.resolved_chain_method()
 
@@ -148,7 +149,7 @@ def _chunk_program(model, spec: ModelSpec, settings: SamplerSettings, kernel: Sa
             potential = _rewhitened_potential(model, spec, settings, args, rng_key, ctx)[0]
             potential = _moved(potential, moves["mean"], moves["factor"])
         d = ctx["mode_w"].shape[0]
-        init, sample_kernel = _kernel(potential, d, kernel)
+        init, sample_kernel = _kernel(potential, d, kernel, ctx["target"])
         # sets numpyro's adaptation schedule for sample_kernel; the state itself is unused
         init(jax.random.PRNGKey(0), jnp.zeros(d, ctx["mode_w"].dtype))
         step = _recorded(sample_kernel)
@@ -236,6 +237,8 @@ def staged_programs(spec: ModelSpec, settings: SamplerSettings, prior_samples: i
             "scale_w": f["scale_w"],
             "hessian": f["found"]["hessian"],
             "k_fit": f["k_fit"],
+            # the first half's aim; run_staged lowers it half-way (adapt_below_target)
+            "target": jnp.asarray(settings.target_accept_prob, f["mode"].dtype),
         }
         if f["information"] is not None:
             ctx["information"] = f["information"]
@@ -349,24 +352,29 @@ def run_staged(
         states, ctx, head = jax.block_until_ready(start(*args))
     W, S = settings.num_warmup, settings.num_samples
     length, plan = chunk_plan(W, S)
-    gated = gates(settings)
-    if gated:
-        half, window = settings.gate_phases()
+    half, window = settings.gate_phases()
+    lower = settings.adaptation_target()
+    if gates(settings):
         segments = [("warmup", half - window), ("read", window), ("warmup", W - half)]
         plan = _chunks(length, [*segments, ("sampling", S)])
+    elif lower != settings.target_accept_prob:
+        plan = _chunks(length, [("warmup", half), ("warmup", W - half), ("sampling", S)])
     kept: list[Any] = []
     seen: list[np.ndarray] = []
     moves: tuple[Any, ...] = ()
     extra: dict[str, Any] = {}
     progress.start_bar(W + S)
-    i = 0
+    i = ran = 0
     while i < len(plan):
         phase, n = plan[i]
         i += 1
         if phase == "sampling" and not kept and settings.static_length() is not None:
             states = _pooled_step_size(states)  # as the fused program does after warmup
+        if ran == half and not moves and lower != settings.target_accept_prob:
+            ctx = {**ctx, "target": jnp.asarray(lower, ctx["target"].dtype)}  # as _go_on does
         n_arg = jnp.asarray(n, jnp.int32)
         states, record = chunk(*_placed(chunk, states, n_arg, *args, ctx, *moves))
+        ran += n
         if phase == "sampling":
             kept.append(jax.tree.map(lambda a, n=n: np.asarray(a)[:, :n], record))
         elif phase == "read":
@@ -385,6 +393,7 @@ def run_staged(
                     states, moved = restart(*_placed(restart, per_chain, *args, ctx))
                     chunk = programs.get("chunk_again", states, n_arg, *args, ctx, moved)
                 moves = (moved,)
+                ctx = {**ctx, "target": jnp.asarray(again.target_accept_prob, ctx["target"].dtype)}
                 plan = plan[:i] + _chunks(length, [("warmup", again.num_warmup), ("sampling", S)])
                 progress.retotal(progress.done + again.num_warmup + S)
     out = tuple(np.concatenate([k[i] for k in kept], axis=1) for i in range(len(kept[0])))

@@ -90,6 +90,7 @@ def sample(
         settings.whitening,
         settings.pilot,
         rewhitened_target=settings.rewhitened().target_accept_prob,
+        adaptation_target=settings.adaptation_target(),
     )
 
 

@@ -43,12 +43,16 @@ def _groups_from_run(
     pilot: bool | str = False,
     *,
     rewhitened_target: float | None = None,
+    adaptation_target: float | None = None,
     warn: bool = True,
 ) -> dict[str, xr.Dataset]:
     """xarray groups from the arrays of one run of the compiled program.
 
     ``target_accept_prob`` (the target acceptance the run used; where it re-whitened,
-    ``rewhitened_target``, that of the re-whitened chains, which made the kept draws) and
+    ``rewhitened_target``, that of the re-whitened chains, which made the kept draws;
+    ``adaptation_target``, where the chains that made them aimed lower from half-way through
+    warmup, :meth:`bayes_scaling.engine.SamplerSettings.adaptation_target`, is recorded beside
+    it) and
     ``trajectory_length`` (static HMC's mean trajectory length; None for NUTS) are
     recorded in the posterior's attributes, where the diagnostics warnings and the report read
     them; so is ``whitening`` (the sampler's coordinates about the mode, ``"full"``,
@@ -82,6 +86,12 @@ def _groups_from_run(
         groups["posterior"].attrs["pilot"] = int(np.asarray(out["stats"]["pilot_rewhitened"]))
     if groups["posterior"].attrs.get("pilot") == 1 and rewhitened_target is not None:
         groups["posterior"].attrs["target_accept_prob"] = float(rewhitened_target)
+    elif (
+        method == "nuts"
+        and adaptation_target is not None
+        and adaptation_target != target_accept_prob
+    ):
+        groups["posterior"].attrs["adaptation_target"] = float(adaptation_target)
     if method == "nuts" and "offset_scaling" in out["stats"]:  # chosen at the mode
         power = float(np.asarray(out["stats"]["offset_scaling"]))
         groups["posterior"].attrs["offset_scaling"] = power
