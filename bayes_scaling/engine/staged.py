@@ -327,6 +327,21 @@ def _choice(programs: StagedPrograms, per_chain, args, ctx) -> dict[str, np.ndar
     }
 
 
+def _run_plan(settings: SamplerSettings) -> tuple[int, list[tuple[str, int]]]:
+    """:func:`chunk_plan` with the chunks stopped half-way through warmup where the run looks
+    at its draws there (``"read"``: the last ``window`` iterations before the half, :func:`gates`)
+    or where its chains aim lower from there (:meth:`SamplerSettings.adaptation_target`)."""
+    W, S = settings.num_warmup, settings.num_samples
+    length, plan = chunk_plan(W, S)
+    half, window = settings.gate_phases()
+    if gates(settings):
+        segments = [("warmup", half - window), ("read", window), ("warmup", W - half)]
+        return length, _chunks(length, [*segments, ("sampling", S)])
+    if settings.adaptation_target() != settings.target_accept_prob:
+        return length, _chunks(length, [("warmup", half), ("warmup", W - half), ("sampling", S)])
+    return length, plan
+
+
 def run_staged(
     programs: StagedPrograms,
     settings: SamplerSettings,
@@ -351,14 +366,9 @@ def run_staged(
     with progress.phase("finding the posterior mode and starting the chains"):
         states, ctx, head = jax.block_until_ready(start(*args))
     W, S = settings.num_warmup, settings.num_samples
-    length, plan = chunk_plan(W, S)
-    half, window = settings.gate_phases()
+    length, plan = _run_plan(settings)
+    half = settings.gate_phases()[0]
     lower = settings.adaptation_target()
-    if gates(settings):
-        segments = [("warmup", half - window), ("read", window), ("warmup", W - half)]
-        plan = _chunks(length, [*segments, ("sampling", S)])
-    elif lower != settings.target_accept_prob:
-        plan = _chunks(length, [("warmup", half), ("warmup", W - half), ("sampling", S)])
     kept: list[Any] = []
     seen: list[np.ndarray] = []
     moves: tuple[Any, ...] = ()
